@@ -1,0 +1,20 @@
+GO ?= go
+PKGS = ./...
+
+.PHONY: test race vet fuzz bench build
+build:
+	$(GO) build -o bin/ ./cmd/...
+test:
+	$(GO) test $(PKGS)
+race:
+	$(GO) test -race $(PKGS)
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./server/config/
+	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./httpproxy/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeKey -fuzztime 20s ./httpproxy/
+	$(GO) test -run '^$$' -fuzz FuzzLookup -fuzztime 20s ./hashring/
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./kv/ ./httpproxy/ ./hashring/

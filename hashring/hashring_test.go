@@ -1,0 +1,409 @@
+package hashring
+
+import (
+	"errors"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// bucketIDs returns "b1".."bn".
+func bucketIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "b" + strconv.Itoa(i+1)
+	}
+	return ids
+}
+
+func mustNew(t testing.TB, buckets []string, points int) *Ring {
+	t.Helper()
+	r, err := New(buckets, points)
+	if err != nil {
+		t.Fatalf("New(%v, %d): %v", buckets, points, err)
+	}
+	return r
+}
+
+func testKey(i int) []byte { return []byte("key-" + strconv.Itoa(i)) }
+
+// TestHashGolden pins the key hash. If it fails, every deployed key moves:
+// do not "fix" the constants.
+func TestHashGolden(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want uint64
+	}{
+		{"", 0xefd01f60ba992926},
+		{"a", 0x82a2a958a9bece5b},
+		{"b1#0", 0xeb08917d750c2ba6},
+		{"key-0", 0x18137ad031db6589},
+		{"tako", 0x2e83624f1651e05e},
+	} {
+		if got := Hash([]byte(c.in)); got != c.want {
+			t.Errorf("Hash(%q) = %#x, want %#x", c.in, got, c.want)
+		}
+	}
+}
+
+// TestHashIsFNV1aThenFmix64 checks the documented construction against the
+// standard library's FNV-1a.
+func TestHashIsFNV1aThenFmix64(t *testing.T) {
+	for i := range 200 {
+		key := testKey(i)[:i%8]
+		f := fnv.New64a()
+		f.Write(key)
+		if got, want := Hash(key), fmix64(f.Sum64()); got != want {
+			t.Fatalf("Hash(%q) = %#x, want fmix64(fnv1a) = %#x", key, got, want)
+		}
+	}
+}
+
+// TestGoldenPlacement pins preference lists for b1..b5, 120 points, 2 buckets
+// per key (checked against an independent implementation). Any change to the
+// hash, the point keys or the walk breaks it.
+func TestGoldenPlacement(t *testing.T) {
+	want := [20][2]int{
+		{2, 3}, {4, 3}, {4, 2}, {2, 3}, {3, 1}, {1, 2}, {4, 2}, {0, 4}, {3, 4}, {4, 0},
+		{1, 2}, {2, 4}, {4, 1}, {0, 2}, {0, 1}, {3, 1}, {2, 0}, {0, 4}, {1, 3}, {3, 1},
+	}
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	for i, w := range want {
+		if got := r.Lookup(nil, testKey(i), 2); !slices.Equal(got, w[:]) {
+			t.Errorf("Lookup(key-%d) = %v, want %v", i, got, w)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	check := func(buckets []string, points int, want error) {
+		t.Helper()
+		if _, err := New(buckets, points); !errors.Is(err, want) {
+			t.Errorf("New(%q, %d) = %v, want %v", buckets, points, err, want)
+		}
+	}
+	check(nil, DefaultPoints, ErrNoBuckets)
+	check([]string{}, DefaultPoints, ErrNoBuckets)
+	check([]string{"a", "b", "a"}, DefaultPoints, ErrDuplicateBucket)
+	check([]string{"a", ""}, DefaultPoints, ErrEmptyBucket)
+	check([]string{"a"}, 0, ErrPoints)
+	check([]string{"a"}, -1, ErrPoints)
+}
+
+func TestBucketsIsACopy(t *testing.T) {
+	ids := bucketIDs(3)
+	r := mustNew(t, ids, 4)
+	ids[0] = "changed"
+	got := r.Buckets()
+	got[1] = "changed"
+	if want := bucketIDs(3); !slices.Equal(r.Buckets(), want) || r.Bucket(0) != "b1" {
+		t.Fatalf("Buckets() = %v, want %v", r.Buckets(), want)
+	}
+}
+
+// TestBalance: primary load of 100k keys per bucket, within 15% of the mean.
+func TestBalance(t *testing.T) {
+	const keys = 100_000
+	for _, nb := range []int{5, 10} {
+		r := mustNew(t, bucketIDs(nb), DefaultPoints)
+		load := make([]int, nb)
+		var dst []int
+		for i := range keys {
+			dst = r.Lookup(dst[:0], testKey(i), 1)
+			load[dst[0]]++
+		}
+		mean := float64(keys) / float64(nb)
+		worst := float64(slices.Max(load))/mean - 1
+		t.Logf("%d buckets: max primary load %+.1f%% of mean, loads %v", nb, worst*100, load)
+		if worst > 0.15 {
+			t.Errorf("%d buckets: max load %+.1f%% of mean, want <= 15%%", nb, worst*100)
+		}
+	}
+}
+
+// TestMinimalMovement: adding a sixth bucket moves about 1/6 of primaries,
+// all of them onto the new bucket.
+func TestMinimalMovement(t *testing.T) {
+	const keys = 100_000
+	old := mustNew(t, bucketIDs(5), DefaultPoints)
+	grown := mustNew(t, bucketIDs(6), DefaultPoints)
+	moved := 0
+	var a, b []int
+	for i := range keys {
+		a = old.Lookup(a[:0], testKey(i), 1)
+		b = grown.Lookup(b[:0], testKey(i), 1)
+		from, to := old.Bucket(a[0]), grown.Bucket(b[0])
+		if from == to {
+			continue
+		}
+		moved++
+		if to != "b6" {
+			t.Fatalf("key-%d moved between old buckets %s -> %s", i, from, to)
+		}
+	}
+	frac := float64(moved) / keys
+	t.Logf("adding b6 to b1..b5 moved %.2f%% of primaries (ideal %.2f%%)", frac*100, 100.0/6)
+	if frac < 0.10 || frac > 0.25 {
+		t.Errorf("moved fraction %.3f, want in [0.10, 0.25]", frac)
+	}
+}
+
+func TestLookupDistinctAndCapped(t *testing.T) {
+	r := mustNew(t, bucketIDs(4), 8)
+	prefix := []int{42, 7}
+	for i := range 2000 {
+		for n := -1; n <= 6; n++ {
+			got := r.Lookup(slices.Clone(prefix), testKey(i), n)
+			if !slices.Equal(got[:2], prefix) {
+				t.Fatalf("Lookup clobbered dst prefix: %v", got)
+			}
+			checkPreference(t, got[2:], max(0, min(n, 4)), 4)
+		}
+		// A longer list extends a shorter one: replicas are a prefix.
+		if all, two := r.Lookup(nil, testKey(i), 4), r.Lookup(nil, testKey(i), 2); !slices.Equal(all[:2], two) {
+			t.Fatalf("Lookup(n=2) = %v is not a prefix of Lookup(n=4) = %v", two, all)
+		}
+	}
+}
+
+// checkPreference fails unless got holds want distinct indexes in [0, nb).
+func checkPreference(t testing.TB, got []int, want, nb int) {
+	t.Helper()
+	if len(got) != want {
+		t.Fatalf("got %d buckets %v, want %d", len(got), got, want)
+	}
+	for i, b := range got {
+		if b < 0 || b >= nb || slices.Contains(got[:i], b) {
+			t.Fatalf("bad preference list %v for %d buckets", got, nb)
+		}
+	}
+}
+
+func TestOwnsMatchesLookup(t *testing.T) {
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	for i := range 1000 {
+		for n := 0; n <= 6; n++ {
+			pref := r.Lookup(nil, testKey(i), n)
+			for b := -1; b <= 5; b++ {
+				if got, want := r.Owns(b, testKey(i), n), slices.Contains(pref, b); got != want {
+					t.Fatalf("Owns(%d, key-%d, %d) = %v, Lookup = %v", b, i, n, got, pref)
+				}
+			}
+		}
+	}
+}
+
+// TestCollidingPoints builds rings whose points collide and checks that
+// tie-breaking and the arc walk still agree with Lookup.
+func TestCollidingPoints(t *testing.T) {
+	r := &Ring{
+		buckets: bucketIDs(3),
+		hashes:  []uint64{10, 10, 10, 20, 20},
+		owners:  []int32{0, 1, 2, 1, 2},
+	}
+	check := func(h uint64, n int, want ...int) {
+		t.Helper()
+		if got := r.lookupHash(nil, h, n); !slices.Equal(got, want) {
+			t.Errorf("lookupHash(%d, %d) = %v, want %v", h, n, got, want)
+		}
+	}
+	check(5, 2, 0, 1)
+	check(10, 3, 0, 1, 2)
+	check(11, 2, 1, 2)
+	check(20, 3, 1, 2, 0)
+	check(21, 1, 0)
+	check(math.MaxUint64, 3, 0, 1, 2)
+	checkRangesAgainstLookup(t, r, []uint64{0, 9, 10, 11, 19, 20, 21, math.MaxUint64})
+
+	all := &Ring{buckets: bucketIDs(2), hashes: []uint64{7, 7}, owners: []int32{0, 1}}
+	if got, want := all.Ranges(1, 1), []Range(nil); !slices.Equal(got, want) {
+		t.Errorf("Ranges(1,1) = %v, want none", got)
+	}
+	if got := all.Ranges(0, 1); len(got) != 1 || got[0].Start != got[0].End {
+		t.Errorf("Ranges(0,1) = %v, want the whole ring", got)
+	}
+}
+
+// probes returns every point hash, its neighbours on both sides, both ends of
+// the hash space and some random hashes: the arc boundaries and their interiors.
+func probes(r *Ring, random int) []uint64 {
+	hs := []uint64{0, math.MaxUint64}
+	for _, h := range r.hashes {
+		hs = append(hs, h-1, h, h+1)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range random {
+		hs = append(hs, rng.Uint64())
+	}
+	return hs
+}
+
+// checkRangesAgainstLookup: b is among lookupHash(h, n) iff some Ranges(b, n)
+// contains h.
+func checkRangesAgainstLookup(t *testing.T, r *Ring, hs []uint64) {
+	t.Helper()
+	nb := len(r.buckets)
+	for n := 1; n <= nb; n++ {
+		for b := range nb {
+			ranges := r.Ranges(b, n)
+			for _, h := range hs {
+				inLookup := slices.Contains(r.lookupHash(nil, h, n), b)
+				inRanges := slices.ContainsFunc(ranges, func(g Range) bool { return g.Contains(h) })
+				if inLookup != inRanges {
+					t.Fatalf("n=%d b=%d h=%#x: in Lookup %v, in Ranges %v %v", n, b, h, inLookup, inRanges, ranges)
+				}
+			}
+		}
+	}
+}
+
+func TestRangesMatchLookup(t *testing.T) {
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	checkRangesAgainstLookup(t, r, probes(r, 2000))
+
+	// Through the public key path too.
+	for i := range 5000 {
+		h := Hash(testKey(i))
+		for b := range 5 {
+			in := slices.ContainsFunc(r.Ranges(b, 2), func(g Range) bool { return g.Contains(h) })
+			if in != r.Owns(b, testKey(i), 2) {
+				t.Fatalf("key-%d bucket %d: Ranges says %v, Owns disagrees", i, b, in)
+			}
+		}
+	}
+}
+
+func TestRangesShape(t *testing.T) {
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	for b := range 5 {
+		if got := r.Ranges(b, 5); len(got) != 1 || got[0].Start != got[0].End {
+			t.Errorf("Ranges(%d, all) = %v, want the whole ring", b, got)
+		}
+		// Merged arcs never touch: no range ends where the next starts.
+		got := r.Ranges(b, 2)
+		for i := range got {
+			if next := got[(i+1)%len(got)]; len(got) > 1 && got[i].End == next.Start {
+				t.Errorf("Ranges(%d, 2): %v and %v not merged", b, got[i], next)
+			}
+		}
+	}
+	if r.Ranges(0, 0) != nil || r.Ranges(-1, 2) != nil || r.Ranges(5, 2) != nil {
+		t.Error("Ranges of an empty replica set or a bad bucket should be nil")
+	}
+}
+
+func TestRangeContains(t *testing.T) {
+	check := func(g Range, h uint64, want bool) {
+		t.Helper()
+		if got := g.Contains(h); got != want {
+			t.Errorf("%+v.Contains(%d) = %v, want %v", g, h, got, want)
+		}
+	}
+	check(Range{10, 20}, 10, false)
+	check(Range{10, 20}, 11, true)
+	check(Range{10, 20}, 20, true)
+	check(Range{10, 20}, 21, false)
+	check(Range{20, 10}, 21, true)
+	check(Range{20, 10}, math.MaxUint64, true)
+	check(Range{20, 10}, 0, true)
+	check(Range{20, 10}, 10, true)
+	check(Range{20, 10}, 15, false)
+	check(Range{20, 10}, 20, false)
+	check(Range{5, 5}, 5, true)
+	check(Range{5, 5}, 0, true)
+}
+
+func TestNeighboursMatchLookup(t *testing.T) {
+	for _, c := range []struct{ buckets, points, n int }{
+		{5, DefaultPoints, 1}, {5, DefaultPoints, 2}, {5, DefaultPoints, 3},
+		{10, 2, 2}, {10, 3, 3}, {3, 1, 2},
+	} {
+		r := mustNew(t, bucketIDs(c.buckets), c.points)
+		// Brute force: union of preference lists at every probe hash.
+		want := make([][]int, c.buckets)
+		for _, h := range probes(r, 5000) {
+			pref := r.lookupHash(nil, h, c.n)
+			for _, b := range pref {
+				for _, x := range pref {
+					if x != b && !slices.Contains(want[b], x) {
+						want[b] = append(want[b], x)
+					}
+				}
+			}
+		}
+		for b := range c.buckets {
+			slices.Sort(want[b])
+			if got := r.Neighbours(b, c.n); !slices.Equal(got, want[b]) {
+				t.Errorf("%d buckets, %d points, n=%d: Neighbours(%d) = %v, brute force %v",
+					c.buckets, c.points, c.n, b, got, want[b])
+			}
+		}
+	}
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	if got := r.Neighbours(0, 5); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("Neighbours(0, all) = %v", got)
+	}
+	if r.Neighbours(0, 1) != nil || r.Neighbours(9, 2) != nil {
+		t.Error("Neighbours with n=1 or a bad bucket should be empty")
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	r := mustNew(t, bucketIDs(10), DefaultPoints)
+	key := testKey(7)
+	dst := make([]int, 0, 10)
+	check := func(name string, f func()) {
+		t.Helper()
+		if a := testing.AllocsPerRun(200, f); a != 0 {
+			t.Errorf("%s: %v allocs per run, want 0", name, a)
+		}
+	}
+	check("Hash", func() { Hash(key) })
+	check("Lookup n=3", func() { dst = r.Lookup(dst[:0], key, 3) })
+	check("Lookup n=10", func() { dst = r.Lookup(dst[:0], key, 10) })
+	check("Owns n=2", func() { r.Owns(4, key, 2) })
+	check("Owns n=9", func() { r.Owns(4, key, 9) })
+}
+
+// TestConcurrentReads exercises the immutability claim under -race.
+func TestConcurrentReads(t *testing.T) {
+	r := mustNew(t, bucketIDs(5), DefaultPoints)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			var dst []int
+			for i := range 500 {
+				dst = r.Lookup(dst[:0], testKey(g*500+i), 2)
+				r.Owns(dst[0], testKey(i), 2)
+			}
+			r.Neighbours(g, 2)
+			r.Ranges(g, 2)
+		})
+	}
+	wg.Wait()
+}
+
+func FuzzLookup(f *testing.F) {
+	f.Add([]byte("key-0"), 2)
+	f.Add([]byte(""), 1)
+	f.Add([]byte{0xff, 0, 0x80}, 5)
+	f.Add([]byte("tako"), -3)
+	f.Add([]byte("x"), 1<<40)
+	r := mustNew(f, bucketIDs(5), 16)
+	f.Fuzz(func(t *testing.T, key []byte, n int) {
+		got := r.Lookup(nil, key, n)
+		checkPreference(t, got, max(0, min(n, 5)), 5)
+		for b := range 5 {
+			if r.Owns(b, key, n) != slices.Contains(got, b) {
+				t.Fatalf("Owns(%d, %q, %d) disagrees with Lookup %v", b, key, n, got)
+			}
+		}
+	})
+}

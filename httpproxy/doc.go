@@ -1,0 +1,27 @@
+// Package httpproxy is Tako's HTTP API on fasthttp, served both by every
+// node (over its local store or the cluster) and by tako-proxy (over the
+// cluster): one Handler, any Backend.
+//
+// # API
+//
+//	POST|PUT /values/<key>   body is the value; optional X-Timestamp (µs);
+//	                         optional X-Write-Acks: one|quorum|all.
+//	                         200 with X-Timestamp of the record now current.
+//	GET|HEAD /values/<key>   200 value (application/octet-stream), X-Timestamp,
+//	                         Last-Modified; 404 when absent or deleted.
+//	DELETE   /values/<key>   writes a tombstone; 200 with X-Timestamp.
+//	GET      /stat/<key>     200 with the timestamp as body and headers; 404.
+//	GET      /health         200 "ok".
+//
+// The key is the raw rest of the path, percent-decoded by this package (not
+// fasthttp's normalised path, which would fold "//" and "/../" and corrupt
+// keys). Errors are a status and a one-line text reason: 400 bad input, 404,
+// 405, 413 value too large, 414 key too long, 503 replicas unavailable.
+//
+// # Concurrency and allocation
+//
+// fasthttp runs Serve on one goroutine per connection; Handler holds no
+// per-request state of its own. The GET path does not allocate: the value is
+// read into the response's own body buffer (Response.SwapBody) and header
+// values are formatted into stack buffers.
+package httpproxy

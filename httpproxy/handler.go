@@ -1,0 +1,328 @@
+package httpproxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tako-kv/tako/kv"
+	"github.com/valyala/fasthttp"
+)
+
+// ErrUnavailable is wrapped by backends when too few replicas answered; the
+// handler turns it into 503.
+var ErrUnavailable = errors.New("httpproxy: replicas unavailable")
+
+// Acks is how many replicas must durably acknowledge a write.
+type Acks uint8
+
+const (
+	AcksDefault Acks = iota // the deployment's write_acks
+	AcksOne
+	AcksQuorum
+	AcksAll
+)
+
+// ParseAcks parses "one", "quorum" or "all" ("" is AcksDefault).
+func ParseAcks(s string) (Acks, error) {
+	switch s {
+	case "":
+		return AcksDefault, nil
+	case "one":
+		return AcksOne, nil
+	case "quorum":
+		return AcksQuorum, nil
+	case "all":
+		return AcksAll, nil
+	}
+	return 0, fmt.Errorf("httpproxy: write acks %q: want one, quorum or all", s)
+}
+
+// Backend is what the HTTP API reads and writes: a node's local store or the
+// cluster behind a proxy. Implementations are safe for concurrent use.
+type Backend interface {
+	// Get returns key's current record (tombstones included) with the value
+	// appended to dst[:0]; kv.ErrNotFound when no replica has it.
+	Get(key, dst []byte) (kv.Record, error)
+	// Stat is Get without the value.
+	Stat(key []byte) (kv.Meta, error)
+	// Apply writes rec under last-write-wins and returns once acks replicas
+	// have it durably.
+	Apply(key []byte, rec kv.Record, acks Acks) (kv.Result, error)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Backend Backend
+	// Clock stamps writes that carry no X-Timestamp, in µs since the epoch.
+	// Default: the wall clock.
+	Clock func() int64
+	// MaxValueBytes bounds a value; larger bodies get 413. Default 64 MiB.
+	MaxValueBytes int
+	Logger        *slog.Logger
+}
+
+// Handler serves the HTTP API. See the package doc.
+type Handler struct {
+	cfg     Config
+	keyBufs sync.Pool // *[]byte holding a decoded key
+}
+
+// NewHandler returns a Handler over cfg.Backend.
+func NewHandler(cfg Config) *Handler {
+	if cfg.Clock == nil {
+		cfg.Clock = func() int64 { return time.Now().UnixMicro() }
+	}
+	if cfg.MaxValueBytes <= 0 {
+		cfg.MaxValueBytes = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg}
+	h.keyBufs.New = func() any { b := make([]byte, 0, 128); return &b }
+	return h
+}
+
+// NewServer returns a fasthttp server running h, sized for h's limits.
+func (h *Handler) NewServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler: h.Serve,
+		Name:    "tako",
+		// The request line carries the key: a 64 KiB key percent-encoded is
+		// up to 192 KiB. Longer lines are refused by fasthttp itself.
+		ReadBufferSize:        3*kv.MaxKeyLen + 8<<10,
+		MaxRequestBodySize:    h.cfg.MaxValueBytes,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		IdleTimeout:           2 * time.Minute,
+		CloseOnShutdown:       true,
+		Logger:                slogPrinter{h.cfg.Logger},
+		ErrorHandler:          parseError,
+	}
+}
+
+// parseError answers requests fasthttp could not parse, with the right
+// status and a one-line reason.
+func parseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		textError(ctx, fasthttp.StatusRequestEntityTooLarge, "value larger than the configured maximum")
+	case errors.As(err, &small):
+		textError(ctx, fasthttp.StatusRequestURITooLong, "request line or headers too long")
+	default:
+		textError(ctx, fasthttp.StatusBadRequest, "malformed request: "+err.Error())
+	}
+}
+
+var (
+	prefixValues   = []byte("/values/")
+	prefixStat     = []byte("/stat/")
+	pathHealth     = []byte("/health")
+	hdrTimestamp   = []byte("X-Timestamp")
+	hdrWriteAcks   = []byte("X-Write-Acks")
+	hdrContentType = []byte("application/octet-stream")
+)
+
+// Serve is the fasthttp request handler.
+func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
+	uri := ctx.Request.Header.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	switch {
+	case bytes.HasPrefix(uri, prefixValues):
+		h.withKey(ctx, uri[len(prefixValues):], h.serveValues)
+	case bytes.HasPrefix(uri, prefixStat):
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		h.withKey(ctx, uri[len(prefixStat):], h.serveStat)
+	case bytes.Equal(uri, pathHealth):
+		ctx.SetBodyString("ok\n")
+	default:
+		textError(ctx, fasthttp.StatusNotFound, "no such path; use /values/<key>, /stat/<key> or /health")
+	}
+}
+
+// withKey decodes the raw key and calls serve with it.
+func (h *Handler) withKey(ctx *fasthttp.RequestCtx, raw []byte, serve func(*fasthttp.RequestCtx, []byte)) {
+	kb := h.keyBufs.Get().(*[]byte)
+	defer h.keyBufs.Put(kb)
+	key, err := decodeKey((*kb)[:0], raw)
+	*kb = key
+	switch {
+	case err != nil:
+		textError(ctx, fasthttp.StatusBadRequest, err.Error())
+	case len(key) == 0:
+		textError(ctx, fasthttp.StatusBadRequest, "empty key")
+	case len(key) > kv.MaxKeyLen:
+		textError(ctx, fasthttp.StatusRequestURITooLong, "key longer than 65536 bytes")
+	default:
+		serve(ctx, key)
+	}
+}
+
+func (h *Handler) serveValues(ctx *fasthttp.RequestCtx, key []byte) {
+	switch {
+	case ctx.IsGet(), ctx.IsHead():
+		h.get(ctx, key)
+	case ctx.IsPost(), ctx.IsPut():
+		h.write(ctx, key, false)
+	case ctx.IsDelete():
+		h.write(ctx, key, true)
+	default:
+		methodNotAllowed(ctx, "GET, HEAD, POST, PUT, DELETE")
+	}
+}
+
+func (h *Handler) get(ctx *fasthttp.RequestCtx, key []byte) {
+	// Read straight into the response's body buffer: no copy, no allocation.
+	buf := ctx.Response.SwapBody(nil)
+	rec, err := h.cfg.Backend.Get(key, buf[:0])
+	if err == nil && rec.Tombstone {
+		err = kv.ErrNotFound
+	}
+	if err != nil {
+		ctx.Response.SwapBody(buf)
+		h.backendError(ctx, err)
+		return
+	}
+	ctx.Response.SwapBody(rec.Value)
+	ctx.Response.Header.SetContentTypeBytes(hdrContentType)
+	setTimestamp(ctx, rec.TS)
+}
+
+func (h *Handler) serveStat(ctx *fasthttp.RequestCtx, key []byte) {
+	m, err := h.cfg.Backend.Stat(key)
+	if err == nil && m.Tombstone {
+		err = kv.ErrNotFound
+	}
+	if err != nil {
+		h.backendError(ctx, err)
+		return
+	}
+	setTimestamp(ctx, m.TS)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	var b [24]byte
+	ctx.Response.AppendBody(strconv.AppendInt(b[:0], m.TS, 10))
+	ctx.Response.AppendBodyString("\n")
+}
+
+func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
+	ts, ok, err := parseTimestamp(ctx.Request.Header.PeekBytes(hdrTimestamp))
+	if err != nil {
+		textError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if !ok {
+		ts = h.cfg.Clock()
+	}
+	acks, err := ParseAcks(string(ctx.Request.Header.PeekBytes(hdrWriteAcks)))
+	if err != nil {
+		textError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	rec := kv.Record{TS: ts, Tombstone: tombstone}
+	if !tombstone {
+		rec.Value = ctx.PostBody()
+		if len(rec.Value) > h.cfg.MaxValueBytes {
+			textError(ctx, fasthttp.StatusRequestEntityTooLarge, "value larger than the configured maximum")
+			return
+		}
+	}
+	res, err := h.cfg.Backend.Apply(key, rec, acks)
+	if err != nil {
+		h.backendError(ctx, err)
+		return
+	}
+	setTimestamp(ctx, res.TS)
+}
+
+// parseTimestamp parses an X-Timestamp value: decimal µs since the epoch.
+func parseTimestamp(v []byte) (ts int64, ok bool, err error) {
+	if len(v) == 0 {
+		return 0, false, nil
+	}
+	neg := v[0] == '-'
+	digits := v
+	if neg {
+		digits = v[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false, fmt.Errorf("bad X-Timestamp %q: want decimal microseconds", v)
+	}
+	var u uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false, fmt.Errorf("bad X-Timestamp %q: want decimal microseconds", v)
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	if u > 1<<63-1 {
+		return 0, false, fmt.Errorf("bad X-Timestamp %q: out of range", v)
+	}
+	ts = int64(u)
+	if neg {
+		ts = -ts
+	}
+	return ts, true, nil
+}
+
+func setTimestamp(ctx *fasthttp.RequestCtx, ts int64) {
+	var b [24]byte
+	ctx.Response.Header.SetCanonical(hdrTimestamp, strconv.AppendInt(b[:0], ts, 10))
+	ctx.Response.Header.SetLastModified(time.UnixMicro(ts))
+}
+
+func (h *Handler) backendError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		textError(ctx, fasthttp.StatusNotFound, "not found")
+	case errors.Is(err, kv.ErrKeyTooLong):
+		textError(ctx, fasthttp.StatusRequestURITooLong, err.Error())
+	case errors.Is(err, kv.ErrKeyEmpty):
+		textError(ctx, fasthttp.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		textError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+	default:
+		h.cfg.Logger.Error("request failed", "method", ctx.Method(), "uri", ctx.RequestURI(), "err", err)
+		textError(ctx, fasthttp.StatusInternalServerError, err.Error())
+	}
+}
+
+func textError(ctx *fasthttp.RequestCtx, status int, reason string) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.AppendBodyString(reason)
+	ctx.Response.AppendBodyString("\n")
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	textError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; allowed: "+allow)
+}
+
+// Listen opens a TCP listener for the HTTP API, so a taken port is reported
+// before serving starts.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpproxy: listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

@@ -1,0 +1,255 @@
+package httpproxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tako-kv/tako/kv"
+)
+
+// storeBackend is the simplest Backend: one local store.
+type storeBackend struct{ *kv.Store }
+
+func (b storeBackend) Apply(key []byte, rec kv.Record, _ Acks) (kv.Result, error) {
+	return b.Store.Apply(key, rec)
+}
+
+func newStore(t testing.TB) *kv.Store {
+	t.Helper()
+	s, err := kv.Open("db", kv.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// startServer serves a Handler over a fresh store on 127.0.0.1 and returns
+// its base URL.
+func startServer(t *testing.T, maxValue int) string {
+	t.Helper()
+	h := NewHandler(Config{Backend: storeBackend{newStore(t)}, MaxValueBytes: maxValue,
+		Clock: func() int64 { return 1_700_000_000_000_000 }})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h.NewServer()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+type reply struct {
+	status int
+	body   []byte
+	header http.Header
+}
+
+func do(t *testing.T, method, url string, body []byte, hdr ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{resp.StatusCode, b, resp.Header}
+}
+
+func TestValuesRoundTrip(t *testing.T) {
+	base := startServer(t, 16<<20)
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	big := make([]byte, 8<<20)
+	for i := range big {
+		big[i] = byte(i * 31 >> 7)
+	}
+	f := func(path, wantKey string, val []byte) {
+		t.Helper()
+		if r := do(t, "POST", base+"/values/"+path, val); r.status != 200 || r.header.Get("X-Timestamp") == "" {
+			t.Fatalf("POST %s: %d %s", path, r.status, r.body)
+		}
+		r := do(t, "GET", base+"/values/"+path, nil)
+		if r.status != 200 || !bytes.Equal(r.body, val) {
+			t.Fatalf("GET %s: %d, %d bytes (want %d)", path, r.status, len(r.body), len(val))
+		}
+		if r.header.Get("Content-Type") != "application/octet-stream" || r.header.Get("Last-Modified") == "" {
+			t.Errorf("GET %s headers %v", path, r.header)
+		}
+		// The stored key is the decoded one: reading it re-encoded works too.
+		enc := string(AppendEscapedKey(nil, []byte(wantKey)))
+		if r := do(t, "GET", base+"/values/"+enc, nil); !bytes.Equal(r.body, val) {
+			t.Errorf("GET re-encoded %s: %d", enc, r.status)
+		}
+	}
+	f("all-bytes", "all-bytes", all)
+	f("empty", "empty", []byte{})
+	f("big", "big", big)
+	f("a%2Fb", "a/b", []byte("slash"))
+	f("dir/sub//x", "dir/sub//x", []byte("raw slashes are kept"))
+	f("%E3%82%BF%E3%82%B3", "タコ", []byte("unicode"))
+	f("plus+sign", "plus+sign", []byte("plus"))
+}
+
+func TestTimestampsAndDelete(t *testing.T) {
+	base := startServer(t, 1<<20)
+	k := base + "/values/k"
+	if r := do(t, "PUT", k, []byte("new"), "X-Timestamp", "2000"); r.status != 200 || r.header.Get("X-Timestamp") != "2000" {
+		t.Fatalf("put: %d %v", r.status, r.header)
+	}
+	// An older write loses and reports the stored timestamp.
+	if r := do(t, "POST", k, []byte("old"), "X-Timestamp", "1000"); r.status != 200 || r.header.Get("X-Timestamp") != "2000" {
+		t.Fatalf("older post: %d %v", r.status, r.header)
+	}
+	if r := do(t, "GET", k, nil); string(r.body) != "new" {
+		t.Fatalf("get after older write: %q", r.body)
+	}
+	if r := do(t, "HEAD", k, nil); r.status != 200 || r.header.Get("Content-Length") != "3" || len(r.body) != 0 {
+		t.Fatalf("head: %d %v %q", r.status, r.header, r.body)
+	}
+	if r := do(t, "GET", base+"/stat/k", nil); r.status != 200 || string(r.body) != "2000\n" {
+		t.Fatalf("stat: %d %q", r.status, r.body)
+	}
+	if r := do(t, "DELETE", k, nil, "X-Timestamp", "3000"); r.status != 200 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	for _, p := range []string{k, base + "/stat/k"} {
+		if r := do(t, "GET", p, nil); r.status != 404 {
+			t.Fatalf("GET %s after delete: %d", p, r.status)
+		}
+	}
+	// Without X-Timestamp the clock stamps the write.
+	if r := do(t, "POST", base+"/values/c", []byte("x")); r.header.Get("X-Timestamp") != "1700000000000000" {
+		t.Fatalf("clock stamp: %v", r.header)
+	}
+}
+
+// rawDo sends one request as written, for URLs net/http refuses to send.
+func rawDo(t *testing.T, base, method, path string, body []byte, hdr ...string) reply {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n", method, path, len(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		fmt.Fprintf(&req, "%s: %s\r\n", hdr[i], hdr[i+1])
+	}
+	req.WriteString("Connection: close\r\n\r\n")
+	req.Write(body)
+	if _, err := conn.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, b, resp.Header}
+}
+
+func TestBadRequests(t *testing.T) {
+	base := startServer(t, 1024)
+	f := func(method, path string, body []byte, status int, reason string, hdr ...string) {
+		t.Helper()
+		r := rawDo(t, base, method, path, body, hdr...)
+		if r.status != status || !strings.Contains(string(r.body), reason) {
+			t.Errorf("%s %s: %d %q, want %d containing %q", method, path, r.status, r.body, status, reason)
+		}
+	}
+	f("POST", "/values/k", nil, 400, "bad X-Timestamp", "X-Timestamp", "yesterday")
+	f("POST", "/values/k", nil, 400, "bad X-Timestamp", "X-Timestamp", "99999999999999999999")
+	f("POST", "/values/k", nil, 400, "write acks", "X-Write-Acks", "most")
+	f("POST", "/values/k", make([]byte, 2048), 413, "larger than")
+	f("GET", "/values/", nil, 400, "empty key")
+	f("GET", "/values/a%zz", nil, 400, "percent-encoding")
+	f("GET", "/values/a%2", nil, 400, "percent-encoding")
+	f("GET", "/values/missing", nil, 404, "not found")
+	f("GET", "/nothing", nil, 404, "no such path")
+	f("PATCH", "/values/k", nil, 405, "method not allowed")
+	f("POST", "/stat/k", nil, 405, "method not allowed")
+	f("GET", "/values/"+strings.Repeat("k", kv.MaxKeyLen+1), nil, 414, "key longer")
+	f("GET", "/values/"+strings.Repeat("%41", kv.MaxKeyLen+1), nil, 414, "")
+	f("GET", "/health", nil, 200, "ok")
+}
+
+func TestGetDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations differ under -race")
+	}
+	s := newStore(t)
+	if _, err := s.Apply([]byte("key"), kv.Record{TS: 1, Value: make([]byte, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(Config{Backend: storeBackend{s}})
+	ctx := newCtx("GET", "/values/key")
+	h.Serve(ctx)
+	if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 100 {
+		t.Fatalf("setup GET: %d", ctx.Response.StatusCode())
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		ctx.Response.Reset()
+		h.Serve(ctx)
+	})
+	if allocs != 0 {
+		t.Fatalf("GET allocates %.1f per request", allocs)
+	}
+}
+
+func FuzzDecodeKey(f *testing.F) {
+	for _, s := range []string{"abc", "a%2Fb", "%", "%4", "%zz", "%E3%82%BF", "+"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		key, err := decodeKey(nil, raw)
+		if err == nil && len(key) > len(raw) {
+			t.Fatalf("decoded key longer than input")
+		}
+		enc := AppendEscapedKey(nil, raw)
+		back, err := decodeKey(nil, enc)
+		if err != nil || !bytes.Equal(back, raw) {
+			t.Fatalf("escape round trip of %q: %q, %v", raw, back, err)
+		}
+	})
+}
+
+func FuzzServe(f *testing.F) {
+	for _, s := range []string{"/values/a", "/stat/a%20b", "/values/%", "/health", "/values/?x"} {
+		f.Add("GET", s)
+		f.Add("POST", s)
+	}
+	s := newStore(f)
+	h := NewHandler(Config{Backend: storeBackend{s}})
+	f.Fuzz(func(t *testing.T, method, uri string) {
+		ctx := newCtx(method, uri)
+		h.Serve(ctx)
+		if code := ctx.Response.StatusCode(); code < 200 || code > 599 {
+			t.Fatalf("status %d", code)
+		}
+	})
+}

@@ -1,0 +1,249 @@
+package kv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func openMem(t testing.TB, fs vfs.FS) *Store {
+	t.Helper()
+	if fs == nil {
+		fs = vfs.NewMem()
+	}
+	s, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustApply(t *testing.T, s *Store, key string, rec Record) Result {
+	t.Helper()
+	res, err := s.Apply([]byte(key), rec)
+	if err != nil {
+		t.Fatalf("apply %q: %v", key, err)
+	}
+	return res
+}
+
+func mustGet(t *testing.T, s *Store, key string) Record {
+	t.Helper()
+	rec, err := s.Get([]byte(key), nil)
+	if err != nil {
+		t.Fatalf("get %q: %v", key, err)
+	}
+	return rec
+}
+
+func TestLastWriteWins(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+
+	type step struct {
+		rec     Record
+		applied bool
+		ts      int64 // current timestamp reported
+	}
+	f := func(name string, steps []step, want Record) {
+		t.Helper()
+		key := name
+		for i, st := range steps {
+			res := mustApply(t, s, key, st.rec)
+			if res.Applied != st.applied || res.TS != st.ts {
+				t.Errorf("%s step %d: got %+v, want applied=%v ts=%d", name, i, res, st.applied, st.ts)
+			}
+		}
+		got := mustGet(t, s, key)
+		if got.TS != want.TS || got.Tombstone != want.Tombstone || !bytes.Equal(got.Value, want.Value) {
+			t.Errorf("%s: stored %+v, want %+v", name, got, want)
+		}
+	}
+	v := func(ts int64, s string) Record { return Record{TS: ts, Value: []byte(s)} }
+	tomb := func(ts int64) Record { return Record{TS: ts, Tombstone: true} }
+
+	f("newer-replaces", []step{{v(10, "a"), true, 10}, {v(20, "b"), true, 20}}, v(20, "b"))
+	f("older-refused", []step{{v(20, "b"), true, 20}, {v(10, "a"), false, 20}}, v(20, "b"))
+	f("tie-greater-bytes-first", []step{{v(5, "z"), true, 5}, {v(5, "a"), false, 5}}, v(5, "z"))
+	f("tie-greater-bytes-second", []step{{v(5, "a"), true, 5}, {v(5, "z"), true, 5}}, v(5, "z"))
+	f("identical-is-current", []step{{v(5, "a"), true, 5}, {v(5, "a"), true, 5}}, v(5, "a"))
+	f("tombstone-beats-older", []step{{v(10, "a"), true, 10}, {tomb(11), true, 11}, {v(10, "a"), false, 11}}, tomb(11))
+	f("tombstone-wins-tie", []step{{v(7, "a"), true, 7}, {tomb(7), true, 7}, {v(7, "zz"), false, 7}}, tomb(7))
+	f("newer-beats-tombstone", []step{{tomb(3), true, 3}, {v(4, "back"), true, 4}}, v(4, "back"))
+	f("empty-value", []step{{v(1, ""), true, 1}}, v(1, ""))
+	f("negative-ts", []step{{v(-5, "neg"), true, -5}, {v(-6, "older"), false, -5}}, v(-5, "neg"))
+}
+
+func TestNotFoundAndKeyChecks(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+	if _, err := s.Get([]byte("nope"), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get absent: %v", err)
+	}
+	if _, err := s.Stat([]byte("nope")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stat absent: %v", err)
+	}
+	if _, err := s.Apply(nil, Record{TS: 1}); !errors.Is(err, ErrKeyEmpty) {
+		t.Fatalf("empty key: %v", err)
+	}
+	if _, err := s.Apply(make([]byte, MaxKeyLen+1), Record{TS: 1}); !errors.Is(err, ErrKeyTooLong) {
+		t.Fatalf("long key: %v", err)
+	}
+	long := bytes.Repeat([]byte{0xff}, MaxKeyLen)
+	if _, err := s.Apply(long, Record{TS: 1, Value: []byte("x")}); err != nil {
+		t.Fatalf("max key: %v", err)
+	}
+	m, err := s.Stat(long)
+	if err != nil || m.TS != 1 || m.Tombstone {
+		t.Fatalf("stat max key: %+v %v", m, err)
+	}
+}
+
+func TestCompressionRoundTrip(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+	text := bytes.Repeat([]byte("tako stores keys and values; "), 4000)
+	random := make([]byte, 180<<10)
+	for i := range random {
+		random[i] = byte(rand.Uint32())
+	}
+	for name, val := range map[string][]byte{"text": text, "random": random, "small": []byte("x")} {
+		mustApply(t, s, name, Record{TS: 1, Value: val})
+		if got := mustGet(t, s, name); !bytes.Equal(got.Value, val) {
+			t.Errorf("%s: value differs after round trip (%d vs %d bytes)", name, len(got.Value), len(val))
+		}
+	}
+	if c := compressInto(nil, text); c == nil || len(c) > len(text)/4 {
+		t.Errorf("text did not compress well: %d of %d", len(c), len(text))
+	}
+	if c := compressInto(nil, random); c != nil {
+		t.Errorf("random data stored compressed")
+	}
+}
+
+func TestScanOrderAndBounds(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+	for i := range 20 {
+		mustApply(t, s, fmt.Sprintf("k%02d", i), Record{TS: int64(i + 1), Value: []byte{byte(i)}})
+	}
+	mustApply(t, s, "k05", Record{TS: 100, Tombstone: true})
+	var keys []string
+	err := s.Scan([]byte("k03"), []byte("k08"), func(k []byte, r Record) error {
+		keys = append(keys, fmt.Sprintf("%s:%v", k, r.Tombstone))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[k03:false k04:false k05:true k06:false k07:false]"
+	if fmt.Sprint(keys) != want {
+		t.Fatalf("scan = %v, want %s", keys, want)
+	}
+	n := 0
+	stop := errors.New("stop")
+	if err := s.Scan(nil, nil, func([]byte, Record) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("stop scan: n=%d err=%v", n, err)
+	}
+}
+
+func TestApplyAsyncAndClose(t *testing.T) {
+	s := openMem(t, nil)
+	key := []byte("async")
+	val := []byte("value")
+	done := make(chan Result, 1)
+	s.ApplyAsync(key, Record{TS: 9, Value: val}, func(r Result, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	})
+	copy(val, "XXXXX") // the store must have copied the value
+	if r := <-done; !r.Applied || r.TS != 9 {
+		t.Fatalf("async result %+v", r)
+	}
+	if got := mustGet(t, s, "async"); string(got.Value) != "value" {
+		t.Fatalf("async stored %q", got.Value)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(key, Record{TS: 10}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("apply after close: %v", err)
+	}
+}
+
+// TestConcurrentWritersDurable runs many writers at once, some racing on the
+// same keys, and checks after a reopen that every acknowledged write is there
+// and that each contended key holds its newest write.
+func TestConcurrentWritersDurable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 64, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				key := fmt.Appendf(nil, "w%02d-%03d", w, i)
+				if _, err := s.Apply(key, Record{TS: int64(i + 1), Value: key}); err != nil {
+					t.Error(err)
+					return
+				}
+				// Contended key: writer w writes timestamp w*each+i.
+				if _, err := s.Apply([]byte("hot"), Record{TS: int64(w*each + i), Value: key}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	count := 0
+	err = s.Scan([]byte("w"), []byte("x"), func(k []byte, r Record) error {
+		if !bytes.Equal(k, r.Value) {
+			return fmt.Errorf("key %q holds %q", k, r.Value)
+		}
+		count++
+		return nil
+	})
+	if err != nil || count != writers*each {
+		t.Fatalf("after reopen: %d records, err %v", count, err)
+	}
+	if hot := mustGet(t, s, "hot"); hot.TS != writers*each-1 {
+		t.Fatalf("hot key ts %d, want %d", hot.TS, writers*each-1)
+	}
+}
+
+func TestNewerIsTotalOrder(t *testing.T) {
+	recs := []Record{{TS: 1, Value: []byte("a")}, {TS: 1, Value: []byte("b")}, {TS: 1, Tombstone: true},
+		{TS: 2}, {TS: 2, Value: []byte("a")}, {TS: 0, Value: []byte("zz")}}
+	for _, a := range recs {
+		if Newer(a, a) {
+			t.Errorf("Newer(%v, itself)", a)
+		}
+		for _, b := range recs {
+			same := a.TS == b.TS && a.Tombstone == b.Tombstone && bytes.Equal(a.Value, b.Value)
+			if !same && Newer(a, b) == Newer(b, a) {
+				t.Errorf("Newer not antisymmetric for %v, %v", a, b)
+			}
+		}
+	}
+}

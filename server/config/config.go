@@ -1,0 +1,255 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// ErrInvalid is wrapped by every error Parse, Load and Validate return for a
+// document that is not a valid configuration.
+var ErrInvalid = errors.New("config: invalid")
+
+// Defaults applied by Parse to keys that are absent (or null).
+const (
+	DefaultHealingInterval = 24 * time.Hour
+	DefaultBucketsPerKey   = 1
+	DefaultRingPoints      = 120 // the original implementation's points per bucket
+	DefaultWriteAcks       = WriteAcksQuorum
+	DefaultSync            = SyncAlways
+	DefaultSyncInterval    = 10 * time.Millisecond
+	DefaultMaxValueBytes   = 64 << 20
+	DefaultCacheBytes      = 256 << 20
+	DefaultMemtableBytes   = 64 << 20
+)
+
+// Limits enforced by Validate.
+const (
+	MaxRingPoints    = 10000   // per bucket; the ring holds buckets*points entries
+	MaxValueBytesCap = 1 << 30 // values travel in one peer frame
+	MinStoreBytes    = 1 << 20 // floor for cache_bytes and memtable_bytes
+	MaxMemtableBytes = 4<<30 - 1
+)
+
+// Deployment.WriteAcks values: how many of a key's replicas must acknowledge
+// a write before it is reported as successful.
+const (
+	WriteAcksOne    = "one"
+	WriteAcksQuorum = "quorum"
+	WriteAcksAll    = "all"
+)
+
+// Storage.Sync values: when the store fsyncs its write-ahead log.
+const (
+	SyncAlways   = "always"   // before acknowledging each (group-committed) write
+	SyncInterval = "interval" // every Storage.SyncInterval
+	SyncNone     = "none"     // leave it to the OS
+)
+
+// Addr is a coordinator's address.
+type Addr struct {
+	Host string
+	Port int
+}
+
+// String returns "host:port" ("[v6addr]:port" for IPv6).
+func (a Addr) String() string { return joinHostPort(a.Host, a.Port) }
+
+// Node is one tako-node process: it belongs to Bucket within a deployment,
+// serves HTTP on HTTPPort and the peer protocol on PeerPort.
+type Node struct {
+	ID, Bucket, Host string
+	HTTPPort         int
+	PeerPort         int
+}
+
+// HTTPAddr returns "host:http_port".
+func (n Node) HTTPAddr() string { return joinHostPort(n.Host, n.HTTPPort) }
+
+// PeerAddr returns "host:peer_port".
+func (n Node) PeerAddr() string { return joinHostPort(n.Host, n.PeerPort) }
+
+// sameAddress reports whether two entries of one node id agree on where the
+// process listens (the bucket may differ between deployments).
+func (n Node) sameAddress(o Node) bool {
+	return n.Host == o.Host && n.HTTPPort == o.HTTPPort && n.PeerPort == o.PeerPort
+}
+
+// Bucket is a group of nodes that mirror each other. Nodes are sorted by ID.
+type Bucket struct {
+	ID    string
+	Nodes []Node
+}
+
+// Deployment is one named cluster layout. Buckets are sorted by ID.
+type Deployment struct {
+	Name              string
+	ReadRepair        bool
+	BackgroundHealing bool
+	HealingInterval   time.Duration // background_healing_interval
+	BucketsPerKey     int           // hash.buckets_per_key
+	RingPoints        int           // hash.points: ring points per bucket
+	WriteAcks         string        // WriteAcksOne, WriteAcksQuorum or WriteAcksAll
+	Buckets           []Bucket
+}
+
+// FindNode returns the node with the given id in this deployment.
+func (d *Deployment) FindNode(id string) (Node, bool) {
+	if d == nil {
+		return Node{}, false
+	}
+	for _, b := range d.Buckets {
+		for _, n := range b.Nodes {
+			if n.ID == id {
+				return n, true
+			}
+		}
+	}
+	return Node{}, false
+}
+
+// Nodes returns a new slice of all nodes of the deployment sorted by ID.
+func (d *Deployment) Nodes() []Node {
+	if d == nil {
+		return nil
+	}
+	var out []Node
+	for _, b := range d.Buckets {
+		out = append(out, b.Nodes...)
+	}
+	sortNodes(out)
+	return out
+}
+
+// Storage configures every node's embedded store (the top-level `storage:`
+// section; Tako's addition to the seed format).
+type Storage struct {
+	Sync          string        // SyncAlways, SyncInterval or SyncNone
+	SyncInterval  time.Duration // used when Sync == SyncInterval
+	MaxValueBytes int64
+	CacheBytes    int64 // Pebble block cache
+	MemtableBytes int64
+}
+
+// DefaultStorage returns the storage settings used when `storage:` is absent.
+func DefaultStorage() Storage {
+	return Storage{
+		Sync:          DefaultSync,
+		SyncInterval:  DefaultSyncInterval,
+		MaxValueBytes: DefaultMaxValueBytes,
+		CacheBytes:    DefaultCacheBytes,
+		MemtableBytes: DefaultMemtableBytes,
+	}
+}
+
+// Config is a whole cluster configuration. See the package doc for the
+// invariants Parse establishes and the concurrency rules.
+type Config struct {
+	MasterCoordinator string
+	Coordinators      map[string]Addr
+	Active            string // active_deployment
+	Target            string // target_deployment, "" when no migration runs
+	Deployments       map[string]*Deployment
+	Storage           Storage
+	Version           string // set by Parse: hash of the canonical JSON
+}
+
+// Parse reads a configuration document (YAML, or the same document as JSON),
+// applies defaults, validates it and sets Version.
+func Parse(data []byte) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := c.JSON()
+	if err != nil {
+		return nil, err
+	}
+	c.Version = versionOf(js)
+	return c, nil
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err // *fs.PathError already names the path
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, &pathError{path: path, err: err}
+	}
+	return c, nil
+}
+
+// pathError prefixes an error with the file it came from, like a compiler:
+// "etc/tako.yaml: config: deployment ...".
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *pathError) Unwrap() error { return e.err }
+
+// ActiveDeployment returns the active deployment (nil only for a Config that
+// has not been validated).
+func (c *Config) ActiveDeployment() *Deployment { return c.Deployments[c.Active] }
+
+// TargetDeployment returns the deployment being migrated to, or nil.
+func (c *Config) TargetDeployment() *Deployment {
+	if c.Target == "" {
+		return nil
+	}
+	return c.Deployments[c.Target]
+}
+
+// FindNode looks the node up in the active deployment, then in the target.
+func (c *Config) FindNode(id string) (Node, bool) {
+	if n, ok := c.ActiveDeployment().FindNode(id); ok {
+		return n, true
+	}
+	return c.TargetDeployment().FindNode(id)
+}
+
+// Nodes returns every distinct node of the active and target deployments,
+// sorted by ID. A node in both carries its active-deployment bucket.
+func (c *Config) Nodes() []Node {
+	nodes := c.ActiveDeployment().Nodes()
+	for _, n := range c.TargetDeployment().Nodes() {
+		if _, ok := c.ActiveDeployment().FindNode(n.ID); !ok {
+			nodes = append(nodes, n)
+		}
+	}
+	sortNodes(nodes)
+	return nodes
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func sortNodes(ns []Node) {
+	slices.SortFunc(ns, func(a, b Node) int { return NaturalCompare(a.ID, b.ID) })
+}
+
+func sortBuckets(bs []Bucket) {
+	slices.SortFunc(bs, func(a, b Bucket) int { return NaturalCompare(a.ID, b.ID) })
+}
+
+// sortedKeys returns a map's keys in natural order, so that iteration (and
+// therefore the first error reported) is deterministic.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, NaturalCompare)
+	return keys
+}
