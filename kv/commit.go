@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -124,18 +125,36 @@ func (r *writeReq) finish(res Result, err error) {
 	r.done <- struct{}{}
 }
 
-// committer is the state of the single goroutine that resolves and commits
-// writes. Nothing here is shared.
+// committer is the state of the single goroutine that resolves writes and
+// hands batches to Pebble. Nothing here is shared.
 type committer struct {
 	s      *Store
 	batch  *pebble.Batch
 	reqs   []*writeReq
 	byHash map[uint64]int32 // key hash -> latest request index in this batch
 	vbuf   []byte           // stored value decoded for a tie-break
+	synced chan syncedBatch // to the completer, under SyncAlways
 }
 
+// syncedBatch is a batch applied to the memtable whose WAL sync is pending.
+type syncedBatch struct {
+	batch *pebble.Batch
+	reqs  []*writeReq
+}
+
+// commitLoop is the committer. Under SyncAlways it does not wait for the
+// fsync of a batch before building the next: Pebble makes an applied batch
+// visible at once (so the next batch's LWW reads see it) and the completer
+// goroutine acknowledges the batch's writers when its sync is done. Batches
+// built while one syncs share the next sync — group commit, pipelined.
 func (s *Store) commitLoop() {
-	c := &committer{s: s, batch: s.db.NewBatch(), byHash: make(map[uint64]int32)}
+	c := &committer{s: s, byHash: make(map[uint64]int32)}
+	if s.opts.Sync == SyncAlways {
+		c.synced = make(chan syncedBatch, 4)
+		done := make(chan struct{})
+		go func() { defer close(done); c.complete() }()
+		defer func() { close(c.synced); <-done }()
+	}
 	for {
 		r, ok := <-s.queue
 		if !ok {
@@ -161,8 +180,9 @@ func (s *Store) commitLoop() {
 }
 
 // commit resolves every queued request against the store and the earlier
-// requests of the batch, commits the winners in one batch and completes all.
+// requests of the batch and commits the winners in one batch.
 func (c *committer) commit() {
+	c.batch = c.s.db.NewBatch()
 	clear(c.byHash)
 	for i, r := range c.reqs {
 		r.prev, r.won = -1, false
@@ -173,32 +193,54 @@ func (c *committer) commit() {
 		c.byHash[h] = int32(i)
 		r.res, r.err = c.resolve(r)
 	}
-	var commitErr error
-	if !c.batch.Empty() {
-		if err := c.batch.Commit(c.s.wo); err != nil {
-			commitErr = fmt.Errorf("kv: commit batch of %d writes: %w", len(c.reqs), err)
+	switch {
+	case c.batch.Empty():
+		finishAll(c.s, c.reqs, nil)
+		c.batch.Close()
+	case c.synced != nil:
+		if err := c.s.db.ApplyNoSyncWait(c.batch, pebble.Sync); err != nil {
+			// Pebble forbids reusing or closing a batch that failed here.
+			finishAll(c.s, c.reqs, fmt.Errorf("kv: commit batch of %d writes: %w", len(c.reqs), err))
+			break
 		}
+		c.synced <- syncedBatch{c.batch, slices.Clone(c.reqs)}
+	default:
+		var err error
+		if err = c.batch.Commit(c.s.wo); err != nil {
+			err = fmt.Errorf("kv: commit batch of %d writes: %w", len(c.reqs), err)
+		}
+		finishAll(c.s, c.reqs, err)
+		c.batch.Close()
 	}
-	for _, r := range c.reqs {
+	c.batch = nil
+	clear(c.reqs)
+}
+
+// complete acknowledges synced batches in commit order.
+func (c *committer) complete() {
+	for sb := range c.synced {
+		var err error
+		if err = sb.batch.SyncWait(); err != nil {
+			err = fmt.Errorf("kv: sync batch of %d writes: %w", len(sb.reqs), err)
+		}
+		finishAll(c.s, sb.reqs, err)
+		sb.batch.Close()
+	}
+}
+
+// finishAll completes reqs; a request's own error wins over the batch's.
+func finishAll(s *Store, reqs []*writeReq, batchErr error) {
+	for _, r := range reqs {
 		err := r.err
 		if err == nil {
-			err = commitErr
+			err = batchErr
 		}
 		if async := r.cb != nil; async {
 			r.finish(r.res, err)
-			c.s.putReq(r)
+			s.putReq(r)
 		} else {
 			r.finish(r.res, err) // the waiter owns r from here
 		}
-	}
-	clear(c.reqs)
-	c.reqs = c.reqs[:0]
-	if len(c.batch.Repr()) > 64<<20 {
-		// Do not keep a huge buffer alive after a burst of large values.
-		c.batch.Close()
-		c.batch = c.s.db.NewBatch()
-	} else {
-		c.batch.Reset()
 	}
 }
 

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/config"
+)
+
+// memReplica is an in-memory LWW replica that can be taken down.
+type memReplica struct {
+	mu   sync.Mutex
+	recs map[string]kv.Record
+	down bool
+}
+
+var errDown = errors.New("replica down")
+
+func (m *memReplica) get(key []byte) (kv.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return kv.Record{}, errDown
+	}
+	r, ok := m.recs[string(key)]
+	if !ok {
+		return kv.Record{}, kv.ErrNotFound
+	}
+	return r, nil
+}
+
+func (m *memReplica) Get(_ context.Context, key, dst []byte) (kv.Record, error) {
+	r, err := m.get(key)
+	r.Value = append(dst[:0], r.Value...)
+	return r, err
+}
+
+func (m *memReplica) Stat(_ context.Context, key []byte) (kv.Meta, error) {
+	r, err := m.get(key)
+	return r.Meta(), err
+}
+
+func (m *memReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return kv.Result{}, errDown
+	}
+	cur, ok := m.recs[string(key)]
+	if ok && !kv.Newer(rec, cur) {
+		return kv.Result{TS: cur.TS, Applied: !kv.Newer(cur, rec)}, nil
+	}
+	rec.Value = bytes.Clone(rec.Value)
+	m.recs[string(key)] = rec
+	return kv.Result{TS: rec.TS, Applied: true}, nil
+}
+
+func (m *memReplica) set(key string, rec kv.Record) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs[key] = rec
+}
+
+func (m *memReplica) setDown(d bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = d
+}
+
+const sixNodes = `
+active_deployment: d1
+deployments:
+    d1:
+        read_repair: %s
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+            b3: {n5: [127.0.0.1, 9005, 9105], n6: [127.0.0.1, 9006, 9106]}
+`
+
+type testCluster struct {
+	*Cluster
+	nodes map[string]*memReplica
+}
+
+func newTestCluster(t *testing.T, doc string) *testCluster {
+	t.Helper()
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCluster{nodes: map[string]*memReplica{}}
+	c, err := NewCluster(cfg, ClusterConfig{Timeout: time.Second, Replica: func(n config.Node) Replica {
+		if r, ok := tc.nodes[n.ID]; ok {
+			return r
+		}
+		r := &memReplica{recs: map[string]kv.Record{}}
+		tc.nodes[n.ID] = r
+		return r
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Cluster = c
+	return tc
+}
+
+// replicasOf returns the IDs of key's replicas, in ring order.
+func (tc *testCluster) replicasOf(key string) []string {
+	t, reps, release := tc.route([]byte(key))
+	defer release()
+	var ids []string
+	for _, i := range reps {
+		ids = append(ids, t.nodes[i].ID)
+	}
+	return ids
+}
+
+func TestWriteReachesEveryReplica(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	for i := range 50 {
+		key := fmt.Sprintf("key-%d", i)
+		res, err := tc.Apply([]byte(key), kv.Record{TS: 10, Value: []byte(key)}, httpproxy.AcksAll)
+		if err != nil || !res.Applied || res.TS != 10 {
+			t.Fatalf("apply %s: %+v %v", key, res, err)
+		}
+		reps := tc.replicasOf(key)
+		if len(reps) != 4 {
+			t.Fatalf("%s has %d replicas: %v", key, len(reps), reps)
+		}
+		for id, n := range tc.nodes {
+			_, err := n.get([]byte(key))
+			want := contains(reps, id)
+			if (err == nil) != want {
+				t.Errorf("%s on %s: %v (replica: %v)", key, id, err, want)
+			}
+		}
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWriteAcks(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	key := []byte("acks")
+	reps := tc.replicasOf("acks")
+	tc.nodes[reps[0]].setDown(true)
+	tc.nodes[reps[1]].setDown(true)
+	f := func(acks httpproxy.Acks, wantErr bool) {
+		t.Helper()
+		_, err := tc.Apply(key, kv.Record{TS: 5, Value: []byte("v")}, acks)
+		if gotErr := errors.Is(err, httpproxy.ErrUnavailable); gotErr != wantErr || (err != nil && !gotErr) {
+			t.Errorf("acks %d with 2 of 4 down: err %v, want unavailable=%v", acks, err, wantErr)
+		}
+	}
+	f(httpproxy.AcksOne, false)
+	f(httpproxy.AcksQuorum, true) // 3 of 4 needed
+	f(httpproxy.AcksDefault, true)
+	f(httpproxy.AcksAll, true)
+	tc.nodes[reps[1]].setDown(false)
+	f(httpproxy.AcksQuorum, false)
+	f(httpproxy.AcksAll, true)
+}
+
+func TestStaleWriteReportsNewer(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	key := []byte("stale")
+	if _, err := tc.Apply(key, kv.Record{TS: 100, Value: []byte("new")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tc.Apply(key, kv.Record{TS: 50, Value: []byte("old")}, httpproxy.AcksAll)
+	if err != nil || res.Applied || res.TS != 100 {
+		t.Fatalf("older write: %+v %v", res, err)
+	}
+}
+
+func TestReadRepair(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	key := "repair-me"
+	reps := tc.replicasOf(key)
+	newest := kv.Record{TS: 30, Value: []byte("newest")}
+	tc.nodes[reps[0]].set(key, kv.Record{TS: 10, Value: []byte("old")}) // primary is stale
+	tc.nodes[reps[2]].set(key, newest)
+	tc.nodes[reps[3]].set(key, kv.Record{TS: 20, Tombstone: true})
+	// reps[1] has nothing.
+	rec, err := tc.Get([]byte(key), nil)
+	if err != nil || rec.TS != 30 || string(rec.Value) != "newest" {
+		t.Fatalf("get: %+v %v", rec, err)
+	}
+	waitFor(t, func() bool {
+		for _, id := range reps {
+			r, err := tc.nodes[id].get([]byte(key))
+			if err != nil || r.TS != 30 || string(r.Value) != "newest" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestReadWithReplicasDown(t *testing.T) {
+	for _, rr := range []string{"yes", "no"} {
+		tc := newTestCluster(t, fmt.Sprintf(sixNodes, rr))
+		key := []byte("k")
+		if _, err := tc.Apply(key, kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		reps := tc.replicasOf("k")
+		for _, id := range reps[:3] {
+			tc.nodes[id].setDown(true)
+		}
+		if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "v" {
+			t.Fatalf("read_repair=%s, 3 of 4 down: %+v %v", rr, rec, err)
+		}
+		if m, err := tc.Stat(key); err != nil || m.TS != 1 {
+			t.Fatalf("read_repair=%s stat: %+v %v", rr, m, err)
+		}
+		tc.nodes[reps[3]].setDown(true)
+		if _, err := tc.Get(key, nil); !errors.Is(err, httpproxy.ErrUnavailable) {
+			t.Fatalf("read_repair=%s, all down: %v", rr, err)
+		}
+		if _, err := tc.Get([]byte("absent"), nil); errors.Is(err, kv.ErrNotFound) == allDown(tc, "absent") {
+			t.Fatalf("read_repair=%s absent key: %v", rr, err)
+		}
+	}
+}
+
+func allDown(tc *testCluster, key string) bool {
+	for _, id := range tc.replicasOf(key) {
+		if !tc.nodes[id].down {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMigrationUnionOfReplicas(t *testing.T) {
+	doc := `
+active_deployment: old
+target_deployment: new
+deployments:
+    old:
+        hash: {buckets_per_key: 1}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101]}
+    new:
+        hash: {buckets_per_key: 1}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101]}
+            b2: {n2: [127.0.0.1, 9002, 9102]}
+`
+	tc := newTestCluster(t, doc)
+	moved := 0
+	for i := range 40 {
+		reps := tc.replicasOf(fmt.Sprintf("m%d", i))
+		if reps[0] != "n1" {
+			t.Fatalf("active replica not first: %v", reps)
+		}
+		if len(reps) == 2 {
+			moved++
+		}
+	}
+	if moved == 0 || moved == 40 {
+		t.Fatalf("%d of 40 keys gained a target replica", moved)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

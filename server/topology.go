@@ -1,0 +1,119 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tako-kv/tako/hashring"
+	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/server/config"
+)
+
+// topology is one configuration compiled for routing: the ring of each live
+// deployment and every node that can be a replica. It is immutable; a new
+// configuration builds a new topology.
+type topology struct {
+	cfg        *config.Config
+	self       int           // index in nodes of this node; -1 in a proxy
+	nodes      []config.Node // every node of the active and target deployments
+	replicas   []Replica     // parallel to nodes
+	layouts    []layout      // active first, then target when migrating
+	readRepair bool
+	acks       httpproxy.Acks
+}
+
+// layout is one deployment's placement: its ring and, per bucket index, the
+// indexes into topology.nodes of the bucket's nodes.
+type layout struct {
+	ring    *hashring.Ring
+	perKey  int
+	buckets [][]int
+}
+
+// newTopology compiles cfg; replica returns the Replica for a node.
+func newTopology(cfg *config.Config, self string, replica func(config.Node) Replica) (*topology, error) {
+	t := &topology{cfg: cfg, nodes: cfg.Nodes(), self: -1}
+	index := make(map[string]int, len(t.nodes))
+	for i, n := range t.nodes {
+		index[n.ID] = i
+		if n.ID == self {
+			t.self = i
+		}
+		t.replicas = append(t.replicas, replica(n))
+	}
+	active := cfg.ActiveDeployment()
+	t.readRepair = active.ReadRepair
+	acks, err := httpproxy.ParseAcks(active.WriteAcks)
+	if err != nil {
+		return nil, err
+	}
+	t.acks = acks
+	for _, d := range []*config.Deployment{active, cfg.TargetDeployment()} {
+		if d == nil {
+			continue
+		}
+		l, err := newLayout(d, index)
+		if err != nil {
+			return nil, err
+		}
+		t.layouts = append(t.layouts, l)
+	}
+	return t, nil
+}
+
+func newLayout(d *config.Deployment, index map[string]int) (layout, error) {
+	ids := make([]string, len(d.Buckets))
+	l := layout{perKey: d.BucketsPerKey, buckets: make([][]int, len(d.Buckets))}
+	for b, bucket := range d.Buckets {
+		ids[b] = bucket.ID
+		for _, n := range bucket.Nodes {
+			l.buckets[b] = append(l.buckets[b], index[n.ID])
+		}
+	}
+	ring, err := hashring.New(ids, d.RingPoints)
+	if err != nil {
+		return layout{}, fmt.Errorf("deployment %q: %w", d.Name, err)
+	}
+	l.ring = ring
+	return l, nil
+}
+
+// appendReplicas appends to dst the indexes of key's replicas: every node of
+// the key's buckets in each live deployment, without duplicates, in ring
+// order (the key's primary bucket first). scratch is reused for the ring
+// lookup; both slices are returned for reuse.
+func (t *topology) appendReplicas(dst, scratch []int, key []byte) ([]int, []int) {
+	for _, l := range t.layouts {
+		scratch = l.ring.Lookup(scratch[:0], key, l.perKey)
+		for _, b := range scratch {
+			for _, n := range l.buckets[b] {
+				if !slices.Contains(dst, n) {
+					dst = append(dst, n)
+				}
+			}
+		}
+	}
+	return dst, scratch
+}
+
+// need is how many of n replicas must acknowledge a write at level a.
+func need(a httpproxy.Acks, n int) int {
+	switch a {
+	case httpproxy.AcksOne:
+		return 1
+	case httpproxy.AcksAll:
+		return n
+	}
+	return n/2 + 1
+}
+
+// preferred returns the position in reps of the replica to read a value
+// from: this node when it is one, else the key's first replica.
+func (t *topology) preferred(reps []int) int {
+	for k, i := range reps {
+		if i == t.self {
+			return k
+		}
+	}
+	return 0
+}
