@@ -1,0 +1,167 @@
+// Command tako-bench is Tako's load harness: it runs a YCSB-style workload against one running
+// store (`tako-bench [run]`), or side by side against a bare fasthttp server, a standalone
+// tako-node, a local cluster, Redis and etcd that it starts itself (`tako-bench compare`).
+// See bench/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/tako-kv/tako/bench"
+)
+
+const usage = `usage:
+  tako-bench [run] [flags]       one workload against a running store (-addr, -proto)
+  tako-bench compare [flags]     the same workload against bare, node, cluster, redis, redis-always, etcd
+                                 (each started on free 127.0.0.1 ports and stopped afterwards)
+flags:
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	mode := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "compare" || args[0] == "bare") {
+		mode, args = args[0], args[1:]
+	}
+	if mode == "bare" {
+		return bare(ctx, args, stderr)
+	}
+	fs := flag.NewFlagSet("tako-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	cfg := bench.DefaultConfig()
+	workload := fs.String("workload", "ingest", "ingest (write-only), a (50/50 read/update), b (95/5), c (read-only)")
+	fs.Func("size", "value size: 100, 180k (SI), 180KiB (binary) (default 100)", func(s string) (err error) {
+		cfg.ValueSize, err = bench.ParseSize(s)
+		return err
+	})
+	fs.StringVar(&cfg.FilesDir, "files", "", "use the files of `DIR` as values, basenames as keys (overrides -size, -keys)")
+	fs.StringVar(&cfg.Dist, "dist", cfg.Dist, "key distribution: uniform or zipfian (YCSB, θ=0.99)")
+	fs.IntVar(&cfg.Keys, "keys", cfg.Keys, "keyspace size")
+	fs.IntVar(&cfg.Conns, "c", cfg.Conns, "connections, one goroutine each, sequential requests")
+	fs.DurationVar(&cfg.Duration, "d", cfg.Duration, "measured duration per target (0 with -n: until -n ops)")
+	fs.Int64Var(&cfg.Ops, "n", 0, "stop after this many operations in total (0: duration only)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (key choice, op mix, value bytes)")
+	fs.BoolVar(&cfg.NoPreload, "no-preload", false, "do not write the keyspace before a read workload")
+	jsonOut := fs.Bool("json", false, "print JSON instead of the table")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	cpuProf := fs.String("cpuprofile", "", "write a CPU profile of tako-bench to `FILE`")
+	memProf := fs.String("memprofile", "", "write a heap profile of tako-bench to `FILE` at exit")
+	// run
+	ep := bench.Endpoint{Name: "target", Proto: bench.ProtoHTTP, Addr: "127.0.0.1:5711"}
+	fs.StringVar(&ep.Addr, "addr", ep.Addr, "run: host:port of the store")
+	fs.StringVar(&ep.Proto, "proto", ep.Proto, "run: http (Tako API), etcd (v3 JSON gateway), redis, peer")
+	fs.StringVar(&ep.Name, "name", ep.Name, "run: label in the report")
+	fs.IntVar(&ep.Pid, "pid", 0, "run: report CPU and peak RSS of this process and its descendants")
+	// compare
+	only := fs.String("only", "", "compare: comma list of targets (default all: bare,node,cluster,redis,redis-always,etcd)")
+	sync := fs.String("sync", "always", "compare: Tako storage.sync for node and cluster (always, interval, none)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	w, err := bench.ParseWorkload(*workload)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg.Workload = w
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	stopProf, err := bench.StartProfiles(*cpuProf, *memProf)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	code := 0
+	if mode == "compare" {
+		code = compare(ctx, cfg, *only, *sync, *jsonOut, stdout, stderr)
+	} else {
+		code = runOne(ctx, cfg, ep, *jsonOut, stdout, stderr)
+	}
+	if err := stopProf(); err != nil {
+		fmt.Fprintln(stderr, err)
+		code = max(code, 1)
+	}
+	return code
+}
+
+func runOne(ctx context.Context, cfg bench.Config, ep bench.Endpoint, jsonOut bool, stdout, stderr io.Writer) int {
+	res, err := bench.Run(ctx, cfg, ep)
+	if res == nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	code := 0
+	if err != nil {
+		fmt.Fprintln(stderr, "interrupted:", err)
+		code = 130
+	}
+	if jsonOut {
+		err = bench.WriteJSON(stdout, res)
+	} else {
+		err = bench.WriteTable(stdout, []*bench.Result{res})
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return code
+}
+
+func compare(ctx context.Context, cfg bench.Config, only, sync string, jsonOut bool, stdout, stderr io.Writer) int {
+	targets, err := bench.ParseTargets(only)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	c, err := bench.Compare(ctx, bench.CompareConfig{
+		Config: cfg, Only: targets, Log: stderr, Start: bench.StartOptions{Sync: sync},
+	})
+	if c == nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	code := 0
+	if err != nil {
+		fmt.Fprintln(stderr, "interrupted:", err)
+		code = 130
+	}
+	if jsonOut {
+		err = bench.WriteJSON(stdout, c)
+	} else {
+		err = c.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return code
+}
+
+// bare is the hidden subcommand Compare starts: `tako-bench bare -p PORT [-size N]`.
+func bare(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tako-bench bare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	port := fs.Int("p", 0, "port on 127.0.0.1")
+	size := fs.Int("size", 100, "bytes returned by GET")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := bench.RunBare(ctx, "127.0.0.1:"+strconv.Itoa(*port), *size); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
