@@ -28,6 +28,18 @@ const (
 	AcksAll
 )
 
+func (a Acks) String() string {
+	switch a {
+	case AcksOne:
+		return "one"
+	case AcksQuorum:
+		return "quorum"
+	case AcksAll:
+		return "all"
+	}
+	return "default"
+}
+
 // ParseAcks parses "one", "quorum" or "all" ("" is AcksDefault).
 func ParseAcks(s string) (Acks, error) {
 	switch s {
@@ -65,6 +77,8 @@ type Config struct {
 	// MaxValueBytes bounds a value; larger bodies get 413. Default 64 MiB.
 	MaxValueBytes int
 	Logger        *slog.Logger
+	// ConfigVersion, when set, is reported by /health in X-Config-Version.
+	ConfigVersion func() string
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -146,6 +160,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		h.withKey(ctx, uri[len(prefixStat):], h.serveStat)
 	case bytes.Equal(uri, pathHealth):
+		if h.cfg.ConfigVersion != nil {
+			ctx.Response.Header.Set("X-Config-Version", h.cfg.ConfigVersion())
+		}
 		ctx.SetBodyString("ok\n")
 	default:
 		textError(ctx, fasthttp.StatusNotFound, "no such path; use /values/<key>, /stat/<key> or /health")

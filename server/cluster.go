@@ -43,8 +43,6 @@ type ClusterConfig struct {
 	Logger  *slog.Logger
 }
 
-type routeScratch struct{ reps, ring []int }
-
 // NewCluster returns a Cluster routing by cfg.
 func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Timeout <= 0 {
@@ -54,7 +52,7 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 		cc.Logger = slog.Default()
 	}
 	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger}
-	c.scratch.New = func() any { return &routeScratch{reps: make([]int, 0, 16), ring: make([]int, 0, 8)} }
+	c.scratch.New = func() any { return new(route) }
 	return c, c.Update(cfg)
 }
 
@@ -72,24 +70,26 @@ func (c *Cluster) Update(cfg *config.Config) error {
 // Config returns the configuration in use.
 func (c *Cluster) Config() *config.Config { return c.topo.Load().cfg }
 
-// route returns the topology and key's replica indexes; release returns the
-// scratch when the caller is done with reps.
-func (c *Cluster) route(key []byte) (t *topology, reps []int, release func()) {
+// route returns the topology and key's route; release returns the route's
+// scratch when the caller is done with it.
+func (c *Cluster) route(key []byte) (t *topology, r *route, release func()) {
 	t = c.topo.Load()
-	s := c.scratch.Get().(*routeScratch)
-	s.reps, s.ring = t.appendReplicas(s.reps[:0], s.ring, key)
-	return t, s.reps, func() { c.scratch.Put(s) }
+	r = c.scratch.Get().(*route)
+	t.fill(r, key)
+	return t, r, func() { c.scratch.Put(r) }
 }
 
 // Apply implements httpproxy.Backend.
 func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Result, error) {
-	t, reps, release := c.route(key)
+	t, rt, release := c.route(key)
 	defer release()
+	reps := rt.reps
+	if t.localOnly(reps) {
+		return t.replicas[t.self].Apply(context.Background(), key, rec)
+	}
 	if acks == httpproxy.AcksDefault {
 		acks = t.acks
 	}
-	n := len(reps)
-	needed := need(acks, n)
 	// Replicas may still be writing after we answer: give them their own
 	// copy rather than the caller's request buffers.
 	own := make([]byte, len(key)+len(rec.Value))
@@ -98,50 +98,58 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	key, rec.Value = own[:kn], own[kn:]
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	type reply struct {
+		pos int
 		res kv.Result
 		err error
 	}
+	n := len(reps)
 	replies := make(chan reply, n)
-	for _, i := range reps {
+	for pos, i := range reps {
 		r := t.replicas[i]
 		go func() {
 			res, err := r.Apply(ctx, key, rec)
-			replies <- reply{res, err}
+			replies <- reply{pos, res, err}
 		}()
 	}
 	// Every ack reports a timestamp >= rec.TS: rec.TS when applied, the
 	// stored one when a newer record beat it.
 	res := kv.Result{TS: rec.TS}
-	ok, failed := 0, 0
+	ok := make([]bool, n)
+	count, answered := 0, 0
 	var lastErr error
-	for ok < needed && n-failed >= needed {
+	for answered < n && !rt.acked(acks, ok, count) {
 		r := <-replies
+		answered++
 		if r.err != nil {
-			failed++
 			lastErr = r.err
 			continue
 		}
-		ok++
+		ok[r.pos] = true
+		count++
 		res.TS = max(res.TS, r.res.TS)
 	}
 	res.Applied = res.TS == rec.TS
 	go func() { // stragglers keep the context until they finish
-		for range n - ok - failed {
+		for range n - answered {
 			<-replies
 		}
 		cancel()
 	}()
-	if ok < needed {
-		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, %d needed (%v)",
-			httpproxy.ErrUnavailable, ok, n, needed, lastErr)
+	if !rt.acked(acks, ok, count) {
+		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
+			httpproxy.ErrUnavailable, count, n, acks, lastErr)
 	}
 	return res, nil
 }
 
 // Stat implements httpproxy.Backend: the newest metadata any replica holds.
 func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
-	t, reps, release := c.route(key)
+	t, rt, release := c.route(key)
 	defer release()
+	reps := rt.reps
+	if t.localOnly(reps) {
+		return t.replicas[t.self].Stat(context.Background(), key)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	metas := c.statAll(ctx, t, reps, -1, key)
@@ -154,8 +162,12 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 
 // Get implements httpproxy.Backend.
 func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
-	t, reps, release := c.route(key)
+	t, rt, release := c.route(key)
 	defer release()
+	reps := rt.reps
+	if t.localOnly(reps) {
+		return t.replicas[t.self].Get(context.Background(), key, dst)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	first := t.preferred(reps)

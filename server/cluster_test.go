@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,10 +116,10 @@ func newTestCluster(t *testing.T, doc string) *testCluster {
 
 // replicasOf returns the IDs of key's replicas, in ring order.
 func (tc *testCluster) replicasOf(key string) []string {
-	t, reps, release := tc.route([]byte(key))
+	t, rt, release := tc.route([]byte(key))
 	defer release()
 	var ids []string
-	for _, i := range reps {
+	for _, i := range rt.reps {
 		ids = append(ids, t.nodes[i].ID)
 	}
 	return ids
@@ -155,26 +156,32 @@ func contains(s []string, v string) bool {
 	return false
 }
 
+// TestWriteAcks drives the ack levels through replica failures. The key's
+// replicas are reps[0..1] (primary bucket) and reps[2..3] (second bucket).
 func TestWriteAcks(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
 	key := []byte("acks")
 	reps := tc.replicasOf("acks")
-	tc.nodes[reps[0]].setDown(true)
-	tc.nodes[reps[1]].setDown(true)
-	f := func(acks httpproxy.Acks, wantErr bool) {
+	f := func(down []int, acks httpproxy.Acks, wantErr bool) {
 		t.Helper()
+		for i, id := range reps {
+			tc.nodes[id].setDown(slices.Contains(down, i))
+		}
 		_, err := tc.Apply(key, kv.Record{TS: 5, Value: []byte("v")}, acks)
 		if gotErr := errors.Is(err, httpproxy.ErrUnavailable); gotErr != wantErr || (err != nil && !gotErr) {
-			t.Errorf("acks %d with 2 of 4 down: err %v, want unavailable=%v", acks, err, wantErr)
+			t.Errorf("acks %s with replicas %v down: err %v, want unavailable=%v", acks, down, err, wantErr)
 		}
 	}
-	f(httpproxy.AcksOne, false)
-	f(httpproxy.AcksQuorum, true) // 3 of 4 needed
-	f(httpproxy.AcksDefault, true)
-	f(httpproxy.AcksAll, true)
-	tc.nodes[reps[1]].setDown(false)
-	f(httpproxy.AcksQuorum, false)
-	f(httpproxy.AcksAll, true)
+	// One node of each bucket down: each bucket still holds the write.
+	f([]int{0, 2}, httpproxy.AcksQuorum, false)
+	f([]int{0, 2}, httpproxy.AcksDefault, false)
+	f([]int{0, 2}, httpproxy.AcksAll, true)
+	f([]int{0, 2}, httpproxy.AcksOne, false)
+	// A whole bucket down: no majority of buckets (2 of 2 needed).
+	f([]int{0, 1}, httpproxy.AcksQuorum, true)
+	f([]int{0, 1}, httpproxy.AcksOne, false)
+	f([]int{0, 1, 2, 3}, httpproxy.AcksOne, true)
+	f(nil, httpproxy.AcksAll, false)
 }
 
 func TestStaleWriteReportsNewer(t *testing.T) {

@@ -7,23 +7,26 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // served only when NodeConfig.PprofAddr is set
+	_ "net/http/pprof" // served only when PprofAddr is set
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/configsource"
 )
 
 // NodeConfig is what tako-node's flags say.
 type NodeConfig struct {
-	ID         string
-	ConfigPath string // -cfg
-	VarDir     string // data and cached configuration live under VarDir/<ID>
-	PprofAddr  string // net/http/pprof listener; empty: off
-	Logger     *slog.Logger
+	ID           string
+	ConfigPath   string   // -cfg: the configuration file
+	Coordinators []string // -c: coordinators to fetch it from instead
+	VarDir       string   // data and cached configuration live under VarDir/<ID>
+	PprofAddr    string   // net/http/pprof listener; empty: off
+	Logger       *slog.Logger
 	// Ready, when set, is called once the node accepts requests.
 	Ready func()
 }
@@ -36,16 +39,22 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg, err := config.Load(nc.ConfigPath)
+	dir := filepath.Join(nc.VarDir, nc.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	src, cfg, err := configsource.Open(ctx, configsource.Options{
+		File: nc.ConfigPath, Coordinators: nc.Coordinators,
+		CachePath: filepath.Join(dir, "config.json"), Logger: log,
+	})
 	if err != nil {
 		return err
 	}
 	self, ok := cfg.FindNode(nc.ID)
 	if !ok {
-		return fmt.Errorf("node id %q is not in configuration %s", nc.ID, nc.ConfigPath)
+		return fmt.Errorf("node id %q is not in configuration %s (from %s)", nc.ID, cfg.Version, src.Origin())
 	}
-	dir := filepath.Join(nc.VarDir, nc.ID)
-	store, err := openStore(dir, cfg.Storage, log)
+	store, err := openStore(filepath.Join(dir, "store"), cfg.Storage, log)
 	if err != nil {
 		return err
 	}
@@ -55,49 +64,112 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		}
 	}()
 
+	peers := newPeerPool(nc.ID, log)
+	defer peers.close()
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log,
+		Replica: func(n config.Node) Replica {
+			if n.ID == nc.ID {
+				return localReplica{store}
+			}
+			return peers.replica(n)
+		}})
+	if err != nil {
+		return err
+	}
+
+	// Both ports are claimed before serving starts, so a taken one is an
+	// error at start-up, not a half-running node.
 	ln, err := httpproxy.Listen(self.HTTPAddr())
 	if err != nil {
 		return err
 	}
+	ph := newPeerHandler(store, log)
+	defer ph.close()
+	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: self.PeerAddr(), NodeID: nc.ID, Handler: ph, Logger: log})
+	if err := psrv.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("peer server: %w", err)
+	}
+	defer stopPeerServer(psrv, log)
+
+	return serveHTTP(ctx, httpService{
+		ln: ln, backend: cluster, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
+	})
+}
+
+// httpService is the HTTP side shared by nodes and proxies.
+type httpService struct {
+	ln      net.Listener
+	backend httpproxy.Backend
+	storage config.Storage
+	pprof   string
+	log     *slog.Logger
+	src     *configsource.Source
+	cluster *Cluster
+	ready   func()
+	name    string
+}
+
+// serveHTTP serves the HTTP API and follows configuration updates until ctx
+// ends, then drains requests in flight.
+func serveHTTP(ctx context.Context, s httpService) error {
+	ln := s.ln
 	h := httpproxy.NewHandler(httpproxy.Config{
-		Backend:       LocalBackend{Store: store},
-		MaxValueBytes: int(cfg.Storage.MaxValueBytes),
-		Logger:        log,
+		Backend:       s.backend,
+		MaxValueBytes: int(s.storage.MaxValueBytes),
+		Logger:        s.log,
+		ConfigVersion: func() string { return s.cluster.Config().Version },
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	stopPprof := startPprof(nc.PprofAddr, log)
+	stopPprof := startPprof(s.pprof, s.log)
 	defer stopPprof()
 
-	log.Info("node serving", "id", nc.ID, "http", ln.Addr().String(), "data", dir, "config", cfg.Version)
-	if nc.Ready != nil {
-		nc.Ready()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.src.Watch(watchCtx, func(cfg *config.Config) {
+		if err := s.cluster.Update(cfg); err != nil {
+			s.log.Error("configuration refused", "version", cfg.Version, "err", err)
+			return
+		}
+		s.log.Info("configuration updated", "version", cfg.Version)
+	})
+
+	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "config", s.cluster.Config().Version, "from", s.src.Origin())
+	if s.ready != nil {
+		s.ready()
 	}
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
-	log.Info("node stopping", "id", nc.ID)
+	s.log.Info(s.name + " stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.ShutdownWithContext(shutdownCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
+		s.log.Warn("http shutdown", "err", err)
 	}
 	return nil
 }
 
-// openStore opens the node's store under dir, creating dir.
-func openStore(dir string, st config.Storage, log *slog.Logger) (*kv.Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+func stopPeerServer(psrv *eventloop.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := psrv.Stop(ctx); err != nil {
+		log.Warn("peer server stop", "err", err)
 	}
+}
+
+// openStore opens the node's store in dir.
+func openStore(dir string, st config.Storage, log *slog.Logger) (*kv.Store, error) {
 	mode, err := kv.ParseSyncMode(st.Sync)
 	if err != nil {
 		return nil, err
 	}
-	return kv.Open(filepath.Join(dir, "store"), kv.Options{
+	return kv.Open(dir, kv.Options{
 		Sync:          mode,
 		SyncInterval:  st.SyncInterval,
 		CacheBytes:    st.CacheBytes,

@@ -78,33 +78,54 @@ func newLayout(d *config.Deployment, index map[string]int) (layout, error) {
 	return l, nil
 }
 
-// appendReplicas appends to dst the indexes of key's replicas: every node of
-// the key's buckets in each live deployment, without duplicates, in ring
-// order (the key's primary bucket first). scratch is reused for the ring
-// lookup; both slices are returned for reuse.
-func (t *topology) appendReplicas(dst, scratch []int, key []byte) ([]int, []int) {
-	for _, l := range t.layouts {
-		scratch = l.ring.Lookup(scratch[:0], key, l.perKey)
-		for _, b := range scratch {
-			for _, n := range l.buckets[b] {
-				if !slices.Contains(dst, n) {
-					dst = append(dst, n)
-				}
-			}
-		}
-	}
-	return dst, scratch
+// route is one key's replicas: reps holds indexes into topology.nodes, and
+// groups the key's buckets (in every live deployment) as positions in reps,
+// group g being members[ends[g-1]:ends[g]]. Its slices are reused.
+type route struct {
+	reps, ring, members, ends []int
 }
 
-// need is how many of n replicas must acknowledge a write at level a.
-func need(a httpproxy.Acks, n int) int {
+// fill computes key's route: every node of the key's buckets in each live
+// deployment, without duplicates, in ring order (the primary bucket first).
+func (t *topology) fill(r *route, key []byte) {
+	r.reps, r.members, r.ends = r.reps[:0], r.members[:0], r.ends[:0]
+	for _, l := range t.layouts {
+		r.ring = l.ring.Lookup(r.ring[:0], key, l.perKey)
+		for _, b := range r.ring {
+			for _, n := range l.buckets[b] {
+				pos := slices.Index(r.reps, n)
+				if pos < 0 {
+					pos = len(r.reps)
+					r.reps = append(r.reps, n)
+				}
+				r.members = append(r.members, pos)
+			}
+			r.ends = append(r.ends, len(r.members))
+		}
+	}
+}
+
+// acked reports whether the acknowledgements in ok (by position in reps)
+// satisfy level a: one replica; every replica; or, for quorum, a majority
+// of the key's bucket groups each with at least one acknowledging node.
+func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 	switch a {
 	case httpproxy.AcksOne:
-		return 1
+		return count >= 1
 	case httpproxy.AcksAll:
-		return n
+		return count == len(r.reps)
 	}
-	return n/2 + 1
+	held, start := 0, 0
+	for _, end := range r.ends {
+		for _, pos := range r.members[start:end] {
+			if ok[pos] {
+				held++
+				break
+			}
+		}
+		start = end
+	}
+	return held >= len(r.ends)/2+1
 }
 
 // preferred returns the position in reps of the replica to read a value
@@ -116,4 +137,11 @@ func (t *topology) preferred(reps []int) int {
 		}
 	}
 	return 0
+}
+
+// localOnly reports whether this node is the key's only replica (a
+// standalone node): requests then go straight to the store, with no
+// fan-out, copies or deadlines.
+func (t *topology) localOnly(reps []int) bool {
+	return len(reps) == 1 && reps[0] == t.self
 }

@@ -1,0 +1,40 @@
+// Command tako-proxy serves Tako's HTTP API in front of a cluster. It holds
+// no data: each request goes to the key's replicas over the peer protocol.
+//
+//	tako-proxy -p PORT (-c HOST:PORT [-c HOST:PORT…] | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/tako-kv/tako/cmd/internal/cli"
+	"github.com/tako-kv/tako/server"
+)
+
+func main() {
+	var pc server.ProxyConfig
+	var logFile, host string
+	var port int
+	var debug bool
+	flag.IntVar(&port, "p", 8080, "HTTP port")
+	flag.StringVar(&host, "host", "", "HTTP listen host (default all interfaces)")
+	flag.StringVar(&pc.ConfigPath, "cfg", "", "configuration file (YAML or JSON)")
+	flag.Var((*cli.Strings)(&pc.Coordinators), "c", "coordinator HOST:PORT to fetch the configuration from (repeatable)")
+	flag.StringVar(&pc.VarDir, "v", "./var/tako", "var directory: the cached configuration goes under VARDIR/proxy-<port>")
+	flag.StringVar(&logFile, "l", "", "log file (JSON lines); default stderr")
+	flag.BoolVar(&debug, "d", false, "debug logging")
+	flag.StringVar(&pc.PprofAddr, "pprof", "", "serve net/http/pprof on this address (off by default)")
+	flag.Parse()
+	if (pc.ConfigPath == "" && len(pc.Coordinators) == 0) || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: tako-proxy -p PORT (-c HOST:PORT... | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR]")
+		os.Exit(2)
+	}
+	pc.Addr = host + ":" + strconv.Itoa(port)
+	cli.Main("tako-proxy", logFile, debug, func(l *cli.Env) error {
+		pc.Logger = l.Logger
+		return server.RunProxy(l.Ctx, pc)
+	})
+}

@@ -1,0 +1,108 @@
+/*
+Package codec encodes and decodes the frames of Tako's binary peer protocol: the protocol
+nodes and proxies speak to each other over TCP (package eventloop carries the frames).
+
+The package is pure functions over []byte. Encoders are append-style
+(AppendX(dst, ...) []byte) and allocate only when dst must grow. Decoders (ParseHeader,
+DecodeRequest, DecodeReply) never allocate on success and never copy: the keys, values and
+records they return point into the frame they were given and are valid only as long as the
+caller leaves that buffer unchanged. Nothing here keeps state; everything is safe for
+concurrent use on distinct buffers.
+
+# Frames
+
+A connection carries a stream of frames in each direction. Every frame is a fixed 16-byte
+header followed by a body of the length the header announces. All integers are big-endian;
+a timestamp (ts) is a signed 64-bit count of microseconds since the Unix epoch.
+
+	offset  size  field
+	0       1     magic    0xA7 (Magic)
+	1       1     op       Op: which operation (replies echo the request's op)
+	2       1     status   Status: 0 in requests; the outcome in replies
+	3       1     flags    bit 0 = reply (FlagReply); bits 1-7 must be 0
+	4       4     length   body length in bytes, not counting the header
+	8       8     id       request id, chosen by the client, echoed by the reply
+	16      len   body     op-specific, below
+
+Requests carry an id so that many can be in flight on one connection (pipelining); the
+server may answer them in any order and the client matches replies by id. Id 0 is reserved
+for the handshake and for connection-level errors. A receiver rejects a frame whose
+header announces more than its limit (ErrTooLarge; default DefaultMaxFrame, 64 MiB plus
+128 KiB, enough for a 64 MiB value and a 64 KiB key) before reading the body, so a bad
+length can never make it buffer gigabytes.
+
+Variable-length fields are prefixed by their length: key, value, start, end and next by a
+u32 ("bytes32" below), node id and message by a u16 ("bytes16"). Keys of records, Get, Stat
+and Set are 1 to 64 KiB (MaxKeyLen). A body holds exactly its fields: trailing bytes are an
+error (ErrCorrupt), so a frame has one meaning.
+
+# Records
+
+Set, BatchSet and Scan share one record encoding (17 bytes plus key and value):
+
+	offset  size  field
+	0       8     ts       i64
+	8       1     flags    bit 0 = tombstone (Tombstone); other bits are carried through
+	9       4     keylen   u32, 1..65536
+	13      klen  key
+	13+k    4     vallen   u32
+	17+k    vlen  value    empty for tombstones
+
+A record list is a u32 count followed by that many records. Unlike record flags, the
+header flags and the scan flags below admit no unknown bits.
+
+# Bodies
+
+Every reply whose status has the high bit set (Status.IsError) has the same body, whatever
+its op (even one the receiver does not know): a bytes16 message of at most 1 KiB
+(MaxMessageLen). A server that cannot parse a
+connection's stream sends such a reply with op 0 (OpNone) and id 0, then closes the
+connection. Other bodies, by op:
+
+	op            request body                         reply body (non-error status)
+	1 Hello       "TAKO" (4 bytes)                     version  u16, chosen by the server
+	              min version u16                      node id  bytes16 (server's)
+	              max version u16                      TLVs to the end of the body
+	              node id bytes16 (empty for proxies)
+	              TLVs to the end of the body
+	2 Ping        payload (the whole body)             the same payload
+	3 Get         key bytes32                          ts i64, flags u8, value bytes32
+	                                                   (status OK, or NotFound with zeros)
+	4 Stat        key bytes32                          ts i64, flags u8 (OK or NotFound)
+	5 Set         one record                           ts i64 now current for the key
+	                                                   (status Applied or Stale)
+	6 BatchSet    record list                          u32 count, then per record in request
+	                                                   order: status u8 (Applied|Stale), ts i64
+	7 Scan        start bytes32 (inclusive)            scan flags u8 (bit 0 = more)
+	              end bytes32 (exclusive; empty =      record list (values empty unless
+	                unbounded)                           requested)
+	              limit u32 (records; 0 = default)     next bytes32 (where to resume)
+	              limit bytes u32 (0 = default)
+	              scan flags u8 (bit 0 = with values)
+	8 Digest      start bytes32, end bytes32           count u64, xor u64, sum u64
+
+A delete is a Set of a record with the tombstone flag and an empty value. Get returns a
+stored tombstone as StatusOK with the tombstone flag (replicas need its timestamp to resolve
+conflicts); StatusNotFound means nothing at all is stored for the key.
+
+A TLV is type u16, length u32, value. TLV types, ops and statuses are append-only lists
+("ONLY APPEND TO THIS LIST"): numbers are never reused or renumbered.
+
+# Handshake and versions
+
+The first frame a client sends is a Hello offering the protocol versions MinVersion..
+MaxVersion it speaks; the server answers with the highest version both speak
+(NegotiateVersion) and its node id, or with a StatusVersion error reply and closes the
+connection. Any other request before the Hello gets StatusHandshake and a close. Receivers
+ignore TLV types they do not know, so features such as a proof of the shared cluster secret
+can ride in TLVs without a new version; a change to any layout above needs a new version.
+
+# Errors
+
+ErrTruncated means fewer bytes than the header announces (for a stream: wait for more);
+ErrTooLarge, ErrBadMagic and ErrCorrupt mean the stream cannot be trusted and the connection
+should be closed; ErrUnknownOp means a sound frame of an op this version does not know,
+which a server answers with StatusUnsupported and skips. ErrVersion means no common version.
+Errors are wrapped with the op and field that failed; compare with errors.Is.
+*/
+package codec

@@ -1,0 +1,447 @@
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tako-kv/tako/codec"
+)
+
+// ClientConfig configures a Client. Zero values take the defaults noted.
+type ClientConfig struct {
+	// Addr is the peer's host:port.
+	Addr string
+	// NodeID is sent in the Hello; empty for proxies.
+	NodeID string
+	// Conns is the number of connections to the peer. Default 2.
+	Conns int
+	// DialTimeout bounds connecting plus the handshake. Default 1s.
+	DialTimeout time.Duration
+	// WriteTimeout bounds one coalesced write; a peer that stops reading for this long loses
+	// the connection. Default 5s.
+	WriteTimeout time.Duration
+	// MaxBackoff caps the wait between failed connection attempts. Default 1s.
+	MaxBackoff time.Duration
+	// MaxFrame is the largest reply accepted, header included. Default codec.DefaultMaxFrame.
+	MaxFrame int
+	// Logger receives connection failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultConns        = 2
+	defaultDialTimeout  = time.Second
+	defaultWriteTimeout = 5 * time.Second
+	defaultMaxBackoff   = time.Second
+	minBackoff          = 20 * time.Millisecond
+)
+
+func (cfg *ClientConfig) setDefaults() {
+	if cfg.Conns <= 0 {
+		cfg.Conns = defaultConns
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = defaultMaxBackoff
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = codec.DefaultMaxFrame
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+// Errors returned by Client. Errors from a request also wrap the cause (net errors,
+// context.DeadlineExceeded, codec errors) and name the peer.
+var (
+	// ErrClosed: the client (or its pool) was closed.
+	ErrClosed = errors.New("eventloop: client closed")
+	// ErrConnLost: the connection carrying the request died before the reply came. The
+	// request may or may not have been applied.
+	ErrConnLost = errors.New("eventloop: connection lost")
+	// ErrUnavailable: no connection to the peer and the last attempt failed recently
+	// (reconnection backs off up to MaxBackoff). The request was not sent.
+	ErrUnavailable = errors.New("eventloop: peer unavailable")
+	// ErrHandshake: the peer refused or garbled the handshake.
+	ErrHandshake = errors.New("eventloop: handshake failed")
+)
+
+// StatusError is a reply with an error status.
+type StatusError struct {
+	Addr   string
+	Op     codec.Op
+	Status codec.Status
+	Msg    string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("eventloop: %s %s: %s: %s", e.Addr, e.Op, e.Status, e.Msg)
+}
+
+// Response is a decoded reply and the buffer it points into. Call Release once done with
+// it (and with any slice taken from it); it must not be used afterwards.
+type Response struct {
+	codec.Reply
+	buf []byte
+}
+
+var responsePool = sync.Pool{New: func() any { return new(Response) }}
+
+// Release returns the response and its buffer to their pools.
+func (r *Response) Release() {
+	if r == nil {
+		return
+	}
+	putBuf(r.buf)
+	*r = Response{}
+	responsePool.Put(r)
+}
+
+// Client talks to one peer over a few pipelined connections: any number of requests may be
+// in flight, from any number of goroutines. Connections are dialled on first use and
+// redialled after failures, backing off exponentially up to MaxBackoff.
+type Client struct {
+	cfg   ClientConfig
+	log   *slog.Logger
+	slots []slot
+	next  atomic.Uint32
+
+	ctx    context.Context // cancelled by Close; bounds dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // dial goroutines and connection goroutines
+}
+
+// slot is one connection position: the live connection or the state of redialling it.
+type slot struct {
+	mu      sync.Mutex
+	cc      *clientConn   // current connection, possibly dead
+	dialing *dialing      // the running dial, if any
+	backoff time.Duration // wait after the next failure
+	retryAt time.Time     // no dial before this
+	lastErr error
+}
+
+// dialing is one connection attempt; cc and err are set before done is closed.
+type dialing struct {
+	done chan struct{}
+	cc   *clientConn
+	err  error
+}
+
+// NewClient returns a client for cfg.Addr. It does not connect until the first request.
+func NewClient(cfg ClientConfig) *Client {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "peer-client", "peer", cfg.Addr),
+		slots:  make([]slot, cfg.Conns),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+// Addr is the peer's address.
+func (c *Client) Addr() string { return c.cfg.Addr }
+
+// Close fails every pending request with ErrClosed, closes the connections and waits for
+// the client's goroutines to exit.
+func (c *Client) Close() error {
+	c.cancel()
+	for i := range c.slots {
+		s := &c.slots[i]
+		s.mu.Lock()
+		cc := s.cc
+		s.mu.Unlock()
+		if cc != nil {
+			cc.fail(ErrClosed)
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// conn returns a live connection, preferring the next slot in turn; with none live it
+// dials (or waits for a running dial) unless the last attempt failed within the backoff.
+func (c *Client) conn(ctx context.Context) (*clientConn, error) {
+	n := uint32(len(c.slots))
+	start := c.next.Add(1)
+	for i := range n {
+		if cc := c.slots[(start+i)%n].live(c); cc != nil {
+			return cc, nil
+		}
+	}
+	s := &c.slots[start%n]
+	s.mu.Lock()
+	if c.ctx.Err() != nil {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.cc != nil && !s.cc.dead() {
+		cc := s.cc
+		s.mu.Unlock()
+		return cc, nil
+	}
+	d := s.dialing
+	if d == nil {
+		if d = s.startDialLocked(c); d == nil {
+			err := fmt.Errorf("%w: %s: %w", ErrUnavailable, c.cfg.Addr, s.lastErr)
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.cc, d.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("eventloop: connect to %s: %w", c.cfg.Addr, ctx.Err())
+	}
+}
+
+// live returns the slot's connection if it is up. If it is down it starts a redial in the
+// background (unless backing off) and returns nil.
+func (s *slot) live(c *Client) *clientConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cc != nil && !s.cc.dead() {
+		return s.cc
+	}
+	if s.dialing == nil && c.ctx.Err() == nil {
+		s.startDialLocked(c)
+	}
+	return nil
+}
+
+// startDialLocked starts a dial unless the slot is backing off, and returns it (nil if
+// backing off).
+// REQUIRES: s.mu held, no dial running.
+func (s *slot) startDialLocked(c *Client) *dialing {
+	now := time.Now()
+	if s.cc != nil {
+		// The connection died. A long-lived one gets an immediate redial; one that died young
+		// (a peer that accepts and then drops us) keeps the backoff growing.
+		if now.Sub(s.cc.born) > 2*c.cfg.MaxBackoff {
+			s.backoff, s.retryAt = 0, time.Time{}
+		}
+		s.cc = nil
+	}
+	if now.Before(s.retryAt) {
+		return nil
+	}
+	d := &dialing{done: make(chan struct{})}
+	s.dialing = d
+	c.wg.Add(1)
+	go c.dial(s, d)
+	return d
+}
+
+// dial connects and handshakes, then installs the connection in the slot or records the
+// failure and the next retry time.
+func (c *Client) dial(s *slot, d *dialing) {
+	defer c.wg.Done()
+	defer close(d.done)
+	cc, err := c.connect()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dialing = nil
+	if err == nil && c.ctx.Err() != nil {
+		cc.fail(ErrClosed)
+		cc, err = nil, ErrClosed
+	}
+	d.cc, d.err = cc, err
+	if err != nil {
+		s.lastErr = err
+		s.backoff = min(max(2*s.backoff, minBackoff), c.cfg.MaxBackoff)
+		jitter := time.Duration(rand.Int64N(int64(s.backoff)/5 + 1))
+		s.retryAt = time.Now().Add(s.backoff - jitter)
+		c.log.Debug("connect failed", "err", err, "retry_in", s.backoff-jitter)
+		return
+	}
+	s.cc, s.retryAt = cc, time.Time{}
+}
+
+// connect dials the peer and runs the handshake, all within DialTimeout.
+func (c *Client) connect() (*clientConn, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("eventloop: dial %s: %w", c.cfg.Addr, err)
+	}
+	deadline, _ := ctx.Deadline()
+	peerID, err := handshake(nc, deadline, c.cfg.NodeID, c.cfg.MaxFrame)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, c.cfg.Addr, err)
+	}
+	cc := newClientConn(c, nc, peerID)
+	c.wg.Add(2)
+	go cc.readLoop()
+	go cc.writeLoop()
+	return cc, nil
+}
+
+// handshake sends a Hello and reads the answer, synchronously, before the connection's
+// goroutines start.
+func handshake(nc net.Conn, deadline time.Time, nodeID string, maxFrame int) (string, error) {
+	if err := nc.SetDeadline(deadline); err != nil {
+		return "", err
+	}
+	hello := codec.AppendHello(nil, 0, codec.MinVersion, codec.MaxVersion, []byte(nodeID))
+	if _, err := nc.Write(hello); err != nil {
+		return "", err
+	}
+	buf := make([]byte, codec.HeaderSize, 256)
+	if _, err := readFull(nc, buf); err != nil {
+		return "", err
+	}
+	h, err := codec.ParseHeader(buf, min(maxFrame, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, make([]byte, h.BodyLen)...)
+	if _, err := readFull(nc, buf[codec.HeaderSize:]); err != nil {
+		return "", err
+	}
+	var r codec.Reply
+	if err := codec.DecodeReply(buf, &r); err != nil {
+		return "", err
+	}
+	switch {
+	case r.Status == codec.StatusVersion:
+		return "", fmt.Errorf("%w: %s", codec.ErrVersion, r.Msg)
+	case r.Status.IsError():
+		return "", fmt.Errorf("%s: %s", r.Status, r.Msg)
+	case r.Op != codec.OpHello:
+		return "", fmt.Errorf("%w: %s reply to hello", codec.ErrCorrupt, r.Op)
+	case r.Version < codec.MinVersion || r.Version > codec.MaxVersion:
+		return "", fmt.Errorf("%w: server chose version %d", codec.ErrVersion, r.Version)
+	}
+	return string(r.NodeID), nc.SetDeadline(time.Time{})
+}
+
+// do sends one request built by encode (appending to a buffer of capacity sizeHint) and
+// waits for its reply. A non-nil value is written after the encoded frame without being
+// copied; it is not referenced once do returns.
+func (c *Client) do(ctx context.Context, sizeHint int, encode func(dst []byte, id uint64) []byte, value []byte) (*Response, error) {
+	cc, err := c.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cc.roundTrip(ctx, sizeHint, encode, value)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status.IsError() {
+		err := &StatusError{Addr: c.cfg.Addr, Op: resp.Op, Status: resp.Status, Msg: string(resp.Msg)}
+		resp.Release()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Do sends the request that encode appends to dst (a codec.AppendXxx call with the given
+// id) and waits for the reply or ctx. A reply with an error status is returned as a
+// *StatusError. The caller must Release the Response.
+func (c *Client) Do(ctx context.Context, encode func(dst []byte, id uint64) []byte) (*Response, error) {
+	return c.do(ctx, 256, encode, nil)
+}
+
+// copyBelow is the value size under which Set copies the value into the frame rather than
+// passing it to writev separately.
+const copyBelow = 8 << 10
+
+// Ping checks that the peer answers.
+func (c *Client) Ping(ctx context.Context) error {
+	resp, err := c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendPing(dst, id, nil) })
+	resp.Release()
+	return err
+}
+
+// Get fetches key's record. resp.Status is StatusOK (resp.TS, resp.Flags, resp.Value; a
+// tombstone has the codec.Tombstone flag) or StatusNotFound. resp.Value points into the
+// response buffer: Release resp when done with it.
+func (c *Client) Get(ctx context.Context, key []byte) (*Response, error) {
+	return c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendGet(dst, id, key) })
+}
+
+// Meta is the outcome of Stat and Set.
+type Meta struct {
+	Status codec.Status // Stat: OK or NotFound. Set: Applied or Stale.
+	TS     int64        // Stat: the stored timestamp. Set: the timestamp now current.
+	Flags  uint8        // Stat: the stored record flags.
+}
+
+func metaOf(resp *Response, err error) (Meta, error) {
+	if err != nil {
+		return Meta{}, err
+	}
+	m := Meta{Status: resp.Status, TS: resp.TS, Flags: resp.Flags}
+	resp.Release()
+	return m, nil
+}
+
+// Stat fetches key's timestamp and flags without its value.
+func (c *Client) Stat(ctx context.Context, key []byte) (Meta, error) {
+	return metaOf(c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendStat(dst, id, key) }))
+}
+
+// Set writes a record (last write wins). Large values are written from the caller's slice
+// without being copied; Set does not keep any argument after it returns.
+func (c *Client) Set(ctx context.Context, key []byte, ts int64, flags uint8, value []byte) (Meta, error) {
+	if len(value) < copyBelow {
+		return metaOf(c.do(ctx, codec.HeaderSize+codec.RecordSize(len(key), len(value)),
+			func(dst []byte, id uint64) []byte { return codec.AppendSet(dst, id, key, ts, flags, value) }, nil))
+	}
+	return metaOf(c.do(ctx, codec.HeaderSize+codec.RecordSize(len(key), 0),
+		func(dst []byte, id uint64) []byte { return codec.AppendSetHead(dst, id, key, ts, flags, len(value)) }, value))
+}
+
+// Delete writes a tombstone for key at ts.
+func (c *Client) Delete(ctx context.Context, key []byte, ts int64) (Meta, error) {
+	return c.Set(ctx, key, ts, codec.Tombstone, nil)
+}
+
+// BatchSet writes recs; resp.Results holds one result per record, in order.
+func (c *Client) BatchSet(ctx context.Context, recs []codec.Record) (*Response, error) {
+	size := codec.HeaderSize + 4
+	for _, r := range recs {
+		size += codec.RecordSize(len(r.Key), len(r.Value))
+	}
+	return c.do(ctx, size, func(dst []byte, id uint64) []byte { return codec.AppendBatchSet(dst, id, recs) }, nil)
+}
+
+// Scan reads the records with keys in [start, end) (end empty = unbounded), at most limit
+// records and about limitBytes bytes (0 = the server's defaults). resp.Records iterates
+// over them; resp.More and resp.Next say where to continue.
+func (c *Client) Scan(ctx context.Context, start, end []byte, limit, limitBytes uint32, withValues bool) (*Response, error) {
+	return c.Do(ctx, func(dst []byte, id uint64) []byte {
+		return codec.AppendScan(dst, id, start, end, limit, limitBytes, withValues)
+	})
+}
+
+// Digest fetches the summary of the records with keys in [start, end).
+func (c *Client) Digest(ctx context.Context, start, end []byte) (codec.Digest, error) {
+	resp, err := c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendDigest(dst, id, start, end) })
+	if err != nil {
+		return codec.Digest{}, err
+	}
+	d := resp.Digest
+	resp.Release()
+	return d, nil
+}

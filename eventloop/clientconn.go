@@ -1,0 +1,329 @@
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tako-kv/tako/codec"
+)
+
+// readBufSize is the reader's buffer: small replies are read many per syscall into it and
+// copied out; a reply larger than it is read straight into its own buffer.
+const readBufSize = 64 << 10
+
+// call is one request in flight.
+//
+// Ownership: the caller fills frame and value, registers the call in pending and queues it.
+// The writer claims it (state queued->writing) before reading frame and value, and from then
+// on owns frame (it returns it to the pool after writing) and signals wrote once the value
+// has been passed to the kernel. A caller that gives up first (queued->abandoned) leaves the
+// call to the garbage collector: the writer may still hold a pointer to it.
+type call struct {
+	frame []byte // pooled; encoded request, or its head when value is set
+	value []byte // caller-owned, written after frame; nil when all is in frame
+	state atomic.Int32
+	done  chan struct{} // one signal per use: resp or err is set
+	wrote chan struct{} // one signal per use, only when value != nil
+	resp  *Response
+	err   error
+}
+
+const (
+	callQueued int32 = iota
+	callWriting
+	callAbandoned
+)
+
+var callPool = sync.Pool{New: func() any {
+	return &call{done: make(chan struct{}, 1), wrote: make(chan struct{}, 1)}
+}}
+
+func getCall() *call { return callPool.Get().(*call) }
+
+func putCall(c *call) {
+	c.frame, c.value, c.resp, c.err = nil, nil, nil, nil
+	c.state.Store(callQueued)
+	callPool.Put(c)
+}
+
+// clientConn is one connection of a Client: a reader goroutine matching replies to pending
+// calls by id, and a writer goroutine writing every queued request with one writev.
+type clientConn struct {
+	cl     *Client
+	nc     net.Conn
+	peerID string
+	born   time.Time
+	nextID atomic.Uint64
+
+	wake    chan struct{} // cap 1: the queue is not empty
+	closing chan struct{} // closed by fail
+	isDead  atomic.Bool
+
+	mu      sync.Mutex
+	err     error            // REQUIRES: mu held. Set once, by fail.
+	pending map[uint64]*call // REQUIRES: mu held
+	queue   []*call          // REQUIRES: mu held
+}
+
+func newClientConn(cl *Client, nc net.Conn, peerID string) *clientConn {
+	return &clientConn{
+		cl:      cl,
+		nc:      nc,
+		peerID:  peerID,
+		born:    time.Now(),
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		pending: make(map[uint64]*call),
+	}
+}
+
+func (cc *clientConn) dead() bool { return cc.isDead.Load() }
+
+// fail kills the connection: every pending request fails with ErrConnLost (or ErrClosed),
+// the socket is closed and both goroutines exit. Only the first call has an effect.
+func (cc *clientConn) fail(cause error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	if errors.Is(cause, ErrClosed) {
+		cc.err = ErrClosed
+	} else {
+		cc.err = fmt.Errorf("%w: %s: %w", ErrConnLost, cc.cl.cfg.Addr, cause)
+		cc.cl.log.Warn("connection lost", "err", cause, "pending", len(cc.pending))
+	}
+	pending := cc.pending
+	cc.pending, cc.queue = nil, nil
+	cc.isDead.Store(true)
+	cc.mu.Unlock()
+
+	close(cc.closing)
+	cc.nc.Close()
+	for _, c := range pending {
+		c.err = cc.err
+		c.done <- struct{}{}
+	}
+}
+
+// roundTrip sends one request and waits for its reply, cc's death or ctx.
+func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([]byte, uint64) []byte, value []byte) (*Response, error) {
+	c := getCall()
+	id := cc.nextID.Add(1)
+	c.frame = encode(getBuf(sizeHint), id)
+	c.value = value
+	op := codec.Op(c.frame[1])
+
+	cc.mu.Lock()
+	if cc.err != nil {
+		err := cc.err
+		cc.mu.Unlock()
+		putBuf(c.frame)
+		putCall(c)
+		return nil, err
+	}
+	cc.pending[id] = c
+	cc.queue = append(cc.queue, c)
+	cc.mu.Unlock()
+	select {
+	case cc.wake <- struct{}{}:
+	default:
+	}
+
+	select {
+	case <-c.done:
+		return cc.finish(c)
+	case <-ctx.Done():
+		return cc.abandon(c, id, op, ctx.Err())
+	}
+}
+
+// finish collects the outcome of a completed call and recycles the call when the writer
+// is done with it.
+func (cc *clientConn) finish(c *call) (*Response, error) {
+	resp, err := c.resp, c.err
+	if !c.state.CompareAndSwap(callQueued, callAbandoned) {
+		// The writer claimed the call; wait until it no longer reads the value.
+		if c.value != nil {
+			<-c.wrote
+		}
+		putCall(c)
+	}
+	return resp, err
+}
+
+// abandon gives up on a call whose context ended.
+func (cc *clientConn) abandon(c *call, id uint64, op codec.Op, cause error) (*Response, error) {
+	cc.mu.Lock()
+	_, mine := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	if !mine {
+		// The reply (or the connection's failure) was delivered meanwhile: take it.
+		<-c.done
+		return cc.finish(c)
+	}
+	err := fmt.Errorf("eventloop: %s %s: %w", cc.cl.cfg.Addr, op, cause)
+	if c.state.CompareAndSwap(callQueued, callAbandoned) {
+		return nil, err // never written; the writer will skip it
+	}
+	if c.value != nil {
+		// The caller may reuse value as soon as we return: wait for the write to finish
+		// (bounded by WriteTimeout).
+		<-c.wrote
+	}
+	putCall(c)
+	return nil, err
+}
+
+// writeLoop writes queued requests, all that accumulated since the last write in one
+// writev: frames and zero-copy values side by side.
+func (cc *clientConn) writeLoop() {
+	defer cc.cl.wg.Done()
+	var (
+		batch  []*call
+		iov    net.Buffers
+		frames [][]byte
+		wrote  []*call
+	)
+	for {
+		select {
+		case <-cc.wake:
+		case <-cc.closing:
+			return
+		}
+		// Let the callers that are runnable queue their requests too: one writev for many
+		// requests instead of one each. Costs nothing when nothing else is runnable.
+		runtime.Gosched()
+		cc.mu.Lock()
+		batch, cc.queue = cc.queue, batch[:0]
+		cc.mu.Unlock()
+
+		for _, c := range batch {
+			frame, value := c.frame, c.value
+			if !c.state.CompareAndSwap(callQueued, callWriting) {
+				continue // abandoned by its caller
+			}
+			iov, frames = append(iov, frame), append(frames, frame)
+			if value != nil {
+				iov, wrote = append(iov, value), append(wrote, c)
+			}
+		}
+		clear(batch)
+		if len(iov) == 0 {
+			continue
+		}
+		err := cc.nc.SetWriteDeadline(time.Now().Add(cc.cl.cfg.WriteTimeout))
+		if err == nil {
+			bufs := iov // WriteTo consumes its receiver
+			_, err = bufs.WriteTo(cc.nc)
+		}
+		for _, f := range frames {
+			putBuf(f)
+		}
+		for _, c := range wrote {
+			c.wrote <- struct{}{}
+		}
+		clear(iov)
+		clear(frames)
+		clear(wrote)
+		iov, frames, wrote = iov[:0], frames[:0], wrote[:0]
+		if err != nil {
+			cc.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+	}
+}
+
+// readLoop reads replies and hands each to its waiting call.
+func (cc *clientConn) readLoop() {
+	defer cc.cl.wg.Done()
+	rb := make([]byte, readBufSize)
+	r, w := 0, 0 // unread bytes are rb[r:w]
+	fill := func(need int) error {
+		if len(rb)-r < need {
+			w = copy(rb, rb[r:w])
+			r = 0
+		}
+		for w-r < need {
+			n, err := cc.nc.Read(rb[w:])
+			w += n
+			if err != nil && w-r < need {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		if err := fill(codec.HeaderSize); err != nil {
+			cc.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		h, err := codec.ParseHeader(rb[r:w], cc.cl.cfg.MaxFrame)
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+		n := h.FrameLen()
+		buf := getBuf(n)[:n]
+		if n <= len(rb) {
+			if err := fill(n); err != nil {
+				putBuf(buf)
+				cc.fail(fmt.Errorf("read: %w", err))
+				return
+			}
+			copy(buf, rb[r:r+n])
+			r += n
+		} else {
+			// Large reply: copy what is buffered, read the rest straight into place.
+			m := copy(buf, rb[r:w])
+			r, w = 0, 0
+			if _, err := io.ReadFull(cc.nc, buf[m:]); err != nil {
+				putBuf(buf)
+				cc.fail(fmt.Errorf("read: %w", err))
+				return
+			}
+		}
+		if err := cc.deliver(buf); err != nil {
+			cc.fail(err)
+			return
+		}
+	}
+}
+
+// deliver decodes one reply frame (taking ownership of buf) and completes its call.
+func (cc *clientConn) deliver(buf []byte) error {
+	resp := responsePool.Get().(*Response)
+	resp.buf = buf
+	if err := codec.DecodeReply(buf, &resp.Reply); err != nil {
+		resp.Release()
+		return err
+	}
+	if resp.ID == 0 {
+		// A connection-level error: the server is about to close the connection.
+		err := fmt.Errorf("%s: %s", resp.Status, resp.Msg)
+		resp.Release()
+		return err
+	}
+	cc.mu.Lock()
+	c := cc.pending[resp.ID]
+	delete(cc.pending, resp.ID)
+	cc.mu.Unlock()
+	if c == nil {
+		resp.Release() // its caller gave up
+		return nil
+	}
+	c.resp = resp
+	c.done <- struct{}{}
+	return nil
+}
+
+// readFull reads exactly len(b) bytes.
+func readFull(nc net.Conn, b []byte) (int, error) { return io.ReadFull(nc, b) }

@@ -1,0 +1,156 @@
+package eventloop
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/tako-kv/tako/codec"
+)
+
+// Errors returned by ReplyWriter.
+var (
+	// ErrConnClosed: the connection the request came on is gone; the reply was dropped.
+	ErrConnClosed = errors.New("eventloop: connection closed")
+	// ErrReplied: the request already got its reply.
+	ErrReplied = errors.New("eventloop: request already answered")
+)
+
+const (
+	statePending int32 = iota
+	stateSending
+	stateDone
+)
+
+// ReplyWriter sends the one reply a request gets. Its methods may be called from any
+// goroutine, during Handle or later; the reply is encoded into the connection's write
+// queue at once (so arguments may be reused when the call returns, except where a release
+// func is taken) and written by the event loop, coalesced with other replies into one
+// writev. After the reply is sent the ReplyWriter must not be used again: the loop
+// recycles it.
+type ReplyWriter struct {
+	pc    *peerConn
+	id    uint64
+	op    codec.Op
+	state atomic.Int32
+}
+
+func (rw *ReplyWriter) reset(id uint64, op codec.Op) {
+	rw.id, rw.op = id, op
+	rw.state.Store(statePending)
+}
+
+// ID is the request id the reply must carry (for frames built by hand, see SendFrame).
+func (rw *ReplyWriter) ID() uint64 { return rw.id }
+
+// Op is the op of the request.
+func (rw *ReplyWriter) Op() codec.Op { return rw.op }
+
+// PeerNodeID is the node id the client sent in its Hello (empty for proxies).
+// Call it during Handle only.
+func (rw *ReplyWriter) PeerNodeID() string { return rw.pc.peerID }
+
+// begin claims the reply and locks the connection's write queue.
+func (rw *ReplyWriter) begin() error {
+	if !rw.state.CompareAndSwap(statePending, stateSending) {
+		return ErrReplied
+	}
+	if !rw.pc.lock() {
+		rw.state.Store(stateDone)
+		return ErrConnClosed
+	}
+	return nil
+}
+
+// end unlocks the write queue, scheduling a flush if needed. rw may be recycled as soon as
+// the state is stored: nothing may touch rw afterwards.
+func (rw *ReplyWriter) end() {
+	pc := rw.pc
+	pc.unlockAndKick()
+	rw.state.Store(stateDone)
+}
+
+// Get replies to a Get: StatusOK with the record, or StatusNotFound. value is copied.
+func (rw *ReplyWriter) Get(status codec.Status, ts int64, flags uint8, value []byte) error {
+	if err := rw.begin(); err != nil {
+		return err
+	}
+	rw.pc.out.b = codec.AppendGetReply(rw.pc.out.b, rw.id, status, ts, flags, value)
+	rw.end()
+	return nil
+}
+
+// GetRef is Get without copying value: value is written straight from the caller's buffer,
+// which must stay unchanged until release is called. release is called exactly once, on
+// the event loop, when the value has been handed to the kernel or the connection is gone
+// (also when GetRef returns an error); it must not block.
+func (rw *ReplyWriter) GetRef(status codec.Status, ts int64, flags uint8, value []byte, release func()) error {
+	if err := rw.begin(); err != nil {
+		if release != nil {
+			release()
+		}
+		return err
+	}
+	pc := rw.pc
+	pc.out.b = codec.AppendGetReplyHead(pc.out.b, rw.id, status, ts, flags, len(value))
+	pc.out.refs = append(pc.out.refs, outRef{at: len(pc.out.b), b: value, release: release})
+	rw.end()
+	return nil
+}
+
+// Stat replies to a Stat: StatusOK or StatusNotFound.
+func (rw *ReplyWriter) Stat(status codec.Status, ts int64, flags uint8) error {
+	if err := rw.begin(); err != nil {
+		return err
+	}
+	rw.pc.out.b = codec.AppendStatReply(rw.pc.out.b, rw.id, status, ts, flags)
+	rw.end()
+	return nil
+}
+
+// Set replies to a Set: StatusApplied or StatusStale, and the timestamp now current.
+func (rw *ReplyWriter) Set(status codec.Status, ts int64) error {
+	if err := rw.begin(); err != nil {
+		return err
+	}
+	rw.pc.out.b = codec.AppendSetReply(rw.pc.out.b, rw.id, status, ts)
+	rw.end()
+	return nil
+}
+
+// Error sends an error reply (status must be an error status) with a short message.
+func (rw *ReplyWriter) Error(status codec.Status, msg string) error {
+	if err := rw.begin(); err != nil {
+		return err
+	}
+	rw.pc.out.b = codec.AppendErrorReply(rw.pc.out.b, rw.op, rw.id, status, msg)
+	rw.end()
+	return nil
+}
+
+// Reply sends a reply encoded by encode, which appends one frame for request id to dst
+// (a codec.AppendXxxReply call). encode runs with the connection's write queue locked:
+// keep it short, or build large replies in your own buffer and use SendFrame.
+func (rw *ReplyWriter) Reply(encode func(dst []byte, id uint64) []byte) error {
+	if err := rw.begin(); err != nil {
+		return err
+	}
+	rw.pc.out.b = encode(rw.pc.out.b, rw.id)
+	rw.end()
+	return nil
+}
+
+// SendFrame sends a complete reply frame built by the caller (for example with
+// codec.BeginScanReply(buf, rw.ID())) without copying it. frame must stay unchanged until
+// release is called; release is called as for GetRef.
+func (rw *ReplyWriter) SendFrame(frame []byte, release func()) error {
+	if err := rw.begin(); err != nil {
+		if release != nil {
+			release()
+		}
+		return err
+	}
+	pc := rw.pc
+	pc.out.refs = append(pc.out.refs, outRef{at: len(pc.out.b), b: frame, release: release})
+	rw.end()
+	return nil
+}

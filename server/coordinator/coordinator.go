@@ -1,0 +1,210 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tako-kv/tako/server/config"
+)
+
+// ErrUnknownID is wrapped by New when the coordinator id is not one of the
+// configuration's coordinators.
+var ErrUnknownID = errors.New("coordinator: unknown id")
+
+// DefaultPoll is how often the file is re-read when Options.Poll is zero.
+const DefaultPoll = 500 * time.Millisecond
+
+// Header names of the protocol (see the package doc).
+const (
+	HeaderVersion = "X-Config-Version"
+	PathConfig    = "/configuration"
+	PathHealth    = "/health"
+)
+
+// Options says which coordinator this is and where its configuration lives.
+type Options struct {
+	ID     string        // coordinator id in the file's coordinators section
+	File   string        // configuration file (YAML or JSON)
+	Listen string        // host:port overriding the configured address (tests)
+	Poll   time.Duration // file re-read period; DefaultPoll when zero
+	Logger *slog.Logger
+}
+
+// Coordinator serves one configuration file. Create it with New.
+type Coordinator struct {
+	id, file, listen string
+	poll             time.Duration
+	log              *slog.Logger
+	cur              atomic.Pointer[snapshot]
+
+	// Owned by the watcher (see watch.go).
+	prevSum  [32]byte // content hash at the previous poll
+	actedSum [32]byte // content hash last served or refused
+	readErr  string   // read error at the previous poll, logged once
+}
+
+// snapshot is what the handlers serve: immutable once published.
+type snapshot struct {
+	cfg  *config.Config
+	body []byte // canonical JSON plus a newline (curl-friendly)
+	etag string
+}
+
+// New loads the file and checks that it names the coordinator id. The
+// errors name the file and the problem (config errors keep ErrInvalid).
+func New(o Options) (*Coordinator, error) {
+	data, err := os.ReadFile(o.File)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	self, ok := cfg.Coordinators[o.ID]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: not among the coordinators of %s (%s)",
+			ErrUnknownID, o.ID, o.File, knownIDs(cfg))
+	}
+	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger}
+	if c.listen == "" {
+		c.listen = self.String()
+	}
+	if c.poll <= 0 {
+		c.poll = DefaultPoll
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if err := c.publish(cfg); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	c.prevSum, c.actedSum = sum, sum
+	return c, nil
+}
+
+func knownIDs(cfg *config.Config) string {
+	if len(cfg.Coordinators) == 0 {
+		return "it configures no coordinators"
+	}
+	ids := make([]string, 0, len(cfg.Coordinators))
+	for id := range cfg.Coordinators {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, config.NaturalCompare)
+	return "known: " + strings.Join(ids, ", ")
+}
+
+// publish makes cfg the served configuration.
+func (c *Coordinator) publish(cfg *config.Config) error {
+	js, err := cfg.JSON()
+	if err != nil {
+		return fmt.Errorf("coordinator: encode configuration: %w", err)
+	}
+	c.cur.Store(&snapshot{cfg: cfg, body: append(js, '\n'), etag: `"` + cfg.Version + `"`})
+	return nil
+}
+
+// Config returns the configuration being served.
+func (c *Coordinator) Config() *config.Config { return c.cur.Load().cfg }
+
+// Addr returns the address the coordinator listens on: Options.Listen, or
+// its entry in the configuration it was started with.
+func (c *Coordinator) Addr() string { return c.listen }
+
+// Listen opens the coordinator's listener; a taken port is an error naming
+// the coordinator and the address.
+func (c *Coordinator) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator %s: %w", c.id, err)
+	}
+	return ln, nil
+}
+
+// Handler returns the HTTP API of the package doc.
+func (c *Coordinator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathConfig, c.serveConfiguration) // GET patterns match HEAD too
+	mux.HandleFunc("GET "+PathHealth, c.serveHealth)
+	return mux
+}
+
+func (c *Coordinator) serveConfiguration(w http.ResponseWriter, r *http.Request) {
+	s := c.cur.Load()
+	h := w.Header()
+	h.Set(HeaderVersion, s.cfg.Version)
+	h.Set("ETag", s.etag)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Type", "application/json")
+	// ServeContent answers If-None-Match with 304 (RFC 9110 comparison),
+	// HEAD without a body, and sets Content-Length.
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.body))
+}
+
+func (c *Coordinator) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set(HeaderVersion, c.cur.Load().cfg.Version)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// Serve serves ln and watches the file until ctx ends, then shuts the
+// server down (bounded) and returns. It returns early only if serving fails.
+func (c *Coordinator) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           c.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); c.Watch(watchCtx) }()
+	defer func() { stopWatch(); <-watchDone }()
+
+	c.log.Info("coordinator serving", "id", c.id, "addr", ln.Addr().String(),
+		"file", c.file, "version", c.Config().Version)
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("coordinator %s: serve: %w", c.id, err)
+	}
+	c.log.Info("coordinator stopping", "id", c.id)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		c.log.Warn("coordinator shutdown", "err", err)
+	}
+	return nil
+}
+
+// Run is what tako-coordinator does: New, Listen, then Serve until ctx
+// ends. ready, when set, is called with the bound address once requests
+// are accepted. Startup errors (file, id, port) return before serving.
+func Run(ctx context.Context, o Options, ready func(net.Addr)) error {
+	c, err := New(o)
+	if err != nil {
+		return err
+	}
+	ln, err := c.Listen()
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	return c.Serve(ctx, ln)
+}

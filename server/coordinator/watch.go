@@ -1,0 +1,75 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"time"
+
+	"github.com/tako-kv/tako/server/config"
+)
+
+// Watch re-reads the file every poll period until ctx ends; see the package
+// doc for what it does with an edit. Run at most one Watch per Coordinator.
+func (c *Coordinator) Watch(ctx context.Context) {
+	t := time.NewTicker(c.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.check()
+		}
+	}
+}
+
+// check is one poll: read, wait for the content to settle, then apply or
+// refuse it exactly once.
+func (c *Coordinator) check() {
+	data, err := os.ReadFile(c.file)
+	if err != nil {
+		if msg := err.Error(); msg != c.readErr {
+			c.readErr = msg
+			c.log.Warn("configuration file unreadable; still serving the last good version",
+				"err", err, "version", c.Config().Version)
+		}
+		c.prevSum = [32]byte{}
+		return
+	}
+	c.readErr = ""
+	sum := sha256.Sum256(data)
+	settled := sum == c.prevSum
+	c.prevSum = sum
+	if !settled || sum == c.actedSum {
+		return
+	}
+	c.actedSum = sum
+	c.apply(data)
+}
+
+// apply parses settled new content and serves it when it is valid.
+func (c *Coordinator) apply(data []byte) {
+	old := c.Config()
+	cfg, err := config.Parse(data)
+	if err != nil {
+		c.log.Error("configuration edit refused; still serving the last good version",
+			"file", c.file, "err", err, "version", old.Version)
+		return
+	}
+	if cfg.Version == old.Version {
+		c.log.Info("configuration file rewritten without a change", "version", old.Version)
+		return
+	}
+	if err := c.publish(cfg); err != nil {
+		c.log.Error("configuration edit refused", "err", err, "version", old.Version)
+		return
+	}
+	c.log.Info("serving new configuration", "version", cfg.Version, "previous", old.Version)
+	if self, ok := cfg.Coordinators[c.id]; !ok {
+		c.log.Warn("the new configuration does not list this coordinator; serving it anyway", "id", c.id)
+	} else if self != old.Coordinators[c.id] {
+		c.log.Warn("this coordinator's address changed in the configuration; restart it to move",
+			"id", c.id, "listening", c.listen, "configured", self.String())
+	}
+}

@@ -1,0 +1,278 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/eventloop"
+	"github.com/tako-kv/tako/hashring"
+	"github.com/tako-kv/tako/kv"
+)
+
+// peerHandler serves the peer protocol from this node's store. It runs on
+// gnet's event loops and never blocks them: writes go to the store's
+// group-commit queue (ApplyAsync) and are answered when durable; reads and
+// scans go to a small pool of reader goroutines.
+type peerHandler struct {
+	store *kv.Store
+	log   *slog.Logger
+	reads chan func()
+	wg    sync.WaitGroup
+}
+
+const (
+	peerReaders  = 16
+	scanMaxCount = 1000
+	scanMaxBytes = 4 << 20
+)
+
+func newPeerHandler(store *kv.Store, log *slog.Logger) *peerHandler {
+	h := &peerHandler{store: store, log: log, reads: make(chan func(), 1024)}
+	for range peerReaders {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			for job := range h.reads {
+				job()
+			}
+		}()
+	}
+	return h
+}
+
+// close stops the readers after the queued reads ran. REQUIRES: the peer
+// server is stopped, so no Handle call is running or will come.
+func (h *peerHandler) close() {
+	close(h.reads)
+	h.wg.Wait()
+}
+
+// Handle implements eventloop.Handler.
+func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
+	switch req.Op {
+	case codec.OpSet:
+		h.set(req, rw)
+	case codec.OpBatchSet:
+		h.batchSet(req, rw)
+	case codec.OpGet, codec.OpStat:
+		key := append([]byte(nil), req.Key...) // req's slices die with this call
+		op := req.Op
+		h.reads <- func() { h.read(op, key, rw) }
+	case codec.OpScan:
+		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
+		limit, limitBytes, withValues := req.Limit, req.LimitBytes, req.WithValues
+		h.reads <- func() { h.scan(start, end, limit, limitBytes, withValues, rw) }
+	case codec.OpDigest:
+		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
+		h.reads <- func() { h.digest(start, end, rw) }
+	default:
+		rw.Error(codec.StatusUnsupported, "op "+req.Op.String()+" not served")
+	}
+}
+
+func recordOf(ts int64, flags uint8, value []byte) kv.Record {
+	return kv.Record{TS: ts, Tombstone: flags&codec.Tombstone != 0, Value: value}
+}
+
+func flagsOf(tombstone bool) uint8 {
+	if tombstone {
+		return codec.Tombstone
+	}
+	return 0
+}
+
+func setStatus(res kv.Result) codec.Status {
+	if res.Applied {
+		return codec.StatusApplied
+	}
+	return codec.StatusStale
+}
+
+func (h *peerHandler) set(req *codec.Request, rw *eventloop.ReplyWriter) {
+	h.store.ApplyAsync(req.Key, recordOf(req.TS, req.Flags, req.Value), func(res kv.Result, err error) {
+		if err != nil {
+			rw.Error(codec.StatusError, err.Error())
+			return
+		}
+		rw.Set(setStatus(res), res.TS)
+	})
+}
+
+func (h *peerHandler) batchSet(req *codec.Request, rw *eventloop.ReplyWriter) {
+	n := req.Records.Len()
+	results := make([]codec.Result, n)
+	var mu sync.Mutex
+	left, failed := n, error(nil)
+	finish := func() {
+		if failed != nil {
+			rw.Error(codec.StatusError, failed.Error())
+			return
+		}
+		rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendBatchSetReply(dst, id, results) })
+	}
+	if n == 0 {
+		finish()
+		return
+	}
+	it := req.Records
+	for i := 0; ; i++ {
+		r, ok := it.Next()
+		if !ok {
+			break
+		}
+		h.store.ApplyAsync(r.Key, recordOf(r.TS, r.Flags, r.Value), func(res kv.Result, err error) {
+			mu.Lock()
+			results[i] = codec.Result{Status: setStatus(res), TS: res.TS}
+			if err != nil && failed == nil {
+				failed = err
+			}
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				finish()
+			}
+		})
+	}
+}
+
+func (h *peerHandler) read(op codec.Op, key []byte, rw *eventloop.ReplyWriter) {
+	if op == codec.OpStat {
+		m, err := h.store.Stat(key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			rw.Stat(codec.StatusNotFound, 0, 0)
+		case err != nil:
+			rw.Error(codec.StatusError, err.Error())
+		default:
+			rw.Stat(codec.StatusOK, m.TS, flagsOf(m.Tombstone))
+		}
+		return
+	}
+	buf := getBuf()
+	rec, err := h.store.Get(key, *buf)
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		putBuf(buf)
+		rw.Get(codec.StatusNotFound, 0, 0, nil)
+	case err != nil:
+		putBuf(buf)
+		rw.Error(codec.StatusError, err.Error())
+	default:
+		*buf = rec.Value
+		// The value goes out from our buffer without another copy.
+		rw.GetRef(codec.StatusOK, rec.TS, flagsOf(rec.Tombstone), rec.Value, func() { putBuf(buf) })
+	}
+}
+
+var valueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getBuf() *[]byte { return valueBufs.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // let huge buffers go
+	}
+	*b = (*b)[:0]
+	valueBufs.Put(b)
+}
+
+// scan answers a Scan with at most limit records and about limitBytes of
+// keys and values, and where to resume.
+func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, withValues bool, rw *eventloop.ReplyWriter) {
+	if limit == 0 || limit > scanMaxCount {
+		limit = scanMaxCount
+	}
+	if limitBytes == 0 || limitBytes > scanMaxBytes {
+		limitBytes = scanMaxBytes
+	}
+	var recs []codec.Record
+	var size uint32
+	var next []byte
+	errFull := errors.New("full")
+	err := h.store.Scan(start, end, func(key []byte, rec kv.Record) error {
+		if uint32(len(recs)) >= limit || size >= limitBytes {
+			next = append([]byte(nil), key...)
+			return errFull
+		}
+		r := codec.Record{Key: append([]byte(nil), key...), TS: rec.TS, Flags: flagsOf(rec.Tombstone)}
+		if withValues {
+			r.Value = append([]byte(nil), rec.Value...)
+		}
+		size += uint32(len(r.Key) + len(r.Value))
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil && err != errFull {
+		rw.Error(codec.StatusError, err.Error())
+		return
+	}
+	rw.Reply(func(dst []byte, id uint64) []byte {
+		return codec.AppendScanReply(dst, id, recs, next != nil, next)
+	})
+}
+
+// digest summarises the records of a range for healing: two replicas with
+// the same records in a range have the same Digest.
+func (h *peerHandler) digest(start, end []byte, rw *eventloop.ReplyWriter) {
+	var d codec.Digest
+	err := h.store.Scan(start, end, func(key []byte, rec kv.Record) error {
+		x := recordHash(key, rec)
+		d.Count++
+		d.XOR ^= x
+		d.Sum += x
+		return nil
+	})
+	if err != nil {
+		rw.Error(codec.StatusError, err.Error())
+		return
+	}
+	rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendDigestReply(dst, id, d) })
+}
+
+// recordHash identifies one version of one key: its key, timestamp, kind and
+// value.
+func recordHash(key []byte, rec kv.Record) uint64 {
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(rec.TS))
+	b[8] = flagsOf(rec.Tombstone)
+	return hashring.Hash(key) ^ hashring.Hash(b[:])*31 ^ hashring.Hash(rec.Value)*961
+}
+
+// peerReplica is a remote node as a Replica, over its peer client.
+type peerReplica struct{ c *eventloop.Client }
+
+func (p peerReplica) Get(ctx context.Context, key, dst []byte) (kv.Record, error) {
+	resp, err := p.c.Get(ctx, key)
+	if err != nil {
+		return kv.Record{}, err
+	}
+	defer resp.Release()
+	if resp.Status == codec.StatusNotFound {
+		return kv.Record{}, kv.ErrNotFound
+	}
+	return recordOf(resp.TS, resp.Flags, append(dst[:0], resp.Value...)), nil
+}
+
+func (p peerReplica) Stat(ctx context.Context, key []byte) (kv.Meta, error) {
+	m, err := p.c.Stat(ctx, key)
+	if err != nil {
+		return kv.Meta{}, err
+	}
+	if m.Status == codec.StatusNotFound {
+		return kv.Meta{}, kv.ErrNotFound
+	}
+	return kv.Meta{TS: m.TS, Tombstone: m.Flags&codec.Tombstone != 0}, nil
+}
+
+func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.Result, error) {
+	m, err := p.c.Set(ctx, key, rec.TS, flagsOf(rec.Tombstone), rec.Value)
+	if err != nil {
+		return kv.Result{}, err
+	}
+	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
+}

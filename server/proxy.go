@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/configsource"
+)
+
+// ProxyConfig is what tako-proxy's flags say.
+type ProxyConfig struct {
+	Addr         string   // HTTP listen address, e.g. ":8080"
+	ConfigPath   string   // -cfg
+	Coordinators []string // -c
+	VarDir       string   // the cached configuration goes under VarDir/proxy-<port>
+	PprofAddr    string
+	Logger       *slog.Logger
+	Ready        func()
+}
+
+// RunProxy serves the HTTP API over the cluster until ctx is cancelled. A
+// proxy holds no data: every request goes to the key's replicas over the
+// peer protocol.
+func RunProxy(ctx context.Context, pc ProxyConfig) error {
+	log := pc.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	_, port, err := net.SplitHostPort(pc.Addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", pc.Addr, err)
+	}
+	src, cfg, err := configsource.Open(ctx, configsource.Options{
+		File: pc.ConfigPath, Coordinators: pc.Coordinators,
+		CachePath: filepath.Join(pc.VarDir, "proxy-"+port, "config.json"), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	peers := newPeerPool("", log)
+	defer peers.close()
+	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log,
+		Replica: func(n config.Node) Replica { return peers.replica(n) }})
+	if err != nil {
+		return err
+	}
+	ln, err := httpproxy.Listen(pc.Addr)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, httpService{
+		ln: ln, backend: cluster, storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
+		src: src, cluster: cluster, ready: pc.Ready, name: "proxy",
+	})
+}
