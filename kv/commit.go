@@ -29,6 +29,7 @@ type writeReq struct {
 	cb   func(Result, error) // ApplyAsync calls it from the committer
 	prev int32               // earlier request in the batch with the same key hash, or -1
 	won  bool                // r's record was added to the batch and is current
+	drop bool                // Drop: delete the key if its record is still rec
 }
 
 var reqPool = sync.Pool{New: func() any { return &writeReq{done: make(chan struct{}, 1)} }}
@@ -68,6 +69,26 @@ func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 	}
 }
 
+// Drop removes key's record if it is still the one with timestamp ts and
+// the given kind: a node hands off a key it no longer owns and drops its copy
+// without destroying a newer write that reached it meanwhile. It reports
+// whether the record was removed. Unlike a tombstone, nothing remains.
+func (s *Store) Drop(key []byte, ts int64, tombstone bool) (bool, error) {
+	r, err := s.newReq(key, Record{TS: ts, Tombstone: tombstone}, false)
+	if err != nil {
+		return false, err
+	}
+	r.drop = true
+	if err := s.enqueue(r); err != nil {
+		s.putReq(r)
+		return false, err
+	}
+	<-r.done
+	res, err := r.res, r.err
+	s.putReq(r)
+	return res.Applied, err
+}
+
 func (s *Store) newReq(key []byte, rec Record, copyIn bool) (*writeReq, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
@@ -94,7 +115,7 @@ func (s *Store) newReq(key []byte, rec Record, copyIn bool) (*writeReq, error) {
 }
 
 func (s *Store) putReq(r *writeReq) {
-	r.key, r.rec, r.payload, r.cb, r.err = nil, Record{}, nil, nil, nil
+	r.key, r.rec, r.payload, r.cb, r.err, r.drop = nil, Record{}, nil, nil, nil, false
 	if cap(r.own) > 1<<20 {
 		r.own = nil
 	}
@@ -133,6 +154,7 @@ type committer struct {
 	reqs   []*writeReq
 	byHash map[uint64]int32 // key hash -> latest request index in this batch
 	vbuf   []byte           // stored value decoded for a tie-break
+	keyBuf []byte
 	synced chan syncedBatch // to the completer, under SyncAlways
 }
 
@@ -251,6 +273,16 @@ func (c *committer) resolve(r *writeReq) (Result, error) {
 	cur, found, err := c.current(r)
 	if err != nil {
 		return Result{}, err
+	}
+	if r.drop {
+		if !found || cur.TS != r.rec.TS || cur.Tombstone != r.rec.Tombstone {
+			return Result{TS: cur.TS}, nil
+		}
+		c.keyBuf = appendDataKey(c.keyBuf[:0], r.key)
+		if err := c.batch.Delete(c.keyBuf, nil); err != nil {
+			return Result{}, fmt.Errorf("kv: batch delete: %w", err)
+		}
+		return Result{TS: cur.TS, Applied: true}, nil
 	}
 	if found && !Newer(r.rec, cur) {
 		if Newer(cur, r.rec) {

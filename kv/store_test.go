@@ -247,3 +247,24 @@ func TestNewerIsTotalOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestDrop(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+	mustApply(t, s, "k", Record{TS: 5, Value: []byte("v")})
+	f := func(ts int64, tomb, want bool) {
+		t.Helper()
+		got, err := s.Drop([]byte("k"), ts, tomb)
+		if err != nil || got != want {
+			t.Fatalf("Drop(ts %d, tombstone %v) = %v, %v; want %v", ts, tomb, got, err, want)
+		}
+	}
+	f(4, false, false) // a different (older) record is kept
+	f(5, true, false)  // same timestamp, other kind
+	mustGet(t, s, "k")
+	f(5, false, true)
+	if _, err := s.Get([]byte("k"), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after drop: %v", err)
+	}
+	f(5, false, false) // nothing left to drop
+}

@@ -92,6 +92,11 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	}
 	defer stopPeerServer(psrv, log)
 
+	healCtx, stopHealing := context.WithCancel(ctx)
+	healDone := make(chan struct{})
+	go func() { defer close(healDone); newHealer(store, cluster, log).run(healCtx) }()
+	defer func() { stopHealing(); <-healDone }()
+
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,

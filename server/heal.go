@@ -1,0 +1,287 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/kv"
+)
+
+// Background healing. Each node walks its own records in key order, a chunk
+// at a time, spread over the deployment's background_healing_interval. For
+// every chunk it asks each other replica of those keys for its metadata over
+// the chunk's key range (one Scan without values), pushes the records the
+// replica lacks or holds older (BatchSet; last-write-wins makes a push
+// idempotent), and drops its own copy of a key it no longer owns once every
+// current replica holds that record or a newer one. So replicas that missed
+// writes converge, a restarted node is caught up by its peers, and during a
+// migration the new owners receive every key before the old ones let go.
+
+// rangeReplica is what healing needs of a replica beyond Replica.
+type rangeReplica interface {
+	Replica
+	// Metas calls fn for each record the replica holds with first <= key <=
+	// last, in key order; key is valid only during fn.
+	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta)) error
+	// ApplyBatch writes recs under last-write-wins, one result per record.
+	ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error)
+}
+
+// healer runs background healing for one node.
+type healer struct {
+	store   *kv.Store
+	cluster *Cluster
+	log     *slog.Logger
+	// chunk bounds one step: records and bytes of values.
+	chunkRecords int
+	chunkBytes   int
+	// firstPace is the pause after each chunk of a node's first pass, when
+	// the number of local records is not yet known.
+	firstPace time.Duration
+	lastCount int
+}
+
+func newHealer(store *kv.Store, c *Cluster, log *slog.Logger) *healer {
+	return &healer{store: store, cluster: c, log: log, chunkRecords: 256, chunkBytes: 4 << 20, firstPace: 10 * time.Millisecond}
+}
+
+// run heals until ctx ends, one pass per interval while the active
+// deployment enables background healing.
+func (h *healer) run(ctx context.Context) {
+	for {
+		d := h.cluster.Config().ActiveDeployment()
+		if !d.BackgroundHealing {
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		// Start a pass no sooner than a short while after start-up or the
+		// previous pass, so a restart storm does not become a healing storm.
+		if !sleepCtx(ctx, min(d.HealingInterval/10, 10*time.Second)) {
+			return
+		}
+		began := time.Now()
+		st, err := h.pass(ctx, d.HealingInterval)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Info("healing pass done", "records", st.records, "pushed", st.pushed, "dropped", st.dropped,
+			"took", time.Since(began).Round(time.Millisecond), "err", err)
+		h.lastCount = st.records
+	}
+}
+
+type healStats struct{ records, pushed, dropped int }
+
+// pass walks every local record once.
+func (h *healer) pass(ctx context.Context, interval time.Duration) (healStats, error) {
+	var st healStats
+	var start []byte
+	for {
+		chunk, next, err := h.readChunk(start)
+		if err != nil || len(chunk) == 0 {
+			return st, err
+		}
+		began := time.Now()
+		pushed, dropped, err := h.healChunk(ctx, chunk)
+		st.records += len(chunk)
+		st.pushed += pushed
+		st.dropped += dropped
+		if err != nil && ctx.Err() != nil {
+			return st, err
+		}
+		if err != nil {
+			h.log.Warn("healing chunk", "err", err)
+		}
+		if next == nil {
+			return st, nil
+		}
+		start = next
+		pace := h.firstPace
+		if h.lastCount > 0 {
+			pace = interval * time.Duration(len(chunk)) / time.Duration(h.lastCount)
+		}
+		if !sleepCtx(ctx, pace-time.Since(began)) {
+			return st, ctx.Err()
+		}
+	}
+}
+
+// readChunk copies up to a chunk of local records from start on; next is
+// where the following chunk starts, nil at the end.
+func (h *healer) readChunk(start []byte) (chunk []codec.Record, next []byte, err error) {
+	size := 0
+	errFull := errors.New("chunk full")
+	err = h.store.Scan(start, nil, func(key []byte, rec kv.Record) error {
+		if len(chunk) >= h.chunkRecords || size >= h.chunkBytes {
+			next = append([]byte(nil), key...)
+			return errFull
+		}
+		chunk = append(chunk, codec.Record{Key: append([]byte(nil), key...), TS: rec.TS,
+			Flags: flagsOf(rec.Tombstone), Value: append([]byte(nil), rec.Value...)})
+		size += len(key) + len(rec.Value)
+		return nil
+	})
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return chunk, next, err
+}
+
+// healChunk brings every other replica of chunk's keys up to date and drops
+// the keys this node does not own once their owners have them.
+func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, dropped int, err error) {
+	t := h.cluster.topo.Load()
+	var rt route
+	byNode := map[int][]int{}       // replica node -> chunk indexes it should hold
+	need := make([]int, len(chunk)) // replicas other than this node, per record
+	owned := make([]bool, len(chunk))
+	for i, r := range chunk {
+		t.fill(&rt, r.Key)
+		for _, n := range rt.reps {
+			if n == t.self {
+				owned[i] = true
+				continue
+			}
+			byNode[n] = append(byNode[n], i)
+			need[i]++
+		}
+	}
+	have := make([]int, len(chunk)) // replicas confirmed to hold the record or newer
+	for n, idx := range byNode {
+		rr, ok := t.replicas[n].(rangeReplica)
+		if !ok {
+			continue
+		}
+		p, e := h.healReplica(ctx, rr, chunk, idx, have)
+		pushed += p
+		if e != nil {
+			err = errors.Join(err, e)
+		}
+	}
+	for i, r := range chunk {
+		if owned[i] || need[i] == 0 || have[i] < need[i] {
+			continue
+		}
+		ok, e := h.store.Drop(r.Key, r.TS, r.Flags&codec.Tombstone != 0)
+		if e != nil {
+			return pushed, dropped, errors.Join(err, e)
+		}
+		if ok {
+			dropped++
+		}
+	}
+	return pushed, dropped, err
+}
+
+// healReplica compares the records chunk[idx] with what rr holds, pushes the
+// missing and older ones, and counts in have the records rr now holds.
+func (h *healer) healReplica(ctx context.Context, rr rangeReplica, chunk []codec.Record, idx []int, have []int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
+	defer cancel()
+	theirs := make(map[string]kv.Meta)
+	first, last := chunk[idx[0]].Key, chunk[idx[len(idx)-1]].Key
+	if err := rr.Metas(ctx, first, last, func(key []byte, m kv.Meta) { theirs[string(key)] = m }); err != nil {
+		return 0, err
+	}
+	var push []codec.Record
+	var pushIdx []int
+	for _, i := range idx {
+		r := chunk[i]
+		m, ok := theirs[string(r.Key)]
+		mine := kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}
+		if ok && !newerMeta(mine, m) {
+			have[i]++
+			continue
+		}
+		push = append(push, r)
+		pushIdx = append(pushIdx, i)
+	}
+	if len(push) == 0 {
+		return 0, nil
+	}
+	res, err := rr.ApplyBatch(ctx, push)
+	if err != nil {
+		return 0, err
+	}
+	for k := range res {
+		have[pushIdx[k]]++ // applied, or stale: a newer record is there
+	}
+	return len(push), nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Metas implements rangeReplica for this node's store.
+func (l localReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta)) error {
+	return l.store.Scan(first, append(append([]byte(nil), last...), 0), func(key []byte, rec kv.Record) error {
+		fn(key, rec.Meta())
+		return nil
+	})
+}
+
+// ApplyBatch implements rangeReplica for this node's store.
+func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.Result, error) {
+	out := make([]kv.Result, len(recs))
+	for i, r := range recs {
+		res, err := l.store.Apply(r.Key, recordOf(r.TS, r.Flags, r.Value))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// Metas implements rangeReplica over the peer protocol, scanning without
+// values.
+func (p peerReplica) Metas(ctx context.Context, first, last []byte, fn func([]byte, kv.Meta)) error {
+	start, end := first, append(append([]byte(nil), last...), 0)
+	for {
+		resp, err := p.c.Scan(ctx, start, end, 0, 0, false)
+		if err != nil {
+			return err
+		}
+		it := resp.Records
+		for r, ok := it.Next(); ok; r, ok = it.Next() {
+			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0})
+		}
+		more, next := resp.More, append([]byte(nil), resp.Next...)
+		resp.Release()
+		if !more {
+			return nil
+		}
+		start = next
+	}
+}
+
+// ApplyBatch implements rangeReplica over the peer protocol.
+func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
+	resp, err := p.c.BatchSet(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Release()
+	out := make([]kv.Result, resp.Results.Len())
+	for i := range out {
+		r := resp.Results.At(i)
+		out[i] = kv.Result{TS: r.TS, Applied: r.Status == codec.StatusApplied}
+	}
+	return out, nil
+}

@@ -1,0 +1,157 @@
+package launcher
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tako-kv/tako/server/config"
+)
+
+// Kind is a Tako binary tako-cluster starts.
+type Kind int
+
+const (
+	Coordinator Kind = iota
+	Node
+	Proxy
+)
+
+// Binary returns the executable's name.
+func (k Kind) Binary() string {
+	return [...]string{"tako-coordinator", "tako-node", "tako-proxy"}[k]
+}
+
+// plural names a phase in progress lines ("nodes up 7/10").
+func (k Kind) plural() string { return [...]string{"coordinators", "nodes", "proxies"}[k] }
+
+// Spec is one process to run.
+type Spec struct {
+	Name   string // c1, n3, proxy-8080: unique, names the log file
+	Kind   Kind
+	Args   []string // without the binary
+	Log    string   // VARDIR/<Name>.log
+	Listen string   // where it listens, for people
+	Health string   // URL that answers 200 once it serves
+}
+
+// Plan lists the processes for cfg in start order: coordinators, nodes,
+// proxies. It refuses -s names that are not nodes and proxy ports that are
+// duplicated or taken by the configuration.
+func Plan(cfg *config.Config, o Options) ([]Spec, error) {
+	skip, err := skipSet(cfg, o.Skip)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProxyPorts(cfg, o.ProxyPorts); err != nil {
+		return nil, err
+	}
+	common := []string{"-v", o.VarDir}
+	if o.Debug {
+		common = append(common, "-d")
+	}
+	source := configSourceArgs(cfg, o.ConfigPath)
+	var specs []Spec
+	add := func(name string, kind Kind, listen, health string, args ...string) {
+		log := filepath.Join(o.VarDir, name+".log")
+		args = append(append(args, common...), "-l", log)
+		specs = append(specs, Spec{Name: name, Kind: kind, Args: args, Log: log, Listen: listen, Health: health})
+	}
+	for _, id := range coordinatorIDs(cfg) {
+		a := cfg.Coordinators[id]
+		add(id, Coordinator, "http://"+a.String()+"/configuration", healthURL(a.Host, a.Port),
+			"-id", id, "-cfg", o.ConfigPath)
+	}
+	for _, n := range cfg.Nodes() {
+		if !skip[n.ID] {
+			add(n.ID, Node, "http "+n.HTTPAddr()+"  peer "+n.PeerAddr(), healthURL(n.Host, n.HTTPPort),
+				append([]string{"-id", n.ID}, source...)...)
+		}
+	}
+	for _, p := range o.ProxyPorts {
+		port := strconv.Itoa(p)
+		add("proxy-"+port, Proxy, "http://localhost:"+port, healthURL("", p),
+			append([]string{"-p", port}, source...)...)
+	}
+	return specs, nil
+}
+
+// coordinatorIDs returns the coordinators, master first, then in natural order.
+func coordinatorIDs(cfg *config.Config) []string {
+	ids := make([]string, 0, len(cfg.Coordinators))
+	for id := range cfg.Coordinators {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case a == cfg.MasterCoordinator:
+			return -1
+		case b == cfg.MasterCoordinator:
+			return 1
+		}
+		return config.NaturalCompare(a, b)
+	})
+	return ids
+}
+
+// configSourceArgs tells a node or proxy where its configuration comes
+// from: every coordinator, or the file when there is none.
+func configSourceArgs(cfg *config.Config, path string) []string {
+	ids := coordinatorIDs(cfg)
+	if len(ids) == 0 {
+		return []string{"-cfg", path}
+	}
+	var args []string
+	for _, id := range ids {
+		args = append(args, "-c", cfg.Coordinators[id].String())
+	}
+	return args
+}
+
+func skipSet(cfg *config.Config, names []string) (map[string]bool, error) {
+	skip := make(map[string]bool, len(names))
+	for _, name := range names {
+		if _, ok := cfg.FindNode(name); !ok {
+			var ids []string
+			for _, n := range cfg.Nodes() {
+				ids = append(ids, n.ID)
+			}
+			return nil, fmt.Errorf("-s %s: no such node in the active or target deployment (nodes: %s)",
+				name, strings.Join(ids, ", "))
+		}
+		skip[name] = true
+	}
+	return skip, nil
+}
+
+// checkProxyPorts refuses a -p given twice or used by the configuration
+// (on any host: the proxy listens on every interface).
+func checkProxyPorts(cfg *config.Config, ports []int) error {
+	used := map[int]string{}
+	for id, a := range cfg.Coordinators {
+		used[a.Port] = "coordinator " + id
+	}
+	for _, n := range cfg.Nodes() {
+		used[n.HTTPPort] = "node " + n.ID + " http_port"
+		used[n.PeerPort] = "node " + n.ID + " peer_port"
+	}
+	for _, p := range ports {
+		if who, ok := used[p]; ok {
+			return fmt.Errorf("-p %d: port already used by %s", p, who)
+		}
+		used[p] = "another -p"
+	}
+	return nil
+}
+
+// healthURL is where to poll a process; an empty or wildcard host is
+// reached over loopback.
+func healthURL(host string, port int) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/health"
+}

@@ -1,0 +1,504 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tako-kv/tako/server/config"
+)
+
+// The test binary doubles as the fake tako-coordinator/node/proxy (scripts
+// in a temp dir exec it with TAKO_FAKE_AS set) and as a tako-cluster that
+// the test SIGKILLs (TAKO_LAUNCHER_HELPER holds its Options as JSON).
+func TestMain(m *testing.M) {
+	if as := os.Getenv("TAKO_FAKE_AS"); as != "" {
+		os.Exit(fakeChild(as, os.Args[1:]))
+	}
+	if o := os.Getenv("TAKO_LAUNCHER_HELPER"); o != "" {
+		os.Exit(launcherHelper(o))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeChild records "start PID NAME ARGS" in $TAKO_FAKE_RECORD and then
+// behaves as $TAKO_FAKE_MODE says for its name ("n2=die,c1=stubborn"):
+//
+//	(default) wait for SIGTERM, record "term PID", exit 0
+//	fail      print a start-up error, exit 1
+//	die       run 300ms, print an error, exit 3
+//	stubborn  ignore SIGTERM
+//
+// Every mode ends by itself within a minute, so a test bug leaks nothing
+// for long.
+func fakeChild(as string, args []string) int {
+	name := as
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "-id":
+			name = args[i+1]
+		case "-p":
+			name = "proxy-" + args[i+1]
+		}
+	}
+	mode := ""
+	for kv := range strings.SplitSeq(os.Getenv("TAKO_FAKE_MODE"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			mode = v
+		}
+	}
+	record := func(format string, a ...any) {
+		f, err := os.OpenFile(os.Getenv("TAKO_FAKE_RECORD"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, format+"\n", a...)
+			f.Close()
+		}
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	record("start %d %s %s %s", os.Getpid(), name, as, strings.Join(args, " "))
+	switch mode {
+	case "fail":
+		fmt.Fprintln(os.Stderr, "listen tcp 127.0.0.1:5711: bind: address already in use")
+		return 1
+	case "die":
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "boom: disk on fire")
+		return 3
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(time.Minute)
+		return 0
+	}
+	select {
+	case <-term:
+		record("term %d", os.Getpid())
+	case <-time.After(time.Minute):
+	}
+	return 0
+}
+
+// helperOptions is what TestNothingLeftWhenKilled hands the helper.
+type helperOptions struct {
+	ConfigPath, VarDir, BinDir string
+	ProxyPorts                 []int
+	Skip                       []string
+}
+
+func launcherHelper(js string) int {
+	var h helperOptions
+	if err := json.Unmarshal([]byte(js), &h); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	o := Options{ConfigPath: h.ConfigPath, VarDir: h.VarDir, BinDir: h.BinDir, ProxyPorts: h.ProxyPorts, Skip: h.Skip}
+	o.Health = (&fixture{t: &testing.T{}, o: o, record: os.Getenv("TAKO_FAKE_RECORD")}).startedHealth()
+	if err := Run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// fixture is a configuration on free ports plus fake binaries.
+type fixture struct {
+	t      *testing.T
+	o      Options
+	ports  []int // ports[0]: c1
+	record string
+	out    *syncBuffer
+}
+
+func newFixture(t *testing.T, mode string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []Kind{Coordinator, Node, Proxy} {
+		writeScript(t, filepath.Join(bin, k.Binary()), fmt.Sprintf("TAKO_FAKE_AS=%s exec '%s' \"$@\"", k.Binary(), self))
+	}
+	p := freePorts(t, 10)
+	cfg := filepath.Join(dir, "tako.yaml")
+	text := fmt.Sprintf(`
+coordinators:
+    c1: [127.0.0.1, %d]
+active_deployment: d
+target_deployment: t
+deployments:
+    d:
+        buckets:
+            b1:
+                n1: [127.0.0.1, %d, %d]
+                n2: [127.0.0.1, %d, %d]
+                n3: [127.0.0.1, %d, %d]
+    t:
+        buckets:
+            b1:
+                n1: [127.0.0.1, %d, %d]
+                n4: [127.0.0.1, %d, %d]
+`, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[1], p[2], p[7], p[8])
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ports: p, record: filepath.Join(dir, "record"), out: &syncBuffer{}}
+	t.Setenv("TAKO_FAKE_RECORD", f.record)
+	t.Setenv("TAKO_FAKE_MODE", mode)
+	f.o = Options{
+		ConfigPath: cfg, ProxyPorts: []int{p[9]}, Skip: []string{"n3"}, VarDir: filepath.Join(dir, "var"),
+		StartTimeout: 10 * time.Second, StopTimeout: 5 * time.Second, BinDir: bin, Out: f.out,
+	}
+	f.o.Health = f.startedHealth()
+	return f
+}
+
+// startedHealth answers like a real health check would: a process is up
+// once its fake has started (recorded itself).
+func (f *fixture) startedHealth() func(context.Context, string) error {
+	cfg, err := config.Load(f.o.ConfigPath)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	specs, err := Plan(cfg, f.o)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, s := range specs {
+		names[s.Health] = s.Name
+	}
+	return func(_ context.Context, url string) error {
+		if pids, _, _ := f.started(); pids[names[url]] == 0 {
+			return errors.New("not started")
+		}
+		return nil
+	}
+}
+
+// freePorts returns n distinct ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// started returns name -> pid and name -> args of the fakes that started,
+// and the pids that recorded a SIGTERM.
+func (f *fixture) started() (pids map[string]int, args map[string]string, termed map[int]bool) {
+	pids, args, termed = map[string]int{}, map[string]string{}, map[int]bool{}
+	data, _ := os.ReadFile(f.record)
+	for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		pid, _ := strconv.Atoi(fields[1])
+		switch {
+		case fields[0] == "start" && len(fields) >= 4:
+			pids[fields[2]] = pid
+			args[fields[2]] = strings.Join(fields[3:], " ")
+		case fields[0] == "term":
+			termed[pid] = true
+		}
+	}
+	return pids, args, termed
+}
+
+// run starts Run in the background; wait returns its error (bounded).
+func (f *fixture) run() (cancel func(), wait func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, f.o) }()
+	f.t.Cleanup(cancel)
+	return cancel, func() error {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			f.t.Fatalf("Run did not return within 20s; output:\n%s", f.out)
+			return nil
+		}
+	}
+}
+
+func (f *fixture) waitOutput(want string) {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(f.out.String(), want) {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("output lacks %q after 10s:\n%s", want, f.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil // no /proc: a zombie counts as alive
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z'
+}
+
+func (f *fixture) checkAllGone(pids map[string]int) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for name, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				f.t.Errorf("%s (pid %d) still running", name, pid)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func TestRunStartsAndStops(t *testing.T) {
+	f := newFixture(t, "")
+	cancel, wait := f.run()
+	f.waitOutput("Ctrl-C")
+	pids, args, _ := f.started()
+	port := strconv.Itoa(f.o.ProxyPorts[0])
+	v := f.o.VarDir
+	c1 := fmt.Sprintf("127.0.0.1:%d", f.ports[0])
+	want := map[string]string{
+		"c1":            "-id c1 -cfg " + f.o.ConfigPath + " -v " + v + " -l " + v + "/c1.log",
+		"n1":            "-id n1 -c " + c1 + " -v " + v + " -l " + v + "/n1.log",
+		"n2":            "-id n2 -c " + c1 + " -v " + v + " -l " + v + "/n2.log",
+		"n4":            "-id n4 -c " + c1 + " -v " + v + " -l " + v + "/n4.log",
+		"proxy-" + port: "-p " + port + " -c " + c1 + " -v " + v + " -l " + v + "/proxy-" + port + ".log",
+	}
+	for name, a := range want {
+		if got := args[name]; !strings.HasSuffix(got, " "+a) {
+			t.Errorf("%s started as %q, want args %q", name, got, a)
+		}
+	}
+	if len(args) != len(want) {
+		t.Errorf("started %v, want %d processes (n3 skipped)", args, len(want))
+	}
+	out := f.out.String()
+	for _, s := range []string{"coordinators up 1/1", "nodes up 3/3", "proxies up 1/1", "skipped (-s): n3",
+		fmt.Sprintf("n4    %d", pids["n4"]), v + "/proxy-" + port + ".log"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	for name, pid := range pids {
+		if !alive(pid) {
+			t.Errorf("%s not running", name)
+		}
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, termed := f.started()
+	for name, pid := range pids {
+		if !termed[pid] {
+			t.Errorf("%s (pid %d) did not get SIGTERM", name, pid)
+		}
+	}
+	f.checkAllGone(pids)
+	if !strings.Contains(f.out.String(), "stopping 5 processes") {
+		t.Errorf("output:\n%s", f.out)
+	}
+}
+
+func TestRunReportsUnexpectedExit(t *testing.T) {
+	f := newFixture(t, "n2=die")
+	cancel, wait := f.run()
+	f.waitOutput("exited unexpectedly")
+	pids, _, _ := f.started()
+	out := f.out.String()
+	for _, s := range []string{fmt.Sprintf("n2 (pid %d) exited unexpectedly: exit status 3", pids["n2"]),
+		"4 processes still running", "n2.log", "    boom: disk on fire"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	for name, pid := range pids {
+		if name != "n2" && !alive(pid) {
+			t.Errorf("%s stopped after n2 died", name)
+		}
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkAllGone(pids)
+}
+
+func TestRunStartupFailureStopsEverything(t *testing.T) {
+	f := newFixture(t, "n2=fail")
+	// Only the coordinator comes up, so the nodes phase waits until n2 exits.
+	coordinator := fmt.Sprintf("http://127.0.0.1:%d/health", f.ports[0])
+	started := f.startedHealth()
+	f.o.Health = func(ctx context.Context, url string) error {
+		if url == coordinator {
+			return started(ctx, url)
+		}
+		return errors.New("not yet")
+	}
+	start := time.Now()
+	_, wait := f.run()
+	err := wait()
+	if err == nil {
+		t.Fatalf("no error; output:\n%s", f.out)
+	}
+	for _, s := range []string{"n2 (tako-node, pid", "exited during start-up: exit status 1", "n2.log", "address already in use"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q: %v", s, err)
+		}
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("took %v to notice", d)
+	}
+	pids, _, _ := f.started()
+	f.checkAllGone(pids)
+}
+
+func TestRunStartTimeout(t *testing.T) {
+	f := newFixture(t, "")
+	f.o.Health = func(context.Context, string) error { return errors.New("refused") }
+	f.o.StartTimeout = 300 * time.Millisecond
+	_, wait := f.run()
+	err := wait()
+	if err == nil || !strings.Contains(err.Error(), "coordinators not answering /health after 300ms: c1") {
+		t.Fatalf("error %v", err)
+	}
+	pids, _, _ := f.started()
+	f.checkAllGone(pids)
+}
+
+func TestRunKillsStubbornChild(t *testing.T) {
+	f := newFixture(t, "n1=stubborn")
+	f.o.StopTimeout = 300 * time.Millisecond
+	cancel, wait := f.run()
+	f.waitOutput("Ctrl-C")
+	pids, _, _ := f.started()
+	time.Sleep(100 * time.Millisecond) // let the fake ignore SIGTERM
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkAllGone(pids)
+	if s := fmt.Sprintf("n1 (pid %d) did not stop within 300ms: killing it", pids["n1"]); !strings.Contains(f.out.String(), s) {
+		t.Errorf("output lacks %q:\n%s", s, f.out)
+	}
+}
+
+func TestRunRefusesBusyPort(t *testing.T) {
+	f := newFixture(t, "")
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", f.o.ProxyPorts[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, wait := f.run()
+	err = wait()
+	if err == nil || !strings.Contains(err.Error(), "is another cluster running?") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("proxy -p %d", f.o.ProxyPorts[0])) {
+		t.Fatalf("error %v", err)
+	}
+	if pids, _, _ := f.started(); len(pids) != 0 {
+		t.Errorf("started %v", pids)
+	}
+}
+
+// TestNothingLeftWhenKilled SIGKILLs a running tako-cluster: Pdeathsig must
+// take every child with it.
+func TestNothingLeftWhenKilled(t *testing.T) {
+	f := newFixture(t, "")
+	js, err := json.Marshal(helperOptions{ConfigPath: f.o.ConfigPath, VarDir: f.o.VarDir, BinDir: f.o.BinDir,
+		ProxyPorts: f.o.ProxyPorts, Skip: f.o.Skip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	out := &syncBuffer{}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "TAKO_LAUNCHER_HELPER="+string(js))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.out = out
+	f.waitOutput("Ctrl-C")
+	pids, _, _ := f.started()
+	if len(pids) != 5 {
+		t.Fatalf("started %v", pids)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	f.checkAllGone(pids)
+}
+
+func TestHTTPHealth(t *testing.T) {
+	status := http.StatusServiceUnavailable
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	if err := httpHealth(context.Background(), srv.URL+"/health"); err == nil {
+		t.Error("503 counted as healthy")
+	}
+	mu.Lock()
+	status = http.StatusOK
+	mu.Unlock()
+	if err := httpHealth(context.Background(), srv.URL+"/health"); err != nil {
+		t.Error(err)
+	}
+}
+
+// syncBuffer collects output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/server/config"
+)
+
+// TestAckedDuringMigration checks the quorum rule when a key's groups come
+// from two deployments: each bucket of each deployment is one group, and a
+// node listed in both counts for both.
+func TestAckedDuringMigration(t *testing.T) {
+	doc := `
+active_deployment: old
+target_deployment: new
+deployments:
+    old:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+    new:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n5: [127.0.0.1, 9005, 9105]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n6: [127.0.0.1, 9006, 9106]}
+`
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := newTopology(cfg, "", func(config.Node) Replica { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r route
+	topo.fill(&r, []byte("some key"))
+	if len(r.ends) != 4 {
+		t.Fatalf("%d groups, want 4 (2 buckets in each deployment)", len(r.ends))
+	}
+	pos := map[string]int{}
+	for p, i := range r.reps {
+		pos[topo.nodes[i].ID] = p
+	}
+	if len(pos) != 6 {
+		t.Fatalf("replicas %v, want all six nodes", pos)
+	}
+	f := func(acks httpproxy.Acks, ids []string, want bool) {
+		t.Helper()
+		ok := make([]bool, len(r.reps))
+		for _, id := range ids {
+			ok[pos[id]] = true
+		}
+		if got := r.acked(acks, ok, len(ids)); got != want {
+			t.Errorf("acked(%s, %v) = %v, want %v", acks, ids, got, want)
+		}
+	}
+	f(httpproxy.AcksQuorum, []string{"n1", "n3"}, true)  // n1, n3 are in all 4 groups
+	f(httpproxy.AcksQuorum, []string{"n2", "n4"}, false) // old deployment only: 2 of 4 groups
+	f(httpproxy.AcksQuorum, []string{"n2", "n4", "n5"}, true)
+	f(httpproxy.AcksQuorum, []string{"n5", "n6"}, false)
+	f(httpproxy.AcksOne, []string{"n6"}, true)
+	f(httpproxy.AcksAll, []string{"n1", "n2", "n3", "n4", "n5"}, false)
+	f(httpproxy.AcksAll, []string{"n1", "n2", "n3", "n4", "n5", "n6"}, true)
+}
