@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,6 +36,7 @@ type cluster struct {
 	coord    *proc
 	proxy    *proc
 	nodes    map[string]*proc
+	clients  map[string]*eventloop.Client
 }
 
 var portRE = regexp.MustCompile(`\[localhost((?:, *\d+)+)\]`)
@@ -62,12 +62,19 @@ func remapPorts(t *testing.T, text string) string {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterEdited(t, func(s string) string { return s })
+}
+
+// startClusterEdited starts the local cluster from the seed file as edit
+// rewrites it.
+func startClusterEdited(t *testing.T, edit func(string) string) *cluster {
+	t.Helper()
 	seed, err := os.ReadFile("../../examples/local_cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, dir: t.TempDir(), nodes: map[string]*proc{}}
-	c.cfgPath = writeConfig(t, c.dir, remapPorts(t, string(seed)))
+	c.cfgPath = writeConfig(t, c.dir, remapPorts(t, edit(string(seed))))
 	if c.cfg, err = config.Load(c.cfgPath); err != nil {
 		t.Fatal(err)
 	}
@@ -311,46 +318,20 @@ func TestConfigurationChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	old := c.cfg.Version
 	edited := strings.Replace(string(text), "read_repair: yes", "read_repair: no", 1)
-	newCfg, err := config.Parse([]byte(edited))
-	if err != nil || newCfg.Version == c.cfg.Version {
-		t.Fatalf("edit: %v (version %s)", err, newCfg.Version)
+	c.setConfig(edited)
+	if c.cfg.Version == old || c.cfg.ActiveDeployment().ReadRepair {
+		t.Fatalf("edit did not change the configuration")
 	}
-	if err := os.WriteFile(c.cfgPath, []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	urls := []string{c.proxyURL}
-	for _, n := range c.cfg.Nodes() {
-		urls = append(urls, "http://"+n.HTTPAddr())
-	}
-	waitVersion := func(want string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for _, u := range urls {
-			for {
-				resp, err := http.Get(u + "/health")
-				got := ""
-				if err == nil {
-					got = resp.Header.Get("X-Config-Version")
-					resp.Body.Close()
-				}
-				if got == want {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s still at configuration %q, want %q", u, got, want)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-	}
-	waitVersion(newCfg.Version)
+	c.waitVersion()
 	// A broken edit is refused: everyone keeps the last good version.
 	if err := os.WriteFile(c.cfgPath, []byte(edited+"\n  bogus_key: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	waitVersion(newCfg.Version)
+	c.waitURLVersion(c.coordURL)
+	c.waitVersion()
 	if code, err := post(context.Background(), c.proxyURL+"/values/after-edit", []byte("x")); err != nil || code != 200 {
 		t.Fatalf("write after edits: %d %v", code, err)
 	}

@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/eventloop"
+	"github.com/tako-kv/tako/server/config"
+)
+
+func fastHealing(s string) string {
+	return strings.Replace(s, "background_healing_interval: '1d 0:00:00'", "background_healing_interval: 2s", 1)
+}
+
+// peerHas reports whether node id holds key with value val, asked directly
+// over the peer protocol.
+func (c *cluster) peerHas(cl *eventloop.Client, key, val []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cl.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	defer resp.Release()
+	return resp.Status == codec.StatusOK && bytes.Equal(resp.Value, val)
+}
+
+func (c *cluster) peerClient(id string) *eventloop.Client {
+	n, ok := c.cfg.FindNode(id)
+	if !ok {
+		c.t.Fatalf("no node %s", id)
+	}
+	cl := eventloop.NewClient(eventloop.ClientConfig{Addr: n.PeerAddr()})
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestHealingCatchesUpRestartedNode: a node that was down while writes went
+// on gets every one of them from its peers by background healing alone — no
+// client reads the keys.
+func TestHealingCatchesUpRestartedNode(t *testing.T) {
+	c := startClusterEdited(t, fastHealing)
+	c.nodes["n1"].kill(syscall.SIGKILL)
+	val := func(i int) []byte { return fmt.Appendf(nil, "heal-value-%d", i) }
+	var mine [][]byte
+	for i := range 300 {
+		key := fmt.Appendf(nil, "heal-%03d", i)
+		if code, err := post(context.Background(), keyURL(c.proxyURL, key), val(i)); err != nil || code != 200 {
+			t.Fatalf("POST %s with n1 down: %d %v", key, code, err)
+		}
+		for _, id := range c.replicas(key) {
+			if id == "n1" {
+				mine = append(mine, key)
+			}
+		}
+	}
+	if len(mine) == 0 {
+		t.Fatal("n1 replicates none of the keys")
+	}
+	c.startNode("n1")
+	cl := c.peerClient("n1")
+	eventually(t, 30*time.Second, "n1 caught up by healing", func() bool {
+		for _, key := range mine {
+			i, _ := strconv.Atoi(strings.TrimPrefix(string(key), "heal-"))
+			if !c.peerHas(cl, key, val(i)) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("n1 received all %d of its keys by healing", len(mine))
+}
+
+// TestLiveMigration grows the cluster from 5 to 6 buckets while serving:
+// a target deployment is added, healing copies keys to their new owners,
+// the target becomes active, and the old owners drop what they no longer
+// own. Every acknowledged write stays readable throughout.
+func TestLiveMigration(t *testing.T) {
+	c := startClusterEdited(t, fastHealing)
+	var mu sync.Mutex
+	written := map[string][]byte{}
+	write := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			key := fmt.Sprintf("%s-%03d", prefix, i)
+			val := fmt.Appendf(nil, "%s value %d", key, i)
+			if code, err := post(context.Background(), keyURL(c.proxyURL, []byte(key)), val); err != nil || code != 200 {
+				t.Fatalf("POST %s: %d %v", key, code, err)
+			}
+			mu.Lock()
+			written[key] = val
+			mu.Unlock()
+		}
+	}
+	readAll := func(phase string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for key, val := range written {
+			code, got, err := get(keyURL(c.proxyURL, []byte(key)))
+			if err != nil || code != 200 || !bytes.Equal(got, val) {
+				t.Fatalf("%s: GET %s: %d %q %v", phase, key, code, got, err)
+			}
+		}
+	}
+	write("before", 200)
+
+	// Add deployment "grown": the same ten nodes plus a sixth bucket.
+	text, err := os.ReadFile(c.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 4)
+	b6 := fmt.Sprintf("            b6:\n                n11: [127.0.0.1, %d, %d]\n                n12: [127.0.0.1, %d, %d]\n",
+		ports[0], ports[1], ports[2], ports[3])
+	cluster := string(text)[strings.Index(string(text), "    cluster:"):]
+	grown := strings.Replace(cluster, "    cluster:", "    grown:", 1) + b6
+	migrating := strings.Replace(string(text), "active_deployment: cluster", "active_deployment: cluster\ntarget_deployment: grown", 1) + grown
+	c.setConfig(migrating)
+	for _, id := range []string{"n11", "n12"} {
+		c.startNode(id)
+		n, _ := c.cfg.FindNode(id)
+		waitHTTP(t, "http://"+n.HTTPAddr()+"/health", c.nodes[id])
+	}
+	c.waitVersion()
+	write("during", 200)
+	readAll("migrating")
+
+	// Wait until healing has given n11 and n12 every key they will own.
+	c.cfg = mustParse(t, strings.Replace(migrating, "active_deployment: cluster\ntarget_deployment: grown", "active_deployment: grown", 1))
+	newOwner := map[string]*eventloop.Client{"n11": c.peerClient("n11"), "n12": c.peerClient("n12")}
+	eventually(t, 40*time.Second, "new bucket b6 filled by healing", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for key, val := range written {
+			for _, id := range c.replicas([]byte(key)) {
+				if cl, ok := newOwner[id]; ok && !c.peerHas(cl, []byte(key), val) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	// Finish: grown becomes the only deployment.
+	final := strings.Replace(migrating, "active_deployment: cluster\ntarget_deployment: grown", "active_deployment: grown", 1)
+	c.setConfig(final)
+	c.waitVersion()
+	write("after", 100)
+	readAll("after migration")
+
+	// Old owners drop the keys that moved to b6.
+	var moved []string
+	for key := range written {
+		reps := c.replicas([]byte(key))
+		if reps[0] == "n11" || len(reps) > 2 && reps[2] == "n11" {
+			moved = append(moved, key)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatal("no key moved to the new bucket")
+	}
+	eventually(t, 40*time.Second, "old owners dropped moved keys", func() bool {
+		for _, key := range moved {
+			owners := map[string]bool{}
+			for _, id := range c.replicas([]byte(key)) {
+				owners[id] = true
+			}
+			for _, n := range c.cfg.Nodes() {
+				if owners[n.ID] {
+					continue
+				}
+				if c.peerHas(c.clientFor(n.ID), []byte(key), written[key]) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	readAll("after drop")
+	t.Logf("%d keys, %d moved to the new bucket and dropped by their old owners", len(written), len(moved))
+}
+
+func mustParse(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// setConfig rewrites the coordinator's file and waits until the
+// coordinator serves it; c.cfg follows it.
+func (c *cluster) setConfig(text string) {
+	c.t.Helper()
+	c.cfg = mustParse(c.t, text)
+	if err := os.WriteFile(c.cfgPath, []byte(text), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitURLVersion(c.coordURL)
+}
+
+func (c *cluster) waitURLVersion(u string) {
+	c.t.Helper()
+	eventually(c.t, 15*time.Second, u+" at configuration "+c.cfg.Version, func() bool {
+		resp, err := http.Get(u + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Config-Version") == c.cfg.Version
+	})
+}
+
+// waitVersion waits until the proxy and every running node report c.cfg's
+// version.
+func (c *cluster) waitVersion() {
+	c.t.Helper()
+	urls := []string{c.proxyURL}
+	for _, n := range c.cfg.Nodes() {
+		if _, ok := c.nodes[n.ID]; ok {
+			urls = append(urls, "http://"+n.HTTPAddr())
+		}
+	}
+	for _, u := range urls {
+		c.waitURLVersion(u)
+	}
+}
+
+var clientsMu sync.Mutex
+
+// clientFor returns a cached peer client for node id.
+func (c *cluster) clientFor(id string) *eventloop.Client {
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	if c.clients == nil {
+		c.clients = map[string]*eventloop.Client{}
+	}
+	if cl, ok := c.clients[id]; ok {
+		return cl
+	}
+	cl := c.peerClient(id)
+	c.clients[id] = cl
+	return cl
+}
