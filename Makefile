@@ -1,7 +1,9 @@
 GO ?= go
 PKGS = ./...
 
-.PHONY: test race vet fuzz bench build
+.PHONY: cluster test race vet fuzz bench build
+cluster: build
+	bin/tako-cluster examples/local_cluster.yaml -p 8080
 build:
 	$(GO) build -o bin/ ./cmd/...
 test:

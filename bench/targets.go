@@ -168,6 +168,13 @@ deployments:
 // StartCluster starts tako-cluster with ClusterConfig on free ports and its proxy on another,
 // and waits until the proxy answers. CPU and RSS cover the launcher and all its descendants.
 func StartCluster(ctx context.Context, o StartOptions) (*Server, error) {
+	// tako-cluster starts these from its own directory: find or build them
+	// first, so a build puts all four side by side.
+	for _, name := range []string{"tako-node", "tako-proxy", "tako-coordinator"} {
+		if _, err := o.bins().Tako(name); err != nil {
+			return nil, err
+		}
+	}
 	bin, err := o.bins().Tako("tako-cluster")
 	if err != nil {
 		return nil, err

@@ -127,10 +127,10 @@ type Client struct {
 // slot is one connection position: the live connection or the state of redialling it.
 type slot struct {
 	mu      sync.Mutex
-	cc      *clientConn   // current connection, possibly dead
-	dialing *dialing      // the running dial, if any
-	backoff time.Duration // wait after the next failure
-	retryAt time.Time     // no dial before this
+	cc      atomic.Pointer[clientConn] // current connection, possibly dead; stored with mu held
+	dialing *dialing                   // the running dial, if any
+	backoff time.Duration              // wait after the next failure
+	retryAt time.Time                  // no dial before this
 	lastErr error
 }
 
@@ -163,8 +163,8 @@ func (c *Client) Close() error {
 	c.cancel()
 	for i := range c.slots {
 		s := &c.slots[i]
-		s.mu.Lock()
-		cc := s.cc
+		s.mu.Lock() // orders this with a dial installing its connection
+		cc := s.cc.Load()
 		s.mu.Unlock()
 		if cc != nil {
 			cc.fail(ErrClosed)
@@ -190,8 +190,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if s.cc != nil && !s.cc.dead() {
-		cc := s.cc
+	if cc := s.cc.Load(); cc != nil && !cc.dead() {
 		s.mu.Unlock()
 		return cc, nil
 	}
@@ -212,13 +211,17 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	}
 }
 
-// live returns the slot's connection if it is up. If it is down it starts a redial in the
-// background (unless backing off) and returns nil.
+// live returns the slot's connection if it is up (without locking: this is every
+// request's path). If it is down it starts a redial in the background (unless backing off)
+// and returns nil.
 func (s *slot) live(c *Client) *clientConn {
+	if cc := s.cc.Load(); cc != nil && !cc.dead() {
+		return cc
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cc != nil && !s.cc.dead() {
-		return s.cc
+	if cc := s.cc.Load(); cc != nil && !cc.dead() {
+		return cc
 	}
 	if s.dialing == nil && c.ctx.Err() == nil {
 		s.startDialLocked(c)
@@ -231,13 +234,16 @@ func (s *slot) live(c *Client) *clientConn {
 // REQUIRES: s.mu held, no dial running.
 func (s *slot) startDialLocked(c *Client) *dialing {
 	now := time.Now()
-	if s.cc != nil {
-		// The connection died. A long-lived one gets an immediate redial; one that died young
-		// (a peer that accepts and then drops us) keeps the backoff growing.
-		if now.Sub(s.cc.born) > 2*c.cfg.MaxBackoff {
-			s.backoff, s.retryAt = 0, time.Time{}
+	if cc := s.cc.Load(); cc != nil {
+		// The connection died. A long-lived one is redialled at once; one that died young (a
+		// peer that accepts us and then drops us) counts as a failed attempt.
+		if now.Sub(cc.born) > 2*c.cfg.MaxBackoff {
+			s.backoff = 0
+		} else {
+			s.lastErr = cc.failure()
+			s.backOffLocked(now, c.cfg.MaxBackoff)
 		}
-		s.cc = nil
+		s.cc.Store(nil)
 	}
 	if now.Before(s.retryAt) {
 		return nil
@@ -265,13 +271,21 @@ func (c *Client) dial(s *slot, d *dialing) {
 	d.cc, d.err = cc, err
 	if err != nil {
 		s.lastErr = err
-		s.backoff = min(max(2*s.backoff, minBackoff), c.cfg.MaxBackoff)
-		jitter := time.Duration(rand.Int64N(int64(s.backoff)/5 + 1))
-		s.retryAt = time.Now().Add(s.backoff - jitter)
-		c.log.Debug("connect failed", "err", err, "retry_in", s.backoff-jitter)
+		s.backOffLocked(time.Now(), c.cfg.MaxBackoff)
+		c.log.Debug("connect failed", "err", err, "retry_at", s.retryAt)
 		return
 	}
-	s.cc, s.retryAt = cc, time.Time{}
+	s.cc.Store(cc)
+	s.retryAt = time.Time{}
+}
+
+// backOffLocked doubles the backoff (from minBackoff up to maxBackoff) and sets the next
+// retry time, minus up to 20% jitter so that clients do not redial in lockstep.
+// REQUIRES: s.mu held.
+func (s *slot) backOffLocked(now time.Time, maxBackoff time.Duration) {
+	s.backoff = min(max(2*s.backoff, minBackoff), maxBackoff)
+	jitter := time.Duration(rand.Int64N(int64(s.backoff)/5 + 1))
+	s.retryAt = now.Add(s.backoff - jitter)
 }
 
 // connect dials the peer and runs the handshake, all within DialTimeout.

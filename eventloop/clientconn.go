@@ -86,6 +86,13 @@ func newClientConn(cl *Client, nc net.Conn, peerID string) *clientConn {
 
 func (cc *clientConn) dead() bool { return cc.isDead.Load() }
 
+// failure is the error that killed the connection, or nil.
+func (cc *clientConn) failure() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
 // fail kills the connection: every pending request fails with ErrConnLost (or ErrClosed),
 // the socket is closed and both goroutines exit. Only the first call has an effect.
 func (cc *clientConn) fail(cause error) {
@@ -190,6 +197,7 @@ func (cc *clientConn) writeLoop() {
 	var (
 		batch  []*call
 		iov    net.Buffers
+		bufs   net.Buffers // WriteTo consumes its receiver; declared here, it escapes once
 		frames [][]byte
 		wrote  []*call
 	)
@@ -222,7 +230,7 @@ func (cc *clientConn) writeLoop() {
 		}
 		err := cc.nc.SetWriteDeadline(time.Now().Add(cc.cl.cfg.WriteTimeout))
 		if err == nil {
-			bufs := iov // WriteTo consumes its receiver
+			bufs = iov
 			_, err = bufs.WriteTo(cc.nc)
 		}
 		for _, f := range frames {

@@ -548,3 +548,24 @@ func TestStopNoLeaks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestCloseFailsPending closes a client under a request that is never answered.
+func TestCloseFailsPending(t *testing.T) {
+	held := make(chan *ReplyWriter, 1)
+	srv := startServer(t, HandlerFunc(func(req *codec.Request, rw *ReplyWriter) { held <- rw }), "")
+	c := NewClient(ClientConfig{Addr: srv.Addr().String(), Logger: testLogger()})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Stat(testCtx(t), []byte("k"))
+		errc <- err
+	}()
+	rw := <-held
+	c.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("pending request: %v", err)
+	}
+	if err := c.Ping(testCtx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("request after close: %v", err)
+	}
+	_ = rw.Stat(codec.StatusNotFound, 0, 0) // the server side may still answer: no harm
+}

@@ -1,11 +1,8 @@
 package eventloop
 
 import (
-	"fmt"
-	"os"
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -34,10 +31,9 @@ func (h *nullHandler) Handle(req *codec.Request, rw *ReplyWriter) {
 }
 
 func benchClient(b *testing.B, value []byte) *Client {
-	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) {
-		cfg.NumLoops = envInt("LOOPS", 2)
-	})
-	c := newTestClient(b, srv.Addr().String(), func(cfg *ClientConfig) { cfg.Conns = envInt("CONNS", 2) })
+	// Default loop count: the benchmark's client shares the machine, as peers do in a node.
+	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) { cfg.NumLoops = 0 })
+	c := newTestClient(b, srv.Addr().String())
 	if err := c.Ping(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -123,29 +119,25 @@ func rawTCP(b *testing.B, conns, size int) {
 	}
 	defer ln.Close()
 	var readers sync.WaitGroup
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			readers.Go(func() {
-				defer nc.Close()
-				buf := make([]byte, 1<<20)
-				for {
-					if _, err := nc.Read(buf); err != nil {
-						return
-					}
-				}
-			})
-		}
-	}()
 	writers := make(chan net.Conn, conns)
 	for range conns {
 		nc, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			b.Fatal(err)
 		}
+		sc, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		readers.Go(func() {
+			defer sc.Close()
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := sc.Read(buf); err != nil {
+					return
+				}
+			}
+		})
 		writers <- nc
 	}
 	chunk := bytes.Repeat([]byte{'v'}, size)
@@ -177,13 +169,36 @@ func TestRawTCPHelper(t *testing.T) {
 	if res.N == 0 {
 		t.Fatal("raw TCP benchmark did not run")
 	}
-	_ = io.Discard
 }
 
-func envInt(k string, d int) int {
-	var v int
-	if _, err := fmt.Sscan(os.Getenv(k), &v); err == nil {
-		return v
+// TestRoundTripAllocs proves a request/reply round trip (client and server together)
+// allocates nothing once the pools are warm.
+func TestRoundTripAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
 	}
-	return d
+	srv := startServer(t, &nullHandler{value: bytes.Repeat([]byte{'v'}, 100)}, "")
+	c := newTestClient(t, srv.Addr().String())
+	ctx := context.Background()
+	key, value := []byte("key"), bytes.Repeat([]byte{'v'}, 100)
+	big := bytes.Repeat([]byte{'v'}, 180<<10)
+	op := func() {
+		if _, err := c.Set(ctx, key, 1, 0, value); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Set(ctx, key, 1, 0, big); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Release()
+	}
+	for range 100 {
+		op()
+	}
+	if n := testing.AllocsPerRun(200, op); n > 0 {
+		t.Fatalf("%v allocations per Set+Set+Get", n)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -45,7 +46,9 @@ type ServerConfig struct {
 	Logger *slog.Logger
 	// MaxFrame is the largest frame accepted, header included. Default codec.DefaultMaxFrame.
 	MaxFrame int
-	// NumLoops is the number of event loops. Default: one per CPU.
+	// NumLoops is the number of event loops. Default: one per two CPUs (GOMAXPROCS/2, at
+	// least 1), because a node's process also serves HTTP, runs the store and sends peer
+	// requests: on 2 cores, 1 loop moves 180 KiB frames about twice as fast as 2 loops.
 	NumLoops int
 	// ReadBufferCap is how much each loop reads per syscall. Default 1 MiB: 180 KiB frames
 	// then arrive whole in one read, which is about 2.5 times faster than gnet's 64 KiB.
@@ -97,6 +100,9 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxFramesPerRead <= 0 {
 		cfg.MaxFramesPerRead = defaultMaxFramesPerRead
 	}
+	if cfg.NumLoops <= 0 {
+		cfg.NumLoops = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	return &Server{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "peer-server"),
@@ -121,7 +127,6 @@ func (s *Server) Start() error {
 	s.mu.Unlock()
 
 	opts := []gnet.Option{
-		gnet.WithMulticore(s.cfg.NumLoops <= 0),
 		gnet.WithNumEventLoop(s.cfg.NumLoops),
 		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),

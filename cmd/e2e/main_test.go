@@ -31,7 +31,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir, "../tako-node", "../tako-proxy", "../tako-coordinator")
+	cmd := exec.Command("go", "build", "-o", dir, "../tako-node", "../tako-proxy", "../tako-coordinator", "../tako-cluster")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

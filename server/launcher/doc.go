@@ -10,7 +10,10 @@
 //     `-c HOST:PORT` for every coordinator (the master first), or
 //     `-cfg CONFIG` when the configuration has no coordinators.
 //  2. Find tako-coordinator, tako-node and tako-proxy next to the running
-//     executable, else on $PATH; report every missing one at once.
+//     executable, else on $PATH; report every missing one at once. Check
+//     that every address the cluster will listen on is free, so a leftover
+//     process from an earlier run is reported instead of answering health
+//     checks in place of a new child.
 //  3. Start the coordinators, wait for their /health; start the nodes, wait
 //     for every node's GET http://host:http_port/health to answer 200,
 //     showing "nodes up 7/10"; then the proxies likewise. Each phase is

@@ -96,6 +96,9 @@ func Run(ctx context.Context, o Options) error {
 	defer c.stopAll()
 	for _, kind := range []Kind{Coordinator, Node, Proxy} {
 		if err := c.startPhase(ctx, kind, specs); err != nil {
+			// Ctrl-C in a terminal reaches the children too; a child that
+			// exited from it is not a start-up failure.
+			sleep(ctx, 250*time.Millisecond)
 			if ctx.Err() != nil {
 				fmt.Fprintln(o.Out, "tako-cluster: interrupted during start-up")
 				return nil
@@ -269,6 +272,10 @@ func (c *cluster) printTable() {
 	if len(c.o.Skip) > 0 {
 		fmt.Fprintf(out, "skipped (-s): %s\n", strings.Join(c.o.Skip, ", "))
 	}
+	if len(c.o.ProxyPorts) > 0 {
+		p := c.o.ProxyPorts[0]
+		fmt.Fprintf(out, "try: curl --data-binary @FILE http://localhost:%d/values/KEY; curl http://localhost:%d/values/KEY\n", p, p)
+	}
 	fmt.Fprintln(out, "Ctrl-C (or SIGTERM) stops every process.")
 }
 
@@ -341,19 +348,27 @@ func checkPortsFree(cfg *config.Config, proxyPorts []int, skip []string) error {
 		addrs, owners = append(addrs, fmt.Sprintf(":%d", p)), append(owners, fmt.Sprintf("proxy -p %d", p))
 	}
 	var busy []string
+	inUse := false
 	for i, a := range addrs {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			busy = append(busy, fmt.Sprintf("%s (%s): %v", a, owners[i], errors.Unwrap(err)))
+			inUse = inUse || errors.Is(err, syscall.EADDRINUSE)
 			continue
 		}
 		ln.Close()
 	}
-	if len(busy) > 0 {
-		return fmt.Errorf("cannot listen where the cluster needs to (is another cluster running?):\n  %s",
-			strings.Join(busy, "\n  "))
+	if len(busy) == 0 {
+		return nil
 	}
-	return nil
+	hint := " (tako-cluster runs every process on this machine: every host must be local)"
+	if inUse {
+		hint = " (is another cluster running?)"
+	}
+	if len(busy) > 10 {
+		busy = append(busy[:10], fmt.Sprintf("and %d more", len(busy)-10))
+	}
+	return fmt.Errorf("cannot listen where the cluster needs to%s:\n  %s", hint, strings.Join(busy, "\n  "))
 }
 
 var healthClient = &http.Client{
