@@ -134,6 +134,14 @@ func (s *Server) Start() error {
 		gnet.WithReuseAddr(true), // restart on the same port despite TIME_WAIT
 		gnet.WithLogger(gnetLogger{s.log}),
 	}
+	// gnet reports a taken port as a confusing setsockopt error; claim the
+	// address once ourselves for a clear one ("address already in use").
+	probe, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		close(s.done)
+		return fmt.Errorf("eventloop: listen on %s: %w", s.cfg.Addr, err)
+	}
+	probe.Close()
 	errc := make(chan error, 1)
 	go func() {
 		defer close(s.done)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -124,5 +125,20 @@ func TestNodeStartupErrors(t *testing.T) {
 	f("at least one deployment", "-id", "n1", "-cfg", bad, "-v", t.TempDir())
 	f("no such file", "-id", "n1", "-cfg", dir+"/missing.yaml", "-v", t.TempDir())
 	f("not a directory", "-id", "n1", "-cfg", cfg, "-v", blocker)
+	// Only the peer port taken.
+	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	peerTaken := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1:
+                n1: [127.0.0.1, %d, %d]
+`, freePorts(t, 1)[0], hold.Addr().(*net.TCPAddr).Port))
+	f("peer server: eventloop: listen on", "-id", "n1", "-cfg", peerTaken, "-v", t.TempDir())
 	f("locked by another process", "-id", "n1", "-cfg", cfg, "-v", dir+"/var")
 }
