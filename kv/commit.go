@@ -1,71 +1,79 @@
 package kv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writeReq is one queued write. The committer owns it from enqueue until
-// completion; then it goes back to reqPool.
-type writeReq struct {
+// write is one write in progress. Writes are pooled with their buffers.
+type write struct {
 	key     []byte
 	rec     Record // Value uncompressed: tie-breaks compare these bytes
 	payload []byte // what is stored: rec.Value or its compressed form
 	flags   byte
+	drop    bool // Drop: delete the key if its record is still rec
+	cb      func(Result, error)
 
-	// own holds the copies made by ApplyAsync and the compression output, so
-	// a pooled request reuses its buffers across writes.
-	own  []byte
-	comp []byte
-
-	res  Result
-	err  error
-	done chan struct{}       // Apply waits on it
-	cb   func(Result, error) // ApplyAsync calls it from the committer
-	prev int32               // earlier request in the batch with the same key hash, or -1
-	won  bool                // r's record was added to the batch and is current
-	drop bool                // Drop: delete the key if its record is still rec
+	own  []byte // ApplyAsync's copies of key and value
+	comp []byte // compression output
+	vbuf []byte // stored value decoded for a tie-break
+	kbuf []byte // the Pebble key
 }
 
-var reqPool = sync.Pool{New: func() any { return &writeReq{done: make(chan struct{}, 1)} }}
+var writePool = sync.Pool{New: func() any { return new(write) }}
+
+// stripes is how many locks serialise writes by key hash: two writes of one
+// key never resolve concurrently, writes of different keys almost never wait
+// for each other.
+const stripes = 1024
 
 // Apply writes rec under key if it is newer than the stored record (see
-// Newer) and returns once the write's batch is committed under the sync
-// policy. key and rec.Value are read until Apply returns.
+// Newer) and returns once the write is committed under the sync policy.
+// key and rec.Value are read until Apply returns.
 func (s *Store) Apply(key []byte, rec Record) (Result, error) {
-	r, err := s.newReq(key, rec, false)
+	w, err := s.prepare(key, rec, false)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := s.enqueue(r); err != nil {
-		s.putReq(r)
-		return Result{}, err
+	defer putWrite(w)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Result{}, ErrClosed
 	}
-	<-r.done
-	res, err := r.res, r.err
-	s.putReq(r)
-	return res, err
+	return s.commit(w)
 }
 
 // ApplyAsync is Apply for callers that must not block, such as an event
 // loop: it copies key and rec.Value, queues the write and returns. done is
-// called exactly once, from the committer goroutine (so it must not block),
-// or synchronously when the write is refused before queueing.
+// called exactly once, from a writer goroutine (so it must not block), or
+// synchronously when the write is refused before queueing.
 func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
-	r, err := s.newReq(key, rec, true)
+	w, err := s.prepare(key, rec, true)
 	if err != nil {
 		done(Result{}, err)
 		return
 	}
-	r.cb = done
-	if err := s.enqueue(r); err != nil {
-		s.putReq(r)
-		done(Result{}, err)
+	w.cb = done
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		putWrite(w)
+		done(Result{}, ErrClosed)
+		return
+	}
+	s.async <- w
+}
+
+// asyncWriter commits queued ApplyAsync writes until Close closes the queue.
+func (s *Store) asyncWriter() {
+	for w := range s.async {
+		res, err := s.commit(w)
+		w.cb(res, err)
+		putWrite(w)
 	}
 }
 
@@ -74,252 +82,139 @@ func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 // without destroying a newer write that reached it meanwhile. It reports
 // whether the record was removed. Unlike a tombstone, nothing remains.
 func (s *Store) Drop(key []byte, ts int64, tombstone bool) (bool, error) {
-	r, err := s.newReq(key, Record{TS: ts, Tombstone: tombstone}, false)
+	w, err := s.prepare(key, Record{TS: ts, Tombstone: tombstone}, false)
 	if err != nil {
 		return false, err
 	}
-	r.drop = true
-	if err := s.enqueue(r); err != nil {
-		s.putReq(r)
-		return false, err
+	defer putWrite(w)
+	w.drop = true
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false, ErrClosed
 	}
-	<-r.done
-	res, err := r.res, r.err
-	s.putReq(r)
+	res, err := s.commit(w)
 	return res.Applied, err
 }
 
-func (s *Store) newReq(key []byte, rec Record, copyIn bool) (*writeReq, error) {
+// prepare checks and encodes a write in the caller's goroutine, so that
+// compression of concurrent writes uses every core.
+func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
-	r := reqPool.Get().(*writeReq)
+	w := writePool.Get().(*write)
 	if copyIn {
-		r.own = append(append(r.own[:0], key...), rec.Value...)
-		key, rec.Value = r.own[:len(key)], r.own[len(key):]
+		w.own = append(append(w.own[:0], key...), rec.Value...)
+		key, rec.Value = w.own[:len(key)], w.own[len(key):]
 	}
 	if rec.Tombstone {
 		rec.Value = nil
 	}
-	r.key, r.rec, r.payload, r.flags = key, rec, rec.Value, 0
+	w.key, w.rec, w.payload, w.flags = key, rec, rec.Value, 0
 	if rec.Tombstone {
-		r.flags = flagTombstone
+		w.flags = flagTombstone
 	} else if !s.opts.NoCompression {
-		// Compress in the writer's goroutine, not the committer's, so
-		// concurrent writers use every core.
-		if c := compressInto(r.comp, rec.Value); c != nil {
-			r.comp, r.payload, r.flags = c, c, flagCompressed
+		if c := compressInto(w.comp, rec.Value); c != nil {
+			w.comp, w.payload, w.flags = c, c, flagCompressed
 		}
 	}
-	return r, nil
+	return w, nil
 }
 
-func (s *Store) putReq(r *writeReq) {
-	r.key, r.rec, r.payload, r.cb, r.err, r.drop = nil, Record{}, nil, nil, nil, false
-	if cap(r.own) > 1<<20 {
-		r.own = nil
-	}
-	if cap(r.comp) > 1<<20 {
-		r.comp = nil
-	}
-	reqPool.Put(r)
-}
-
-func (s *Store) enqueue(r *writeReq) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.queue <- r
-	return nil
-}
-
-func (r *writeReq) finish(res Result, err error) {
-	r.res, r.err = res, err
-	if r.cb != nil {
-		cb := r.cb
-		cb(res, err)
-		// An async request is ours again once its callback has run.
-		return
-	}
-	r.done <- struct{}{}
-}
-
-// committer is the state of the single goroutine that resolves writes and
-// hands batches to Pebble. Nothing here is shared.
-type committer struct {
-	s      *Store
-	batch  *pebble.Batch
-	reqs   []*writeReq
-	byHash map[uint64]int32 // key hash -> latest request index in this batch
-	vbuf   []byte           // stored value decoded for a tie-break
-	keyBuf []byte
-	synced chan syncedBatch // to the completer, under SyncAlways
-}
-
-// syncedBatch is a batch applied to the memtable whose WAL sync is pending.
-type syncedBatch struct {
-	batch *pebble.Batch
-	reqs  []*writeReq
-}
-
-// commitLoop is the committer. Under SyncAlways it does not wait for the
-// fsync of a batch before building the next: Pebble makes an applied batch
-// visible at once (so the next batch's LWW reads see it) and the completer
-// goroutine acknowledges the batch's writers when its sync is done. Batches
-// built while one syncs share the next sync — group commit, pipelined.
-func (s *Store) commitLoop() {
-	c := &committer{s: s, byHash: make(map[uint64]int32)}
-	if s.opts.Sync == SyncAlways {
-		c.synced = make(chan syncedBatch, 4)
-		done := make(chan struct{})
-		go func() { defer close(done); c.complete() }()
-		defer func() { close(c.synced); <-done }()
-	}
-	for {
-		r, ok := <-s.queue
-		if !ok {
-			return
+func putWrite(w *write) {
+	w.key, w.rec, w.payload, w.cb, w.drop = nil, Record{}, nil, nil, false
+	for _, b := range []*[]byte{&w.own, &w.comp, &w.vbuf} {
+		if cap(*b) > 1<<20 {
+			*b = nil // do not pin a burst of large values
 		}
-		c.reqs = append(c.reqs[:0], r)
-		size := len(r.key) + len(r.payload)
-	drain:
-		for len(c.reqs) < s.opts.MaxBatchCount && size < s.opts.MaxBatchBytes {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break drain
-				}
-				c.reqs = append(c.reqs, r)
-				size += len(r.key) + len(r.payload)
-			default:
-				break drain
-			}
-		}
-		c.commit()
 	}
+	writePool.Put(w)
 }
 
-// commit resolves every queued request against the store and the earlier
-// requests of the batch and commits the winners in one batch.
-func (c *committer) commit() {
-	c.batch = c.s.db.NewBatch()
-	clear(c.byHash)
-	for i, r := range c.reqs {
-		r.prev, r.won = -1, false
-		h := keyHash(r.key)
-		if j, ok := c.byHash[h]; ok {
-			r.prev = j
-		}
-		c.byHash[h] = int32(i)
-		r.res, r.err = c.resolve(r)
-	}
-	switch {
-	case c.batch.Empty():
-		finishAll(c.s, c.reqs, nil)
-		c.batch.Close()
-	case c.synced != nil:
-		if err := c.s.db.ApplyNoSyncWait(c.batch, pebble.Sync); err != nil {
-			// Pebble forbids reusing or closing a batch that failed here.
-			finishAll(c.s, c.reqs, fmt.Errorf("kv: commit batch of %d writes: %w", len(c.reqs), err))
-			break
-		}
-		c.synced <- syncedBatch{c.batch, slices.Clone(c.reqs)}
-	default:
-		var err error
-		if err = c.batch.Commit(c.s.wo); err != nil {
-			err = fmt.Errorf("kv: commit batch of %d writes: %w", len(c.reqs), err)
-		}
-		finishAll(c.s, c.reqs, err)
-		c.batch.Close()
-	}
-	c.batch = nil
-	clear(c.reqs)
-}
-
-// complete acknowledges synced batches in commit order.
-func (c *committer) complete() {
-	for sb := range c.synced {
-		var err error
-		if err = sb.batch.SyncWait(); err != nil {
-			err = fmt.Errorf("kv: sync batch of %d writes: %w", len(sb.reqs), err)
-		}
-		finishAll(c.s, sb.reqs, err)
-		sb.batch.Close()
-	}
-}
-
-// finishAll completes reqs; a request's own error wins over the batch's.
-func finishAll(s *Store, reqs []*writeReq, batchErr error) {
-	for _, r := range reqs {
-		err := r.err
-		if err == nil {
-			err = batchErr
-		}
-		if async := r.cb != nil; async {
-			r.finish(r.res, err)
-			s.putReq(r)
+// commit resolves w against the stored record under its key's stripe lock
+// and applies the winner as its own batch; it waits for the WAL sync after
+// releasing the lock. Pebble coalesces the syncs of batches committed
+// concurrently into one fsync (group commit), and makes a batch visible
+// before its sync, so the next write of the key resolves against it.
+func (s *Store) commit(w *write) (Result, error) {
+	mu := &s.stripes[keyHash(w.key)%stripes]
+	mu.Lock()
+	res, b, err := s.resolve(w)
+	if b != nil && err == nil {
+		if s.opts.Sync == SyncAlways {
+			err = s.db.ApplyNoSyncWait(b, pebble.Sync)
 		} else {
-			r.finish(r.res, err) // the waiter owns r from here
+			err = s.db.Apply(b, pebble.NoSync)
+		}
+		if err != nil {
+			b = nil // Pebble forbids reusing or closing a batch that failed here
+			err = fmt.Errorf("kv: commit: %w", err)
 		}
 	}
+	mu.Unlock()
+	if b == nil {
+		return res, err
+	}
+	if s.opts.Sync == SyncAlways {
+		if err = b.SyncWait(); err != nil {
+			err = fmt.Errorf("kv: sync: %w", err)
+		}
+	}
+	b.Close()
+	return res, err
 }
 
-// resolve decides r against the record current for its key — the latest
-// winner earlier in this batch, else the stored one — and adds r to the batch
-// when it is newer.
-func (c *committer) resolve(r *writeReq) (Result, error) {
-	cur, found, err := c.current(r)
+// resolve decides w against the stored record and returns the batch to
+// apply, nil when nothing is to be written. REQUIRES: w's stripe locked.
+func (s *Store) resolve(w *write) (Result, *pebble.Batch, error) {
+	cur, found, err := s.current(w)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
-	if r.drop {
-		if !found || cur.TS != r.rec.TS || cur.Tombstone != r.rec.Tombstone {
-			return Result{TS: cur.TS}, nil
+	w.kbuf = appendDataKey(w.kbuf[:0], w.key)
+	if w.drop {
+		if !found || cur.TS != w.rec.TS || cur.Tombstone != w.rec.Tombstone {
+			return Result{TS: cur.TS}, nil, nil
 		}
-		c.keyBuf = appendDataKey(c.keyBuf[:0], r.key)
-		if err := c.batch.Delete(c.keyBuf, nil); err != nil {
-			return Result{}, fmt.Errorf("kv: batch delete: %w", err)
+		b := s.db.NewBatch()
+		if err := b.Delete(w.kbuf, nil); err != nil {
+			b.Close()
+			return Result{}, nil, fmt.Errorf("kv: batch delete: %w", err)
 		}
-		return Result{TS: cur.TS, Applied: true}, nil
+		return Result{TS: cur.TS, Applied: true}, b, nil
 	}
-	if found && !Newer(r.rec, cur) {
-		if Newer(cur, r.rec) {
-			return Result{TS: cur.TS}, nil
+	if found && !Newer(w.rec, cur) {
+		if Newer(cur, w.rec) {
+			return Result{TS: cur.TS}, nil, nil
 		}
 		// Identical record: already current, nothing to write.
-		return Result{TS: cur.TS, Applied: true}, nil
+		return Result{TS: cur.TS, Applied: true}, nil, nil
 	}
-	op := c.batch.SetDeferred(1+len(r.key), headerLen+len(r.payload))
-	op.Key[0] = dataPrefix
-	copy(op.Key[1:], r.key)
-	putHeader(op.Value, r.rec.TS, r.flags)
-	copy(op.Value[headerLen:], r.payload)
+	b := s.db.NewBatch()
+	op := b.SetDeferred(len(w.kbuf), headerLen+len(w.payload))
+	copy(op.Key, w.kbuf)
+	putHeader(op.Value, w.rec.TS, w.flags)
+	copy(op.Value[headerLen:], w.payload)
 	if err := op.Finish(); err != nil {
-		return Result{}, fmt.Errorf("kv: batch set: %w", err)
+		b.Close()
+		return Result{}, nil, fmt.Errorf("kv: batch set: %w", err)
 	}
-	r.won = true
-	return Result{TS: r.rec.TS, Applied: true}, nil
+	return Result{TS: w.rec.TS, Applied: true}, b, nil
 }
 
-// current returns the record r competes with. A stored value is decoded only
-// when the timestamps tie, the one case where its bytes decide.
-func (c *committer) current(r *writeReq) (Record, bool, error) {
-	for j := r.prev; j >= 0; j = c.reqs[j].prev {
-		if e := c.reqs[j]; e.won && bytes.Equal(e.key, r.key) {
-			return e.rec, true, nil
-		}
-	}
+// current returns the stored record w competes with. The stored value is
+// decoded only when the timestamps tie, the one case where its bytes decide.
+func (s *Store) current(w *write) (Record, bool, error) {
 	var cur Record
-	err := c.s.lookup(r.key, func(ts int64, flags byte, payload []byte) error {
+	err := s.lookup(w.key, func(ts int64, flags byte, payload []byte) error {
 		cur = Record{TS: ts, Tombstone: flags&flagTombstone != 0}
-		if ts != r.rec.TS || cur.Tombstone != r.rec.Tombstone {
+		if ts != w.rec.TS || cur.Tombstone != w.rec.Tombstone {
 			return nil
 		}
 		var err error
-		c.vbuf, err = decodePayload(c.vbuf[:0], flags, payload)
-		cur.Value = c.vbuf
+		w.vbuf, err = decodePayload(w.vbuf[:0], flags, payload)
+		cur.Value = w.vbuf
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -328,8 +223,7 @@ func (c *committer) current(r *writeReq) (Record, bool, error) {
 	return cur, err == nil, err
 }
 
-// keyHash is FNV-1a, enough to spread keys within one batch; collisions are
-// resolved by comparing bytes.
+// keyHash is FNV-1a, enough to spread keys over the stripes.
 func keyHash(k []byte) uint64 {
 	h := uint64(14695981039346656037)
 	for _, b := range k {

@@ -22,16 +22,20 @@
 //     same rule, so replicas converge whatever order writes arrive in.
 //   - A write is acknowledged only after the batch holding it is committed
 //     with the configured sync policy (SyncAlways: fsync'd in the WAL).
-//   - The LWW decision and the write happen in one goroutine (the committer),
-//     so two concurrent writes of one key cannot both be acknowledged as
-//     current when only one is.
+//   - The LWW decision and the write of a key happen under the key's stripe
+//     lock, so two concurrent writes of one key cannot both be acknowledged
+//     as current when only one is.
 //
 // # Concurrency
 //
 // A Store is safe for concurrent use. Reads (Get, Stat, Scan) go straight to
-// Pebble from the caller's goroutine. Writes (Apply, ApplyAsync) are queued to
-// a single committer goroutine that drains the queue, resolves each write
-// against the stored record, adds the winners to one Pebble batch and commits
-// it with a single WAL sync: writers that arrive while a sync is in progress
-// share the next one (group commit).
+// Pebble from the caller's goroutine. A write (Apply, Drop) runs in the
+// caller's goroutine too: it compresses, then under the lock of its key's
+// stripe reads the stored record, decides, and applies a one-write batch
+// without waiting for the WAL sync; it then waits for the sync outside the
+// lock. Pebble's commit pipeline coalesces the syncs of all batches applied
+// while one sync runs into the next (group commit), so N concurrent writers
+// pay about one fsync per round, not N. ApplyAsync, for callers that must not
+// block, copies the write to a queue served by Options.AsyncWriters
+// goroutines that do the same.
 package kv

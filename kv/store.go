@@ -44,10 +44,9 @@ type Options struct {
 	SyncInterval  time.Duration // for SyncInterval; default 10ms
 	CacheBytes    int64         // Pebble block cache; default 256 MiB
 	MemtableBytes int64         // default 64 MiB
-	// MaxBatchBytes and MaxBatchCount bound one group commit; defaults
-	// 32 MiB and 4096 writes.
-	MaxBatchBytes int
-	MaxBatchCount int
+	// AsyncWriters is how many goroutines commit ApplyAsync writes, so how
+	// many of them can wait for a sync at once; default 64.
+	AsyncWriters int
 	// NoCompression stores values as given even when s2 would shrink them.
 	NoCompression bool
 	Logger        *slog.Logger
@@ -65,11 +64,8 @@ func (o *Options) setDefaults() {
 	if o.MemtableBytes <= 0 {
 		o.MemtableBytes = 64 << 20
 	}
-	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = 32 << 20
-	}
-	if o.MaxBatchCount <= 0 {
-		o.MaxBatchCount = 4096
+	if o.AsyncWriters <= 0 {
+		o.AsyncWriters = 64
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -80,13 +76,14 @@ func (o *Options) setDefaults() {
 type Store struct {
 	db   *pebble.DB
 	opts Options
-	wo   *pebble.WriteOptions
 
-	// mu guards closed and sends on queue against Close.
+	// mu guards closed: Apply and Drop hold it shared for their whole run
+	// and ApplyAsync while queueing, so Close (exclusive) waits for them.
 	mu       sync.RWMutex
 	closed   bool
-	queue    chan *writeReq
-	stopped  chan struct{} // closed when the committer and syncer exit
+	async    chan *write // ApplyAsync's queue to the async writers
+	stripes  [stripes]sync.Mutex
+	stopped  chan struct{} // closed when the async writers and syncer exit
 	stopSync chan struct{}
 
 	keyBufs sync.Pool // *[]byte scratch for Pebble keys on the read path
@@ -125,18 +122,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db:       db,
 		opts:     opts,
-		wo:       pebble.NoSync,
-		queue:    make(chan *writeReq, 4*opts.MaxBatchCount),
 		stopped:  make(chan struct{}),
 		stopSync: make(chan struct{}),
 	}
-	if opts.Sync == SyncAlways {
-		s.wo = pebble.Sync
-	}
 	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); s.commitLoop() }()
+	s.async = make(chan *write, 1024)
+	for range opts.AsyncWriters {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.asyncWriter() }()
+	}
 	if opts.Sync == SyncInterval {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.syncLoop() }()
@@ -154,7 +149,7 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
-	close(s.queue)
+	close(s.async)
 	close(s.stopSync)
 	s.mu.Unlock()
 	<-s.stopped
