@@ -11,7 +11,12 @@ import (
 )
 
 // CompareTargets are the stores Compare knows, in the order it runs them.
-var CompareTargets = []string{"bare", "node", "cluster", "redis", "redis-always", "etcd"}
+var CompareTargets = []string{"disk", "bare", "node", "cluster", "redis", "redis-always", "etcd"}
+
+// ClusterReplicas is how many replicas the cluster target keeps of each key
+// (local_cluster.yaml: 2 buckets of 2 nodes): its durable ingest ceiling is
+// the disk's synced bandwidth divided by this.
+const ClusterReplicas = 4
 
 // Baseline is the target every ratio is relative to: Tako's standalone node.
 const Baseline = "node"
@@ -107,6 +112,9 @@ func Compare(ctx context.Context, cc CompareConfig) (*Comparison, error) {
 		if !slices.Contains(only, name) {
 			continue
 		}
+		if name == "disk" && len(cc.Only) == 0 && (cc.Workload.ReadFrac > 0 || ds.Files()) {
+			continue // the disk ceiling only means something for ingest
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -128,6 +136,11 @@ func compareOne(ctx context.Context, cc CompareConfig, ds *Dataset, name string,
 	var srv *Server
 	var err error
 	switch name {
+	case "disk":
+		if cfg.Workload.ReadFrac > 0 || ds.Files() {
+			return nil, fmt.Errorf("the disk ceiling is measured for the ingest workload of fixed-size values only")
+		}
+		return MeasureDisk(ctx, cc.Start.TempDir, ds.AvgValueSize(), cfg.Duration)
 	case "bare":
 		srv, err = StartBare(ctx, cc.Start)
 		cfg.NoVerify = cfg.NoVerify || ds.Files() // it returns a constant value
@@ -225,6 +238,11 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
+	if disk, cl := c.result("disk"), c.result("cluster"); disk != nil && cl != nil {
+		ceiling := disk.MBPerSec / ClusterReplicas
+		fmt.Fprintf(w, "cluster ingest %.1f MB/s of unique data = %.0f%% of the disk's synced bandwidth ÷ %d replicas (%.1f MB/s)\n",
+			cl.MBPerSec, 100*cl.MBPerSec/ceiling, ClusterReplicas, ceiling)
+	}
 	for _, r := range c.Results {
 		if r.ErrorCount > 0 {
 			fmt.Fprintf(w, "errors %s: %s\n", r.Target, r.ErrorSummary())
@@ -241,4 +259,14 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// result returns the result of target, nil when it was not measured.
+func (c *Comparison) result(target string) *Result {
+	for _, r := range c.Results {
+		if r.Target == target {
+			return r
+		}
+	}
+	return nil
 }
