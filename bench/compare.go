@@ -11,7 +11,7 @@ import (
 )
 
 // CompareTargets are the stores Compare knows, in the order it runs them.
-var CompareTargets = []string{"disk", "bare", "node", "cluster", "redis", "redis-always", "etcd"}
+var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "etcd"}
 
 // ClusterReplicas is how many replicas the cluster target keeps of each key
 // (local_cluster.yaml: 2 buckets of 2 nodes): its durable ingest ceiling is
@@ -146,6 +146,8 @@ func compareOne(ctx context.Context, cc CompareConfig, ds *Dataset, name string,
 		cfg.NoVerify = cfg.NoVerify || ds.Files() // it returns a constant value
 	case "node":
 		srv, err = StartNode(ctx, cc.Start)
+	case "node-peer":
+		srv, err = StartNodePeer(ctx, cc.Start)
 	case "cluster":
 		srv, err = StartCluster(ctx, cc.Start)
 	case "redis", "redis-always":

@@ -1,18 +1,51 @@
 package bench
 
 import (
-	"errors"
+	"context"
 	"time"
+
+	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/eventloop"
 )
 
-// ErrNoPeerClient is returned for -proto peer until the peer-protocol client is wired in.
-var ErrNoPeerClient = errors.New("bench: peer protocol client not wired in yet (eventloop.Client)")
-
-// dialPeer is the hook for Tako's binary peer protocol. To wire it: wrap one eventloop.Client
-// connection in a type with Get(key, dst) / Set(key, value) / Close (Target) and return it here.
-// Each worker calls dialPeer once and issues requests sequentially, like the HTTP targets; a
-// pipelined variant can keep several requests in flight per worker later.
-func dialPeer(addr string, timeout time.Duration) (Target, error) {
-	_, _ = addr, timeout
-	return nil, ErrNoPeerClient
+// peerTarget drives a Tako node over its binary peer protocol, one
+// connection per worker and one request at a time, like the HTTP and RESP
+// targets: the protocol-level comparison with Redis.
+type peerTarget struct {
+	c       *eventloop.Client
+	timeout time.Duration
 }
+
+func dialPeer(addr string, timeout time.Duration) (Target, error) {
+	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr, Conns: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &peerTarget{c: c, timeout: timeout}, nil
+}
+
+func (p *peerTarget) Get(key, dst []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	resp, err := p.c.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Release()
+	if resp.Status != codec.StatusOK || resp.Flags&codec.Tombstone != 0 {
+		return nil, ErrNotFound
+	}
+	return append(dst[:0], resp.Value...), nil
+}
+
+func (p *peerTarget) Set(key, value []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	_, err := p.c.Set(ctx, key, time.Now().UnixMicro(), 0, value)
+	return err
+}
+
+func (p *peerTarget) Close() error { return p.c.Close() }

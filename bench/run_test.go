@@ -147,10 +147,6 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, Endpoint{}); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("no bound: %v", err)
 	}
-	cfg = shortConfig("a")
-	if _, err := Run(context.Background(), cfg, Endpoint{Proto: ProtoPeer}); !errors.Is(err, ErrNoPeerClient) {
-		t.Fatalf("peer proto: %v", err)
-	}
 }
 
 func TestHotPathDoesNotAllocate(t *testing.T) {

@@ -110,6 +110,16 @@ deployments:
 // StartNode starts a standalone tako-node (config and var dir in a temp dir, free ports,
 // storage.sync from o, default always) and waits for GET /health.
 func StartNode(ctx context.Context, o StartOptions) (*Server, error) {
+	return startNode(ctx, o, false)
+}
+
+// StartNodePeer is StartNode with the endpoint on the node's peer port: the
+// same node driven over Tako's binary protocol instead of HTTP.
+func StartNodePeer(ctx context.Context, o StartOptions) (*Server, error) {
+	return startNode(ctx, o, true)
+}
+
+func startNode(ctx context.Context, o StartOptions, peer bool) (*Server, error) {
 	bin, err := o.bins().Tako("tako-node")
 	if err != nil {
 		return nil, err
@@ -128,8 +138,12 @@ func StartNode(ctx context.Context, o StartOptions) (*Server, error) {
 		return nil, err
 	}
 	a := addr(ports[0])
+	ep := Endpoint{Name: "node", Proto: ProtoHTTP, Addr: a}
+	if peer {
+		ep = Endpoint{Name: "node-peer", Proto: ProtoPeer, Addr: addr(ports[1])}
+	}
 	return startServer(ctx, serverSpec{
-		ep:  Endpoint{Name: "node", Proto: ProtoHTTP, Addr: a},
+		ep:  ep,
 		bin: bin, args: []string{"-id", "n1", "-cfg", cfg, "-v", filepath.Join(dir, "var"), "-l", filepath.Join(dir, "node.log")},
 		dir: dir, ready: probeHTTP(a, "/health", "ok", 200), wait: o.timeout(30 * time.Second),
 	})
