@@ -59,9 +59,10 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 	case codec.OpBatchSet:
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
-		key := append([]byte(nil), req.Key...) // req's slices die with this call
-		op := req.Op
-		h.reads <- func() { h.read(op, key, rw) }
+		// Point reads run on the loop: they are served from the memtable,
+		// block cache or page cache in a few µs, and a hand-off to another
+		// goroutine would cost more than the read.
+		h.read(req.Op, req.Key, rw)
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, withValues := req.Limit, req.LimitBytes, req.WithValues
