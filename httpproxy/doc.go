@@ -16,7 +16,8 @@
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt
 // keys). Errors are a status and a one-line text reason: 400 bad input, 404,
-// 405, 413 value too large, 414 key too long, 503 replicas unavailable.
+// 405, 413 value too large, 414 key too long, 503 replicas unavailable, 507
+// disk full.
 //
 // # Concurrency and allocation
 //

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tako-kv/tako/kv"
@@ -307,6 +308,8 @@ func (h *Handler) backendError(ctx *fasthttp.RequestCtx, err error) {
 		textError(ctx, fasthttp.StatusRequestURITooLong, err.Error())
 	case errors.Is(err, kv.ErrKeyEmpty):
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
+	case errors.Is(err, kv.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
+		textError(ctx, fasthttp.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, ErrUnavailable):
 		textError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 	default:

@@ -34,6 +34,9 @@ const stripes = 1024
 // Newer) and returns once the write is committed under the sync policy.
 // key and rec.Value are read until Apply returns.
 func (s *Store) Apply(key []byte, rec Record) (Result, error) {
+	if err := s.admit(rec); err != nil {
+		return Result{}, err
+	}
 	w, err := s.prepare(key, rec, false)
 	if err != nil {
 		return Result{}, err
@@ -52,6 +55,10 @@ func (s *Store) Apply(key []byte, rec Record) (Result, error) {
 // called exactly once, from a writer goroutine (so it must not block), or
 // synchronously when the write is refused before queueing.
 func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
+	if err := s.admit(rec); err != nil {
+		done(Result{}, err)
+		return
+	}
 	w, err := s.prepare(key, rec, true)
 	if err != nil {
 		done(Result{}, err)
@@ -95,6 +102,15 @@ func (s *Store) Drop(key []byte, ts int64, tombstone bool) (bool, error) {
 	}
 	res, err := s.commit(w)
 	return res.Applied, err
+}
+
+// admit refuses values while the disk is nearly full; tombstones pass, so
+// space can be freed through the API.
+func (s *Store) admit(rec Record) error {
+	if rec.Tombstone {
+		return nil
+	}
+	return s.space.admit(len(rec.Value))
 }
 
 // prepare checks and encodes a write in the caller's goroutine, so that

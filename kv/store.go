@@ -47,6 +47,9 @@ type Options struct {
 	// AsyncWriters is how many goroutines commit ApplyAsync writes, so how
 	// many of them can wait for a sync at once; default 64.
 	AsyncWriters int
+	// MinFreeBytes refuses writes of values (ErrDiskFull) while the file
+	// system holding the store has less free space; 0 disables the check.
+	MinFreeBytes int64
 	// NoCompression stores values as given even when s2 would shrink them.
 	NoCompression bool
 	Logger        *slog.Logger
@@ -87,6 +90,7 @@ type Store struct {
 	stopSync chan struct{}
 
 	keyBufs sync.Pool // *[]byte scratch for Pebble keys on the read path
+	space   *spaceGuard
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -98,7 +102,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		Cache:              cache,
 		MemTableSize:       uint64(opts.MemtableBytes),
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{opts.Logger},
+		Logger:             newPebbleLogger(opts.Logger),
 		FS:                 opts.FS,
 	}
 	// Large values go to blob files so compactions do not rewrite them:
@@ -126,6 +130,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		stopSync: make(chan struct{}),
 	}
 	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	s.space = startSpaceGuard(dir, opts.MinFreeBytes, opts.Logger)
 	var wg sync.WaitGroup
 	s.async = make(chan *write, 1024)
 	for range opts.AsyncWriters {
@@ -153,6 +158,7 @@ func (s *Store) Close() error {
 	close(s.stopSync)
 	s.mu.Unlock()
 	<-s.stopped
+	s.space.close()
 	err := s.db.LogData(nil, pebble.Sync)
 	return errors.Join(err, s.db.Close())
 }
@@ -273,15 +279,35 @@ func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) e
 }
 
 // pebbleLogger routes Pebble's logs to slog; its chatty info goes to debug.
-type pebbleLogger struct{ l *slog.Logger }
+// Errors are rate-limited: on a full disk Pebble retries a failing flush
+// every few milliseconds, and each retry logs.
+type pebbleLogger struct {
+	l       *slog.Logger
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
 
-func (p pebbleLogger) Infof(format string, args ...any) {
+func newPebbleLogger(l *slog.Logger) *pebbleLogger { return &pebbleLogger{l: l} }
+
+func (p *pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+
+func (p *pebbleLogger) Errorf(format string, args ...any) {
+	p.mu.Lock()
+	if time.Since(p.last) < time.Second {
+		p.dropped++
+		p.mu.Unlock()
+		return
+	}
+	dropped := p.dropped
+	p.last, p.dropped = time.Now(), 0
+	p.mu.Unlock()
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "suppressed", dropped)
 }
-func (p pebbleLogger) Fatalf(format string, args ...any) {
+
+func (p *pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }

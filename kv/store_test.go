@@ -268,3 +268,27 @@ func TestDrop(t *testing.T) {
 	}
 	f(5, false, false) // nothing left to drop
 }
+
+// TestDiskFullRefusesValues: below MinFreeBytes of free space, values are
+// refused with ErrDiskFull while reads, tombstones and drops go on.
+func TestDiskFullRefusesValues(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{MinFreeBytes: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply([]byte("k"), Record{TS: 1, Value: []byte("v")}); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("value on a full disk: %v", err)
+	}
+	done := make(chan error, 1)
+	s.ApplyAsync([]byte("k"), Record{TS: 1, Value: []byte("v")}, func(_ Result, err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("async value on a full disk: %v", err)
+	}
+	if _, err := s.Apply([]byte("k"), Record{TS: 2, Tombstone: true}); err != nil {
+		t.Fatalf("tombstone on a full disk: %v", err)
+	}
+	if ok, err := s.Drop([]byte("k"), 2, true); err != nil || !ok {
+		t.Fatalf("drop on a full disk: %v %v", ok, err)
+	}
+}

@@ -179,6 +179,7 @@ func openStore(dir string, st config.Storage, log *slog.Logger) (*kv.Store, erro
 		SyncInterval:  st.SyncInterval,
 		CacheBytes:    st.CacheBytes,
 		MemtableBytes: st.MemtableBytes,
+		MinFreeBytes:  st.MinFreeBytes,
 		Logger:        log,
 	})
 }

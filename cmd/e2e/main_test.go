@@ -132,6 +132,19 @@ func post(ctx context.Context, url string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
+func del(url string) (int, error) {
+	req, err := http.NewRequest("DELETE", url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 func get(url string) (int, []byte, error) {
 	resp, err := client.Get(url)
 	if err != nil {

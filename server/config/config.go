@@ -24,6 +24,7 @@ const (
 	DefaultMaxValueBytes   = 64 << 20
 	DefaultCacheBytes      = 256 << 20
 	DefaultMemtableBytes   = 64 << 20
+	DefaultMinFreeBytes    = 128 << 20
 )
 
 // Limits enforced by Validate.
@@ -132,6 +133,10 @@ type Storage struct {
 	MaxValueBytes int64
 	CacheBytes    int64 // Pebble block cache
 	MemtableBytes int64
+	// MinFreeBytes: writes of values are refused (HTTP 507) while the data
+	// directory's file system has less free space, so the store never runs
+	// into a full disk mid-write. 0 disables the check.
+	MinFreeBytes int64
 }
 
 // DefaultStorage returns the storage settings used when `storage:` is absent.
@@ -142,6 +147,7 @@ func DefaultStorage() Storage {
 		MaxValueBytes: DefaultMaxValueBytes,
 		CacheBytes:    DefaultCacheBytes,
 		MemtableBytes: DefaultMemtableBytes,
+		MinFreeBytes:  DefaultMinFreeBytes,
 	}
 }
 

@@ -16,7 +16,7 @@ var (
 	topKeys        = []string{"master_coordinator", "coordinators", "active_deployment", "target_deployment", "deployments", "storage"}
 	deploymentKeys = []string{"read_repair", "background_healing", "background_healing_interval", "write_acks", "hash", "buckets"}
 	hashKeys       = []string{"buckets_per_key", "points"}
-	storageKeys    = []string{"sync", "sync_interval", "max_value_bytes", "cache_bytes", "memtable_bytes"}
+	storageKeys    = []string{"sync", "sync_interval", "max_value_bytes", "cache_bytes", "memtable_bytes", "min_free_bytes"}
 )
 
 // maxVisits bounds the work of walking a document: aliases let a small
@@ -450,6 +450,8 @@ func (d *decoder) storage(f field, s *Storage) error {
 			err = d.size(sf, where, &s.CacheBytes)
 		case "memtable_bytes":
 			err = d.size(sf, where, &s.MemtableBytes)
+		case "min_free_bytes":
+			err = d.size(sf, where, &s.MinFreeBytes)
 		default:
 			err = unknownKey(sf.line, where, sf.key, storageKeys)
 		}

@@ -36,6 +36,7 @@ type (
 		MaxValueBytes int64  `json:"max_value_bytes"`
 		CacheBytes    int64  `json:"cache_bytes"`
 		MemtableBytes int64  `json:"memtable_bytes"`
+		MinFreeBytes  int64  `json:"min_free_bytes"`
 	}
 )
 
@@ -54,6 +55,7 @@ func (c *Config) JSON() ([]byte, error) {
 			MaxValueBytes: c.Storage.MaxValueBytes,
 			CacheBytes:    c.Storage.CacheBytes,
 			MemtableBytes: c.Storage.MemtableBytes,
+			MinFreeBytes:  c.Storage.MinFreeBytes,
 		},
 	}
 	for id, a := range c.Coordinators {

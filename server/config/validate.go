@@ -258,6 +258,8 @@ func (s Storage) validate() error {
 		return invalid(0, where, "cache_bytes %d is below the minimum %d (1MiB)", s.CacheBytes, MinStoreBytes)
 	case s.MemtableBytes < MinStoreBytes || s.MemtableBytes > MaxMemtableBytes:
 		return invalid(0, where, "memtable_bytes %d out of range %d..%d", s.MemtableBytes, MinStoreBytes, MaxMemtableBytes)
+	case s.MinFreeBytes < 0:
+		return invalid(0, where, "min_free_bytes %d must not be negative", s.MinFreeBytes)
 	}
 	return nil
 }
