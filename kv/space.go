@@ -28,8 +28,8 @@ type spaceGuard struct {
 	// between two checks must not run the disk dry.
 	since atomic.Int64
 	low   atomic.Bool
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 const spaceCheckEvery = 200 * time.Millisecond

@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestDiskFull fills a small tmpfs under a node: writes of values are then
