@@ -27,6 +27,9 @@ type ClientConfig struct {
 	// WriteTimeout bounds one coalesced write; a peer that stops reading for this long loses
 	// the connection. Default 5s.
 	WriteTimeout time.Duration
+	// RequestTimeout bounds a request whose context carries no deadline, so
+	// callers on a hot path need not allocate one. Default 5s.
+	RequestTimeout time.Duration
 	// MaxBackoff caps the wait between failed connection attempts. Default 1s.
 	MaxBackoff time.Duration
 	// MaxFrame is the largest reply accepted, header included. Default codec.DefaultMaxFrame.
@@ -36,14 +39,18 @@ type ClientConfig struct {
 }
 
 const (
-	defaultConns        = 2
-	defaultDialTimeout  = time.Second
-	defaultWriteTimeout = 5 * time.Second
-	defaultMaxBackoff   = time.Second
-	minBackoff          = 20 * time.Millisecond
+	defaultConns          = 2
+	defaultDialTimeout    = time.Second
+	defaultWriteTimeout   = 5 * time.Second
+	defaultMaxBackoff     = time.Second
+	defaultRequestTimeout = 5 * time.Second
+	minBackoff            = 20 * time.Millisecond
 )
 
 func (cfg *ClientConfig) setDefaults() {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
 	if cfg.Conns <= 0 {
 		cfg.Conns = defaultConns
 	}

@@ -33,6 +33,9 @@ type call struct {
 	wrote chan struct{} // one signal per use, only when value != nil
 	resp  *Response
 	err   error
+	// timer bounds a request whose context has no deadline (RequestTimeout);
+	// pooled with the call so that such requests allocate nothing.
+	timer *time.Timer
 }
 
 const (
@@ -42,12 +45,15 @@ const (
 )
 
 var callPool = sync.Pool{New: func() any {
-	return &call{done: make(chan struct{}, 1), wrote: make(chan struct{}, 1)}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{done: make(chan struct{}, 1), wrote: make(chan struct{}, 1), timer: t}
 }}
 
 func getCall() *call { return callPool.Get().(*call) }
 
 func putCall(c *call) {
+	c.timer.Stop()
 	c.frame, c.value, c.resp, c.err = nil, nil, nil, nil
 	c.state.Store(callQueued)
 	callPool.Put(c)
@@ -160,11 +166,18 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 		cc.kick()
 	}
 
+	var expired <-chan time.Time
+	if ctx.Done() == nil { // no deadline, no cancel: RequestTimeout bounds it
+		c.timer.Reset(cc.cl.cfg.RequestTimeout)
+		expired = c.timer.C
+	}
 	select {
 	case <-c.done:
 		return cc.finish(c)
 	case <-ctx.Done():
 		return cc.abandon(c, id, op, ctx.Err())
+	case <-expired:
+		return cc.abandon(c, id, op, fmt.Errorf("no reply within %v: %w", cc.cl.cfg.RequestTimeout, context.DeadlineExceeded))
 	}
 }
 

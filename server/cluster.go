@@ -28,7 +28,8 @@ type Cluster struct {
 	replica func(config.Node) Replica
 	timeout time.Duration
 	log     *slog.Logger
-	scratch sync.Pool // *routeScratch
+	scratch sync.Pool // *route
+	workers *workers
 }
 
 // ClusterConfig configures a Cluster.
@@ -38,7 +39,9 @@ type ClusterConfig struct {
 	// Replica returns the Replica for a node; it is called for every node of
 	// each new configuration and should reuse connections by address.
 	Replica func(config.Node) Replica
-	// Timeout bounds one request to the replicas; default 5s.
+	// Timeout bounds background calls to replicas (repairs, healing); the
+	// peer clients' RequestTimeout bounds calls on the request path.
+	// Default 5s.
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
@@ -52,9 +55,16 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 		cc.Logger = slog.Default()
 	}
 	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger}
-	c.scratch.New = func() any { return new(route) }
-	return c, c.Update(cfg)
+	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
+	if err := c.Update(cfg); err != nil {
+		return nil, err
+	}
+	c.workers = startWorkers()
+	return c, nil
 }
+
+// Close stops the Cluster's workers. REQUIRES: no request in flight.
+func (c *Cluster) Close() { c.workers.stop() }
 
 // Update switches to a new configuration; requests in flight finish on the
 // one they started with.
@@ -70,21 +80,32 @@ func (c *Cluster) Update(cfg *config.Config) error {
 // Config returns the configuration in use.
 func (c *Cluster) Config() *config.Config { return c.topo.Load().cfg }
 
-// route returns the topology and key's route; release returns the route's
-// scratch when the caller is done with it.
-func (c *Cluster) route(key []byte) (t *topology, r *route, release func()) {
-	t = c.topo.Load()
-	r = c.scratch.Get().(*route)
+// route returns the topology and key's route; the caller hands the route
+// back with release when done with it and every task it submitted.
+func (c *Cluster) route(key []byte) (*topology, *route) {
+	t := c.topo.Load()
+	r := c.scratch.Get().(*route)
 	t.fill(r, key)
-	return t, r, func() { c.scratch.Put(r) }
+	return t, r
+}
+
+func (c *Cluster) release(r *route) {
+	clear(r.tasks) // drop references to keys, values and replicas
+	c.scratch.Put(r)
+}
+
+// submit runs op against the replica at position pos of the route.
+func (c *Cluster) submit(t *topology, r *route, pos int, op taskOp, key []byte, rec kv.Record, dst []byte) {
+	tk := &r.tasks[pos]
+	*tk = task{op: op, r: t.replicas[r.reps[pos]], pos: pos, key: key, rec: rec, dst: dst, done: r.done}
+	c.workers.submit(tk)
 }
 
 // Apply implements httpproxy.Backend.
 func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Result, error) {
-	t, rt, release := c.route(key)
-	defer release()
-	reps := rt.reps
-	if t.localOnly(reps) {
+	t, rt := c.route(key)
+	if t.localOnly(rt.reps) {
+		defer c.release(rt)
 		return t.replicas[t.self].Apply(context.Background(), key, rec)
 	}
 	if acks == httpproxy.AcksDefault {
@@ -96,121 +117,105 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	kn := copy(own, key)
 	copy(own[kn:], rec.Value)
 	key, rec.Value = own[:kn], own[kn:]
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	type reply struct {
-		pos int
-		res kv.Result
-		err error
-	}
-	n := len(reps)
-	replies := make(chan reply, n)
-	for pos, i := range reps {
-		r := t.replicas[i]
-		go func() {
-			res, err := r.Apply(ctx, key, rec)
-			replies <- reply{pos, res, err}
-		}()
+	n := len(rt.reps)
+	rt.prepare(n)
+	for pos := range n {
+		c.submit(t, rt, pos, taskApply, key, rec, nil)
 	}
 	// Every ack reports a timestamp >= rec.TS: rec.TS when applied, the
 	// stored one when a newer record beat it.
 	res := kv.Result{TS: rec.TS}
-	ok := make([]bool, n)
 	count, answered := 0, 0
 	var lastErr error
-	for answered < n && !rt.acked(acks, ok, count) {
-		r := <-replies
+	for answered < n && !rt.acked(acks, rt.ok, count) {
+		tk := <-rt.done
 		answered++
-		if r.err != nil {
-			lastErr = r.err
+		if tk.err != nil {
+			lastErr = tk.err
 			continue
 		}
-		ok[r.pos] = true
+		rt.ok[tk.pos] = true
 		count++
-		res.TS = max(res.TS, r.res.TS)
+		res.TS = max(res.TS, tk.res.TS)
 	}
 	res.Applied = res.TS == rec.TS
-	go func() { // stragglers keep the context until they finish
-		for range n - answered {
-			<-replies
-		}
-		cancel()
-	}()
-	if !rt.acked(acks, ok, count) {
+	ok := rt.acked(acks, rt.ok, count)
+	if answered < n {
+		go c.drain(rt, n-answered) // stragglers own the route until they finish
+	} else {
+		c.release(rt)
+	}
+	if !ok {
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
 			httpproxy.ErrUnavailable, count, n, acks, lastErr)
 	}
 	return res, nil
 }
 
+// drain waits for a request's remaining tasks, then releases its route.
+func (c *Cluster) drain(rt *route, left int) {
+	for range left {
+		<-rt.done
+	}
+	c.release(rt)
+}
+
 // Stat implements httpproxy.Backend: the newest metadata any replica holds.
 func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
-	t, rt, release := c.route(key)
-	defer release()
-	reps := rt.reps
-	if t.localOnly(reps) {
+	t, rt := c.route(key)
+	defer c.release(rt)
+	if t.localOnly(rt.reps) {
 		return t.replicas[t.self].Stat(context.Background(), key)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	metas := c.statAll(ctx, t, reps, -1, key)
-	best := newestMeta(metas)
+	c.statAll(t, rt, -1, key)
+	best := newestMeta(rt.tasks)
 	if best < 0 {
-		return kv.Meta{}, noneFound(metas)
+		return kv.Meta{}, noneFound(rt.tasks)
 	}
-	return metas[best].meta, nil
+	return rt.tasks[best].meta, nil
 }
 
 // Get implements httpproxy.Backend.
 func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
-	t, rt, release := c.route(key)
-	defer release()
-	reps := rt.reps
-	if t.localOnly(reps) {
+	t, rt := c.route(key)
+	defer c.release(rt)
+	if t.localOnly(rt.reps) {
 		return t.replicas[t.self].Get(context.Background(), key, dst)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	first := t.preferred(reps)
+	first := t.preferred(rt.reps)
 	if !t.readRepair {
-		return c.getAny(ctx, t, reps, first, key, dst)
+		return c.getAny(t, rt, first, key, dst)
 	}
 	// Fetch the value from one replica while the others report their
 	// timestamps; the value crosses the network a second time only when
 	// another replica turns out to be newer.
-	type got struct {
-		rec kv.Record
-		err error
-	}
-	done := make(chan got, 1)
-	go func() {
-		rec, err := t.replicas[reps[first]].Get(ctx, key, dst)
-		done <- got{rec, err}
-	}()
-	metas := c.statAll(ctx, t, reps, first, key)
-	g := <-done
-	metas[first] = statReply{meta: g.rec.Meta(), err: g.err}
-	best := newestMeta(metas)
+	c.statAll(t, rt, first, key, dst)
+	g := &rt.tasks[first]
+	g.meta = g.rec.Meta()
+	best := newestMeta(rt.tasks)
 	if best < 0 {
-		return kv.Record{}, noneFound(metas)
+		return kv.Record{}, noneFound(rt.tasks)
 	}
 	rec := g.rec
-	if metas[first].err != nil || metas[first].meta != metas[best].meta {
+	if g.err != nil || g.meta != rt.tasks[best].meta {
 		var err error
-		if rec, err = t.replicas[reps[best]].Get(ctx, key, dst); err != nil {
+		if rec, err = t.replicas[rt.reps[best]].Get(context.Background(), key, dst); err != nil {
 			return kv.Record{}, fmt.Errorf("%w: newest replica failed: %v", httpproxy.ErrUnavailable, err)
 		}
 	}
-	c.repair(t, reps, metas, key, rec)
+	if stale := c.staleReplicas(t, rt, rec.Meta()); len(stale) > 0 {
+		c.repair(stale, key, rec)
+	}
 	return rec, nil
 }
 
 // getAny reads from the preferred replica, then the others in order, and
 // returns the first answer.
-func (c *Cluster) getAny(ctx context.Context, t *topology, reps []int, first int, key, dst []byte) (kv.Record, error) {
+func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv.Record, error) {
 	var lastErr error
-	for k := range reps {
-		i := reps[(first+k)%len(reps)]
-		rec, err := t.replicas[i].Get(ctx, key, dst)
+	for k := range rt.reps {
+		i := rt.reps[(first+k)%len(rt.reps)]
+		rec, err := t.replicas[i].Get(context.Background(), key, dst)
 		if err == nil || errors.Is(err, kv.ErrNotFound) {
 			return rec, err
 		}
@@ -219,38 +224,32 @@ func (c *Cluster) getAny(ctx context.Context, t *topology, reps []int, first int
 	return kv.Record{}, fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
 }
 
-type statReply struct {
-	meta kv.Meta
-	err  error
-}
-
-// statAll asks every replica but skip for its metadata, in parallel.
-func (c *Cluster) statAll(ctx context.Context, t *topology, reps []int, skip int, key []byte) []statReply {
-	out := make([]statReply, len(reps))
-	var wg sync.WaitGroup
-	for k, i := range reps {
-		if k == skip {
-			continue
+// statAll asks every replica for its metadata in parallel — or, when
+// getAt >= 0, the replica at that position for its whole record (into
+// dst) — and waits for all answers; they are in rt.tasks.
+func (c *Cluster) statAll(t *topology, rt *route, getAt int, key []byte, dst ...[]byte) {
+	n := len(rt.reps)
+	rt.prepare(n)
+	for pos := range n {
+		if pos == getAt {
+			c.submit(t, rt, pos, taskGet, key, kv.Record{}, dst[0])
+		} else {
+			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := t.replicas[i].Stat(ctx, key)
-			out[k] = statReply{m, err}
-		}()
 	}
-	wg.Wait()
-	return out
+	for range n {
+		<-rt.done
+	}
 }
 
-// newestMeta returns the index of the newest record found, or -1.
-func newestMeta(metas []statReply) int {
+// newestMeta returns the position of the newest record found, or -1.
+func newestMeta(tasks []task) int {
 	best := -1
-	for k, m := range metas {
-		if m.err != nil {
+	for k := range tasks {
+		if tasks[k].err != nil {
 			continue
 		}
-		if best < 0 || newerMeta(m.meta, metas[best].meta) {
+		if best < 0 || newerMeta(tasks[k].meta, tasks[best].meta) {
 			best = k
 		}
 	}
@@ -265,29 +264,32 @@ func newerMeta(a, b kv.Meta) bool {
 
 // noneFound is the error when no replica holds a record: not found if at
 // least one replica said so, unavailable if none answered.
-func noneFound(metas []statReply) error {
+func noneFound(tasks []task) error {
 	var lastErr error
-	for _, m := range metas {
-		if errors.Is(m.err, kv.ErrNotFound) {
+	for k := range tasks {
+		if errors.Is(tasks[k].err, kv.ErrNotFound) {
 			return kv.ErrNotFound
 		}
-		lastErr = m.err
+		lastErr = tasks[k].err
 	}
 	return fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
 }
 
-// repair pushes rec to the replicas that answered with an older record or
-// none, in the background.
-func (c *Cluster) repair(t *topology, reps []int, metas []statReply, key []byte, rec kv.Record) {
+// staleReplicas returns the replicas that answered with a record older than
+// newest, or none; nil (no allocation) when all are current.
+func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []Replica {
 	var stale []Replica
-	for k, m := range metas {
-		if errors.Is(m.err, kv.ErrNotFound) || m.err == nil && newerMeta(rec.Meta(), m.meta) {
-			stale = append(stale, t.replicas[reps[k]])
+	for k := range rt.tasks {
+		tk := &rt.tasks[k]
+		if errors.Is(tk.err, kv.ErrNotFound) || tk.err == nil && newerMeta(newest, tk.meta) {
+			stale = append(stale, t.replicas[rt.reps[k]])
 		}
 	}
-	if len(stale) == 0 {
-		return
-	}
+	return stale
+}
+
+// repair pushes a copy of rec to the stale replicas in the background.
+func (c *Cluster) repair(stale []Replica, key []byte, rec kv.Record) {
 	own := make([]byte, len(key)+len(rec.Value))
 	kn := copy(own, key)
 	copy(own[kn:], rec.Value)

@@ -116,8 +116,8 @@ func newTestCluster(t *testing.T, doc string) *testCluster {
 
 // replicasOf returns the IDs of key's replicas, in ring order.
 func (tc *testCluster) replicasOf(key string) []string {
-	t, rt, release := tc.route([]byte(key))
-	defer release()
+	t, rt := tc.route([]byte(key))
+	defer tc.release(rt)
 	var ids []string
 	for _, i := range rt.reps {
 		ids = append(ids, t.nodes[i].ID)

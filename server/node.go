@@ -76,6 +76,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
+	defer cluster.Close()
 
 	// Both ports are claimed before serving starts, so a taken one is an
 	// error at start-up, not a half-running node.

@@ -28,6 +28,7 @@ const (
 	peerReaders  = 16
 	scanMaxCount = 1000
 	scanMaxBytes = 4 << 20
+	zeroCopyMin  = 8 << 10 // values from this size are sent without a copy
 )
 
 func newPeerHandler(store *kv.Store, log *slog.Logger) *peerHandler {
@@ -163,9 +164,15 @@ func (h *peerHandler) read(op codec.Op, key []byte, rw *eventloop.ReplyWriter) {
 	case err != nil:
 		putBuf(buf)
 		rw.Error(codec.StatusError, err.Error())
+	case len(rec.Value) < zeroCopyMin:
+		// Copying a small value into the reply costs less than the closure
+		// that would return the buffer later.
+		rw.Get(codec.StatusOK, rec.TS, flagsOf(rec.Tombstone), rec.Value)
+		*buf = rec.Value
+		putBuf(buf)
 	default:
 		*buf = rec.Value
-		// The value goes out from our buffer without another copy.
+		// A large value goes out from our buffer without another copy.
 		rw.GetRef(codec.StatusOK, rec.TS, flagsOf(rec.Tombstone), rec.Value, func() { putBuf(buf) })
 	}
 }

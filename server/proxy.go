@@ -49,6 +49,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
+	defer cluster.Close()
 	ln, err := httpproxy.Listen(pc.Addr)
 	if err != nil {
 		return err

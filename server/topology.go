@@ -83,6 +83,25 @@ func newLayout(d *config.Deployment, index map[string]int) (layout, error) {
 // group g being members[ends[g-1]:ends[g]]. Its slices are reused.
 type route struct {
 	reps, ring, members, ends []int
+
+	// The request's calls to the replicas: tasks[pos] for reps[pos], each
+	// sent back on done when it completes; ok marks the acknowledgements.
+	tasks []task
+	ok    []bool
+	done  chan *task
+}
+
+// prepare sizes the per-replica state for n replicas.
+func (r *route) prepare(n int) {
+	if cap(r.tasks) < n {
+		r.tasks = make([]task, n)
+		r.ok = make([]bool, n)
+		if cap(r.done) < n {
+			r.done = make(chan *task, n)
+		}
+	}
+	r.tasks, r.ok = r.tasks[:n], r.ok[:n]
+	clear(r.ok)
 }
 
 // fill computes key's route: every node of the key's buckets in each live

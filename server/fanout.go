@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+
+	"github.com/tako-kv/tako/kv"
+)
+
+// A request's calls to its replicas run in parallel on a pool of long-lived
+// worker goroutines, as pooled tasks: the read path allocates nothing per
+// request (a `go` statement per replica would allocate its closure).
+
+type taskOp uint8
+
+const (
+	taskGet taskOp = iota
+	taskStat
+	taskApply
+)
+
+// task is one call to one replica. The request that submits it owns it
+// again once it comes back on done.
+type task struct {
+	op   taskOp
+	r    Replica
+	pos  int // position of the replica in the route
+	key  []byte
+	rec  kv.Record // taskApply: the record; taskGet: the result
+	dst  []byte    // taskGet: where the value goes
+	meta kv.Meta   // taskStat: the result
+	res  kv.Result // taskApply: the result
+	err  error
+	done chan *task
+}
+
+func (t *task) run() {
+	ctx := context.Background() // the peer client bounds each call by its RequestTimeout
+	switch t.op {
+	case taskGet:
+		t.rec, t.err = t.r.Get(ctx, t.key, t.dst)
+	case taskStat:
+		t.meta, t.err = t.r.Stat(ctx, t.key)
+	case taskApply:
+		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
+	}
+	t.done <- t
+}
+
+// workers is the pool that runs tasks.
+type workers struct{ queue chan *task }
+
+// fanoutWorkers is enough for 64 concurrent requests to 4 replicas each; a
+// burst beyond it runs tasks on fresh goroutines.
+const fanoutWorkers = 256
+
+func startWorkers() *workers {
+	w := &workers{queue: make(chan *task, fanoutWorkers)}
+	for range fanoutWorkers {
+		go func() {
+			for t := range w.queue {
+				t.run()
+			}
+		}()
+	}
+	return w
+}
+
+func (w *workers) submit(t *task) {
+	select {
+	case w.queue <- t:
+	default:
+		go t.run()
+	}
+}
+
+func (w *workers) stop() { close(w.queue) }
