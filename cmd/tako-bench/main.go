@@ -103,15 +103,22 @@ func runOne(ctx context.Context, cfg bench.Config, ep bench.Endpoint, jsonOut bo
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	return report(err, jsonOut, res, func(w io.Writer) error { return bench.WriteTable(w, []*bench.Result{res}) }, stdout, stderr)
+}
+
+// report prints a finished or interrupted (runErr) run as JSON or a table
+// and returns the exit code.
+func report(runErr error, jsonOut bool, v any, table func(io.Writer) error, stdout, stderr io.Writer) int {
 	code := 0
-	if err != nil {
-		fmt.Fprintln(stderr, "interrupted:", err)
+	if runErr != nil {
+		fmt.Fprintln(stderr, "interrupted:", runErr)
 		code = 130
 	}
+	var err error
 	if jsonOut {
-		err = bench.WriteJSON(stdout, res)
+		err = bench.WriteJSON(stdout, v)
 	} else {
-		err = bench.WriteTable(stdout, []*bench.Result{res})
+		err = table(stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -133,21 +140,7 @@ func compare(ctx context.Context, cfg bench.Config, only, sync string, jsonOut b
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	code := 0
-	if err != nil {
-		fmt.Fprintln(stderr, "interrupted:", err)
-		code = 130
-	}
-	if jsonOut {
-		err = bench.WriteJSON(stdout, c)
-	} else {
-		err = c.WriteTable(stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	return code
+	return report(err, jsonOut, c, c.WriteTable, stdout, stderr)
 }
 
 // bare is the hidden subcommand Compare starts: `tako-bench bare -p PORT [-size N]`.
