@@ -84,12 +84,12 @@ func (s *Store) asyncWriter() {
 	}
 }
 
-// Drop removes key's record if it is still the one with timestamp ts and
-// the given kind: a node hands off a key it no longer owns and drops its copy
-// without destroying a newer write that reached it meanwhile. It reports
-// whether the record was removed. Unlike a tombstone, nothing remains.
-func (s *Store) Drop(key []byte, ts int64, tombstone bool) (bool, error) {
-	w, err := s.prepare(key, Record{TS: ts, Tombstone: tombstone}, false)
+// Drop removes key's record if it is still rec (timestamp, kind and value):
+// a node hands off a key it no longer owns and drops its copy without
+// destroying a newer write that reached it meanwhile. It reports whether the
+// record was removed. Unlike a tombstone, nothing remains.
+func (s *Store) Drop(key []byte, rec Record) (bool, error) {
+	w, err := s.prepare(key, rec, false)
 	if err != nil {
 		return false, err
 	}
@@ -170,6 +170,14 @@ func (s *Store) commit(w *write) (Result, error) {
 	}
 	mu.Unlock()
 	if b == nil {
+		if err == nil && s.opts.Sync == SyncAlways {
+			// Nothing written, but the answer rests on the stored record,
+			// which may be a concurrent write still waiting for its sync:
+			// acknowledge only once that is durable too.
+			if err = s.db.LogData(nil, pebble.Sync); err != nil {
+				err = fmt.Errorf("kv: sync: %w", err)
+			}
+		}
 		return res, err
 	}
 	if s.opts.Sync == SyncAlways {
@@ -190,8 +198,8 @@ func (s *Store) resolve(w *write) (Result, *pebble.Batch, error) {
 	}
 	w.kbuf = appendDataKey(w.kbuf[:0], w.key)
 	if w.drop {
-		if !found || cur.TS != w.rec.TS || cur.Tombstone != w.rec.Tombstone {
-			return Result{TS: cur.TS}, nil, nil
+		if !found || Newer(cur, w.rec) || Newer(w.rec, cur) {
+			return Result{TS: cur.TS}, nil, nil // not the record being handed off
 		}
 		b := s.db.NewBatch()
 		if err := b.Delete(w.kbuf, nil); err != nil {

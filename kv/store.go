@@ -183,6 +183,11 @@ func (s *Store) syncLoop() {
 // has never seen the key. The value is appended to dst[:0], so it is owned by
 // the caller and reuses dst's capacity.
 func (s *Store) Get(key, dst []byte) (Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Record{}, ErrClosed
+	}
 	var rec Record
 	err := s.lookup(key, func(ts int64, flags byte, payload []byte) error {
 		rec = Record{TS: ts, Tombstone: flags&flagTombstone != 0}
@@ -195,6 +200,11 @@ func (s *Store) Get(key, dst []byte) (Record, error) {
 
 // Stat returns key's timestamp and whether it is a tombstone.
 func (s *Store) Stat(key []byte) (Meta, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Meta{}, ErrClosed
+	}
 	var m Meta
 	err := s.lookup(key, func(ts int64, flags byte, _ []byte) error {
 		m = Meta{TS: ts, Tombstone: flags&flagTombstone != 0}
@@ -204,7 +214,8 @@ func (s *Store) Stat(key []byte) (Meta, error) {
 }
 
 // lookup calls fn with key's stored header and payload; payload is valid
-// only during fn.
+// only during fn. REQUIRES: the store open (s.mu held shared, or Close
+// waiting for the caller).
 func (s *Store) lookup(key []byte, fn func(ts int64, flags byte, payload []byte) error) error {
 	if err := CheckKey(key); err != nil {
 		return err
@@ -242,7 +253,15 @@ func decodePayload(dst []byte, flags byte, payload []byte) ([]byte, error) {
 // Scan calls fn for every record (tombstones included) with start <= key <
 // end in key order; an empty end means no upper bound. key and rec.Value are
 // valid only during fn. fn returning an error stops the scan with it.
+//
+// The scan holds off Close until it ends, so fn must not call the store's
+// writing methods.
 func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
 	lower := appendDataKey(nil, start)
 	upper := []byte{dataPrefix + 1}
 	if len(end) > 0 {

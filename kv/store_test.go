@@ -252,21 +252,22 @@ func TestDrop(t *testing.T) {
 	s := openMem(t, nil)
 	defer s.Close()
 	mustApply(t, s, "k", Record{TS: 5, Value: []byte("v")})
-	f := func(ts int64, tomb, want bool) {
+	f := func(rec Record, want bool) {
 		t.Helper()
-		got, err := s.Drop([]byte("k"), ts, tomb)
+		got, err := s.Drop([]byte("k"), rec)
 		if err != nil || got != want {
-			t.Fatalf("Drop(ts %d, tombstone %v) = %v, %v; want %v", ts, tomb, got, err, want)
+			t.Fatalf("Drop(%+v) = %v, %v; want %v", rec, got, err, want)
 		}
 	}
-	f(4, false, false) // a different (older) record is kept
-	f(5, true, false)  // same timestamp, other kind
+	f(Record{TS: 4, Value: []byte("v")}, false) // a different (older) record is kept
+	f(Record{TS: 5, Tombstone: true}, false)    // same timestamp, other kind
+	f(Record{TS: 5, Value: []byte("u")}, false) // same timestamp, other value
 	mustGet(t, s, "k")
-	f(5, false, true)
+	f(Record{TS: 5, Value: []byte("v")}, true)
 	if _, err := s.Get([]byte("k"), nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after drop: %v", err)
 	}
-	f(5, false, false) // nothing left to drop
+	f(Record{TS: 5, Value: []byte("v")}, false) // nothing left to drop
 }
 
 // TestDiskFullRefusesValues: below MinFreeBytes of free space, values are
@@ -288,7 +289,7 @@ func TestDiskFullRefusesValues(t *testing.T) {
 	if _, err := s.Apply([]byte("k"), Record{TS: 2, Tombstone: true}); err != nil {
 		t.Fatalf("tombstone on a full disk: %v", err)
 	}
-	if ok, err := s.Drop([]byte("k"), 2, true); err != nil || !ok {
+	if ok, err := s.Drop([]byte("k"), Record{TS: 2, Tombstone: true}); err != nil || !ok {
 		t.Fatalf("drop on a full disk: %v %v", ok, err)
 	}
 }

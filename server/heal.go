@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -167,7 +168,7 @@ func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, d
 		if owned[i] || need[i] == 0 || have[i] < need[i] {
 			continue
 		}
-		ok, e := h.store.Drop(r.Key, r.TS, r.Flags&codec.Tombstone != 0)
+		ok, e := h.store.Drop(r.Key, recordOf(r.TS, r.Flags, r.Value))
 		if e != nil {
 			return pushed, dropped, errors.Join(err, e)
 		}
@@ -207,6 +208,9 @@ func (h *healer) healReplica(ctx context.Context, rr rangeReplica, chunk []codec
 	res, err := rr.ApplyBatch(ctx, push)
 	if err != nil {
 		return 0, err
+	}
+	if len(res) != len(push) {
+		return 0, fmt.Errorf("heal: %d results for %d records pushed", len(res), len(push))
 	}
 	for k := range res {
 		have[pushIdx[k]]++ // applied, or stale: a newer record is there
