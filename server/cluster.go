@@ -91,6 +91,9 @@ func (c *Cluster) route(key []byte) (*topology, *route) {
 
 func (c *Cluster) release(r *route) {
 	clear(r.tasks) // drop references to keys, values and replicas
+	if cap(r.vbuf) > 1<<20 {
+		r.vbuf = nil // do not pin a large value in the pool
+	}
 	c.scratch.Put(r)
 }
 
@@ -160,17 +163,19 @@ func (c *Cluster) drain(rt *route, left int) {
 	c.release(rt)
 }
 
-// Stat implements httpproxy.Backend: the newest metadata any replica holds.
+// Stat implements httpproxy.Backend: the newest metadata a read quorum of
+// replicas holds.
 func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 	t, rt := c.route(key)
-	defer c.release(rt)
 	if t.localOnly(rt.reps) {
+		defer c.release(rt)
 		return t.replicas[t.self].Stat(context.Background(), key)
 	}
-	c.statAll(t, rt, -1, key)
-	best := newestMeta(rt.tasks)
+	c.ask(t, rt, -1, key)
+	defer c.finish(rt)
+	best := newestMeta(rt)
 	if best < 0 {
-		return kv.Meta{}, noneFound(rt.tasks)
+		return kv.Meta{}, noneFound(rt)
 	}
 	return rt.tasks[best].meta, nil
 }
@@ -178,26 +183,30 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 // Get implements httpproxy.Backend.
 func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	t, rt := c.route(key)
-	defer c.release(rt)
 	if t.localOnly(rt.reps) {
+		defer c.release(rt)
 		return t.replicas[t.self].Get(context.Background(), key, dst)
 	}
 	first := t.preferred(rt.reps)
 	if !t.readRepair {
+		defer c.release(rt)
 		return c.getAny(t, rt, first, key, dst)
 	}
 	// Fetch the value from one replica while the others report their
 	// timestamps; the value crosses the network a second time only when
 	// another replica turns out to be newer.
-	c.statAll(t, rt, first, key, dst)
-	g := &rt.tasks[first]
-	g.meta = g.rec.Meta()
-	best := newestMeta(rt.tasks)
+	c.ask(t, rt, first, key)
+	defer c.finish(rt)
+	best := newestMeta(rt)
 	if best < 0 {
-		return kv.Record{}, noneFound(rt.tasks)
+		return kv.Record{}, noneFound(rt)
 	}
-	rec := g.rec
-	if g.err != nil || g.meta != rt.tasks[best].meta {
+	newest := rt.tasks[best].meta
+	var rec kv.Record
+	if g := &rt.tasks[first]; rt.ok[first] && g.err == nil && g.meta == newest {
+		rec = g.rec
+		rec.Value = append(dst[:0], g.rec.Value...)
+	} else {
 		var err error
 		if rec, err = t.replicas[rt.reps[best]].Get(context.Background(), key, dst); err != nil {
 			return kv.Record{}, fmt.Errorf("%w: newest replica failed: %v", httpproxy.ErrUnavailable, err)
@@ -210,46 +219,96 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 }
 
 // getAny reads from the preferred replica, then the others in order, and
-// returns the first answer.
+// returns the first record found. Not-found moves on too: with quorum
+// writes, the replica asked first may be one that missed the write.
 func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv.Record, error) {
 	var lastErr error
+	notFound := false
 	for k := range rt.reps {
 		i := rt.reps[(first+k)%len(rt.reps)]
 		rec, err := t.replicas[i].Get(context.Background(), key, dst)
-		if err == nil || errors.Is(err, kv.ErrNotFound) {
-			return rec, err
+		switch {
+		case err == nil:
+			return rec, nil
+		case errors.Is(err, kv.ErrNotFound):
+			notFound = true
+		default:
+			lastErr = err
 		}
-		lastErr = err
+	}
+	if notFound {
+		return kv.Record{}, kv.ErrNotFound
 	}
 	return kv.Record{}, fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
 }
 
-// statAll asks every replica for its metadata in parallel — or, when
-// getAt >= 0, the replica at that position for its whole record (into
-// dst) — and waits for all answers; they are in rt.tasks.
-func (c *Cluster) statAll(t *topology, rt *route, getAt int, key []byte, dst ...[]byte) {
+// readGrace is how long a read waits for the replicas beyond a read quorum,
+// to repair them too; a slow or hung replica costs a read no more.
+const readGrace = 5 * time.Millisecond
+
+// ask asks every replica for its metadata in parallel — the one at getAt
+// (when >= 0) for its whole record, into the route's buffer — and waits
+// until all have answered, or a read quorum has and readGrace has passed.
+// Answers are the tasks marked in rt.ok; release the route with finish.
+func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) {
 	n := len(rt.reps)
 	rt.prepare(n)
 	for pos := range n {
 		if pos == getAt {
-			c.submit(t, rt, pos, taskGet, key, kv.Record{}, dst[0])
+			c.submit(t, rt, pos, taskGet, key, kv.Record{}, rt.vbuf)
 		} else {
 			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
 		}
 	}
-	for range n {
-		<-rt.done
+	answered := 0
+	var grace <-chan time.Time
+	for answered < n {
+		if grace == nil && rt.readQuorum(rt.ok) {
+			if rt.grace == nil {
+				rt.grace = time.NewTimer(readGrace)
+			} else {
+				rt.grace.Reset(readGrace)
+			}
+			grace = rt.grace.C
+		}
+		select {
+		case tk := <-rt.done:
+			rt.ok[tk.pos] = true
+			answered++
+			if tk.op == taskGet {
+				rt.vbuf = tk.rec.Value[:0] // keep the grown buffer
+				tk.meta = tk.rec.Meta()
+			}
+		case <-grace:
+			rt.pending = n - answered
+			return
+		}
 	}
+	if rt.grace != nil {
+		rt.grace.Stop()
+	}
+	rt.pending = 0
 }
 
-// newestMeta returns the position of the newest record found, or -1.
-func newestMeta(tasks []task) int {
+// finish releases a route after ask, or leaves that to a goroutine that
+// waits for the replicas still answering.
+func (c *Cluster) finish(rt *route) {
+	if rt.pending == 0 {
+		c.release(rt)
+		return
+	}
+	go c.drain(rt, rt.pending)
+}
+
+// newestMeta returns the position of the newest record among the answers,
+// or -1.
+func newestMeta(rt *route) int {
 	best := -1
-	for k := range tasks {
-		if tasks[k].err != nil {
+	for k := range rt.tasks {
+		if !rt.ok[k] || rt.tasks[k].err != nil {
 			continue
 		}
-		if best < 0 || newerMeta(tasks[k].meta, tasks[best].meta) {
+		if best < 0 || newerMeta(rt.tasks[k].meta, rt.tasks[best].meta) {
 			best = k
 		}
 	}
@@ -264,13 +323,16 @@ func newerMeta(a, b kv.Meta) bool {
 
 // noneFound is the error when no replica holds a record: not found if at
 // least one replica said so, unavailable if none answered.
-func noneFound(tasks []task) error {
+func noneFound(rt *route) error {
 	var lastErr error
-	for k := range tasks {
-		if errors.Is(tasks[k].err, kv.ErrNotFound) {
+	for k := range rt.tasks {
+		if !rt.ok[k] {
+			continue
+		}
+		if errors.Is(rt.tasks[k].err, kv.ErrNotFound) {
 			return kv.ErrNotFound
 		}
-		lastErr = tasks[k].err
+		lastErr = rt.tasks[k].err
 	}
 	return fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
 }
@@ -280,6 +342,9 @@ func noneFound(tasks []task) error {
 func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []Replica {
 	var stale []Replica
 	for k := range rt.tasks {
+		if !rt.ok[k] {
+			continue
+		}
 		tk := &rt.tasks[k]
 		if errors.Is(tk.err, kv.ErrNotFound) || tk.err == nil && newerMeta(newest, tk.meta) {
 			stale = append(stale, t.replicas[rt.reps[k]])

@@ -17,14 +17,23 @@ import (
 
 // memReplica is an in-memory LWW replica that can be taken down.
 type memReplica struct {
-	mu   sync.Mutex
-	recs map[string]kv.Record
-	down bool
+	mu    sync.Mutex
+	recs  map[string]kv.Record
+	down  bool
+	delay time.Duration // every call sleeps this long first (a hung node)
+}
+
+func (m *memReplica) stall() {
+	m.mu.Lock()
+	d := m.delay
+	m.mu.Unlock()
+	time.Sleep(d)
 }
 
 var errDown = errors.New("replica down")
 
 func (m *memReplica) get(key []byte) (kv.Record, error) {
+	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.down {
@@ -49,6 +58,7 @@ func (m *memReplica) Stat(_ context.Context, key []byte) (kv.Meta, error) {
 }
 
 func (m *memReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Result, error) {
+	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.down {
@@ -295,5 +305,51 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHungReplicaDoesNotHoldRequests: with one replica of a key stalled for
+// seconds, quorum writes and read-repair reads still answer from the others
+// at once (the bound below is far from both the stall and normal latency).
+func TestHungReplicaDoesNotHoldRequests(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	key := []byte("hung")
+	reps := tc.replicasOf("hung")
+	if _, err := tc.Apply(key, kv.Record{TS: 1, Value: []byte("v1")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	for _, hung := range []string{reps[0], reps[3]} { // the preferred replica, another one
+		tc.nodes[hung].mu.Lock()
+		tc.nodes[hung].delay = 3 * time.Second
+		tc.nodes[hung].mu.Unlock()
+		start := time.Now()
+		ts := time.Now().UnixMicro()
+		if _, err := tc.Apply(key, kv.Record{TS: ts, Value: []byte(hung)}, httpproxy.AcksQuorum); err != nil {
+			t.Fatalf("write with %s hung: %v", hung, err)
+		}
+		rec, err := tc.Get(key, nil)
+		if err != nil || string(rec.Value) != hung {
+			t.Fatalf("read with %s hung: %q %v", hung, rec.Value, err)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("write and read with %s hung took %v", hung, el)
+		}
+		tc.nodes[hung].mu.Lock()
+		tc.nodes[hung].delay = 0
+		tc.nodes[hung].mu.Unlock()
+	}
+}
+
+// TestReadRepairOffFindsQuorumWrite: without read repair a read still finds
+// a write that the first replica it asks missed.
+func TestReadRepairOffFindsQuorumWrite(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "no"))
+	reps := tc.replicasOf("missed")
+	tc.nodes[reps[2]].set("missed", kv.Record{TS: 1, Value: []byte("only here")})
+	if rec, err := tc.Get([]byte("missed"), nil); err != nil || string(rec.Value) != "only here" {
+		t.Fatalf("read: %q %v", rec.Value, err)
+	}
+	if _, err := tc.Get([]byte("nowhere"), nil); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("absent key: %v", err)
 	}
 }

@@ -53,8 +53,10 @@ type workers struct{ queue chan *task }
 // burst beyond it runs tasks on fresh goroutines.
 const fanoutWorkers = 256
 
+// The queue is unbuffered: a task goes to an idle worker at once or gets a
+// goroutine of its own, never waits behind tasks stuck on a slow replica.
 func startWorkers() *workers {
-	w := &workers{queue: make(chan *task, fanoutWorkers)}
+	w := &workers{queue: make(chan *task)}
 	for range fanoutWorkers {
 		go func() {
 			for t := range w.queue {

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tako-kv/tako/hashring"
 	"github.com/tako-kv/tako/httpproxy"
@@ -79,16 +80,21 @@ func newLayout(d *config.Deployment, index map[string]int) (layout, error) {
 }
 
 // route is one key's replicas: reps holds indexes into topology.nodes, and
-// groups the key's buckets (in every live deployment) as positions in reps,
-// group g being members[ends[g-1]:ends[g]]. Its slices are reused.
+// groups the key's buckets as positions in reps, group g being
+// members[ends[g-1]:ends[g]]. The groups of deployment l (active first, then
+// target) are groups[layouts[l-1]:layouts[l]]. Its slices are reused.
 type route struct {
-	reps, ring, members, ends []int
+	reps, ring, members, ends, layouts []int
 
 	// The request's calls to the replicas: tasks[pos] for reps[pos], each
-	// sent back on done when it completes; ok marks the acknowledgements.
-	tasks []task
-	ok    []bool
-	done  chan *task
+	// sent back on done when it completes; ok marks the answers (reads) or
+	// acknowledgements (writes) received.
+	tasks   []task
+	ok      []bool
+	done    chan *task
+	vbuf    []byte      // the value task's buffer, so it may outlive the request
+	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
+	pending int         // tasks still running when the request went on
 }
 
 // prepare sizes the per-replica state for n replicas.
@@ -107,7 +113,7 @@ func (r *route) prepare(n int) {
 // fill computes key's route: every node of the key's buckets in each live
 // deployment, without duplicates, in ring order (the primary bucket first).
 func (t *topology) fill(r *route, key []byte) {
-	r.reps, r.members, r.ends = r.reps[:0], r.members[:0], r.ends[:0]
+	r.reps, r.members, r.ends, r.layouts = r.reps[:0], r.members[:0], r.ends[:0], r.layouts[:0]
 	for _, l := range t.layouts {
 		r.ring = l.ring.Lookup(r.ring[:0], key, l.perKey)
 		for _, b := range r.ring {
@@ -121,12 +127,49 @@ func (t *topology) fill(r *route, key []byte) {
 			}
 			r.ends = append(r.ends, len(r.members))
 		}
+		r.layouts = append(r.layouts, len(r.ends))
 	}
 }
 
+// groupsWith counts, in the groups g of [from, to), those with any member
+// marked in set (any true) or with all members marked (any false).
+func (r *route) groupsWith(set []bool, from, to int, any bool) int {
+	n := 0
+	for g := from; g < to; g++ {
+		start := 0
+		if g > 0 {
+			start = r.ends[g-1]
+		}
+		hit := !any
+		for _, pos := range r.members[start:r.ends[g]] {
+			if set[pos] == any {
+				hit = any
+				break
+			}
+		}
+		if hit {
+			n++
+		}
+	}
+	return n
+}
+
+// eachLayout reports whether ok holds for the groups of every deployment.
+func (r *route) eachLayout(ok func(from, to int) bool) bool {
+	from := 0
+	for _, to := range r.layouts {
+		if !ok(from, to) {
+			return false
+		}
+		from = to
+	}
+	return true
+}
+
 // acked reports whether the acknowledgements in ok (by position in reps)
-// satisfy level a: one replica; every replica; or, for quorum, a majority
-// of the key's bucket groups each with at least one acknowledging node.
+// satisfy level a: one replica; every replica; or, for quorum, in every live
+// deployment a majority of the key's buckets each with at least one
+// acknowledging node.
 func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 	switch a {
 	case httpproxy.AcksOne:
@@ -134,17 +177,20 @@ func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 	case httpproxy.AcksAll:
 		return count == len(r.reps)
 	}
-	held, start := 0, 0
-	for _, end := range r.ends {
-		for _, pos := range r.members[start:end] {
-			if ok[pos] {
-				held++
-				break
-			}
-		}
-		start = end
-	}
-	return held >= len(r.ends)/2+1
+	return r.eachLayout(func(from, to int) bool {
+		return r.groupsWith(ok, from, to, true) >= (to-from)/2+1
+	})
+}
+
+// readQuorum reports whether the replicas that answered (by position)
+// intersect every possible quorum write, so that a read hearing from them
+// sees every write acknowledged at quorum: in every deployment, more groups
+// must have answered in full than a write quorum can leave out.
+func (r *route) readQuorum(answered []bool) bool {
+	return r.eachLayout(func(from, to int) bool {
+		groups := to - from
+		return r.groupsWith(answered, from, to, false) >= groups-(groups/2+1)+1
+	})
 }
 
 // preferred returns the position in reps of the replica to read a value

@@ -56,11 +56,58 @@ deployments:
 			t.Errorf("acked(%s, %v) = %v, want %v", acks, ids, got, want)
 		}
 	}
-	f(httpproxy.AcksQuorum, []string{"n1", "n3"}, true)  // n1, n3 are in all 4 groups
-	f(httpproxy.AcksQuorum, []string{"n2", "n4"}, false) // old deployment only: 2 of 4 groups
-	f(httpproxy.AcksQuorum, []string{"n2", "n4", "n5"}, true)
+	// A quorum needs a majority of buckets (here 2 of 2) in each deployment.
+	f(httpproxy.AcksQuorum, []string{"n1", "n3"}, true)        // both buckets of both
+	f(httpproxy.AcksQuorum, []string{"n2", "n4"}, false)       // old deployment only
+	f(httpproxy.AcksQuorum, []string{"n2", "n4", "n5"}, false) // new: only b1
+	f(httpproxy.AcksQuorum, []string{"n2", "n4", "n5", "n6"}, true)
 	f(httpproxy.AcksQuorum, []string{"n5", "n6"}, false)
 	f(httpproxy.AcksOne, []string{"n6"}, true)
 	f(httpproxy.AcksAll, []string{"n1", "n2", "n3", "n4", "n5"}, false)
 	f(httpproxy.AcksAll, []string{"n1", "n2", "n3", "n4", "n5", "n6"}, true)
+}
+
+// TestReadQuorum: a read must hear from enough replicas to meet every
+// possible quorum write — with two buckets of two and quorum writes needing
+// one node in each bucket, all of one bucket plus one of the other.
+func TestReadQuorum(t *testing.T) {
+	doc := `
+active_deployment: d
+deployments:
+    d:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := newTopology(cfg, "", func(config.Node) Replica { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r route
+	topo.fill(&r, []byte("k"))
+	pos := map[string]int{}
+	for p, i := range r.reps {
+		pos[topo.nodes[i].ID] = p
+	}
+	f := func(ids []string, want bool) {
+		t.Helper()
+		answered := make([]bool, len(r.reps))
+		for _, id := range ids {
+			answered[pos[id]] = true
+		}
+		if got := r.readQuorum(answered); got != want {
+			t.Errorf("readQuorum(%v) = %v, want %v", ids, got, want)
+		}
+	}
+	f([]string{"n1", "n3"}, false) // a write to n2 and n4 would be missed
+	f([]string{"n1", "n2"}, true)  // every quorum write has a node in b1
+	f([]string{"n1", "n2", "n3"}, true)
+	f([]string{"n3", "n4"}, true)
+	f([]string{"n1"}, false)
+	f(nil, false)
 }
