@@ -25,6 +25,9 @@ type write struct {
 
 var writePool = sync.Pool{New: func() any { return new(write) }}
 
+// asyncQueue is how many ApplyAsync writes may wait for an async writer.
+const asyncQueue = 8192
+
 // stripes is how many locks serialise writes by key hash: two writes of one
 // key never resolve concurrently, writes of different keys almost never wait
 // for each other.
@@ -53,7 +56,8 @@ func (s *Store) Apply(key []byte, rec Record) (Result, error) {
 // ApplyAsync is Apply for callers that must not block, such as an event
 // loop: it copies key and rec.Value, queues the write and returns. done is
 // called exactly once, from a writer goroutine (so it must not block), or
-// synchronously when the write is refused before queueing.
+// synchronously when the write is refused before queueing — ErrBusy when
+// the queue is full, rather than waiting.
 func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 	if err := s.admit(rec); err != nil {
 		done(Result{}, err)
@@ -72,7 +76,14 @@ func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 		done(Result{}, ErrClosed)
 		return
 	}
-	s.async <- w
+	select {
+	case s.async <- w:
+	default:
+		// Never block the caller (an event loop): refuse, the peer retries
+		// or counts this replica out.
+		putWrite(w)
+		done(Result{}, ErrBusy)
+	}
 }
 
 // asyncWriter commits queued ApplyAsync writes until Close closes the queue.

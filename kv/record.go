@@ -14,6 +14,8 @@ var (
 	ErrCorrupt    = errors.New("kv: corrupt record")
 	ErrKeyEmpty   = errors.New("kv: empty key")
 	ErrKeyTooLong = errors.New("kv: key too long")
+	// ErrBusy: ApplyAsync's queue is full.
+	ErrBusy = errors.New("kv: too many writes queued")
 )
 
 // MaxKeyLen is the longest key the store accepts (SPEC: 1 byte to 64 KiB).

@@ -132,7 +132,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	s.space = startSpaceGuard(dir, opts.MinFreeBytes, opts.Logger)
 	var wg sync.WaitGroup
-	s.async = make(chan *write, 1024)
+	s.async = make(chan *write, asyncQueue)
 	for range opts.AsyncWriters {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.asyncWriter() }()

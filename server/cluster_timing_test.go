@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
@@ -53,7 +54,7 @@ deployments:
 	if err != nil {
 		b.Fatal(err)
 	}
-	peers := newPeerPool("", log)
+	peers := newPeerPool("", codec.DefaultMaxFrame, log)
 	b.Cleanup(peers.close)
 	c, err := NewCluster(cfg, ClusterConfig{Logger: log, Replica: func(n config.Node) Replica {
 		return peers.replica(config.Node{ID: n.ID, Host: "127.0.0.1", PeerPort: portOf(b, addrs[n.ID])})

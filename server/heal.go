@@ -45,8 +45,11 @@ type healer struct {
 	lastCount int
 }
 
+// healChunkBytes bounds the values of one healing step, so of one BatchSet.
+const healChunkBytes = 4 << 20
+
 func newHealer(store *kv.Store, c *Cluster, log *slog.Logger) *healer {
-	return &healer{store: store, cluster: c, log: log, chunkRecords: 256, chunkBytes: 4 << 20, firstPace: 10 * time.Millisecond}
+	return &healer{store: store, cluster: c, log: log, chunkRecords: 256, chunkBytes: healChunkBytes, firstPace: 10 * time.Millisecond}
 }
 
 // run heals until ctx ends, one pass per interval while the active
@@ -118,7 +121,9 @@ func (h *healer) readChunk(start []byte) (chunk []codec.Record, next []byte, err
 	size := 0
 	errFull := errors.New("chunk full")
 	err = h.store.Scan(start, nil, func(key []byte, rec kv.Record) error {
-		if len(chunk) >= h.chunkRecords || size >= h.chunkBytes {
+		// A record that would take the chunk past its limit starts the next
+		// one; a record larger than the limit goes alone (a frame holds it).
+		if len(chunk) > 0 && (len(chunk) >= h.chunkRecords || size+len(key)+len(rec.Value) > h.chunkBytes) {
 			next = append([]byte(nil), key...)
 			return errFull
 		}

@@ -149,3 +149,44 @@ deployments:
 		}
 	}
 }
+
+// TestHealChunkLimits: a chunk never passes its byte limit, except a single
+// record larger than the limit, which goes alone.
+func TestHealChunkLimits(t *testing.T) {
+	ss := newStores(t, "n1")
+	h, _ := ss.healerFor(t, "n1", `
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101]}
+`)
+	h.chunkBytes = 1000
+	sizes := []int{300, 300, 300, 5000, 300, 900, 200, 2000}
+	for i, n := range sizes {
+		ss["n1"].Apply(fmt.Appendf(nil, "c%d", i), kv.Record{TS: 1, Value: make([]byte, n)})
+	}
+	var start []byte
+	seen := 0
+	for {
+		chunk, next, err := h.readChunk(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for _, r := range chunk {
+			size += len(r.Key) + len(r.Value)
+		}
+		if size > h.chunkBytes && len(chunk) > 1 {
+			t.Fatalf("chunk of %d records holds %d bytes, limit %d", len(chunk), size, h.chunkBytes)
+		}
+		seen += len(chunk)
+		if next == nil {
+			break
+		}
+		start = next
+	}
+	if seen != len(sizes) {
+		t.Fatalf("chunks covered %d records, want %d", seen, len(sizes))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
@@ -64,7 +65,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		}
 	}()
 
-	peers := newPeerPool(nc.ID, log)
+	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log,
 		Replica: func(n config.Node) Replica {
@@ -85,13 +86,19 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		return err
 	}
 	ph := newPeerHandler(store, log)
-	defer ph.close()
-	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: self.PeerAddr(), NodeID: nc.ID, Handler: ph, Logger: log})
+	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: self.PeerAddr(), NodeID: nc.ID, Handler: ph, Logger: log,
+		MaxFrame: maxFrame(cfg.Storage)})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
+		ph.close()
 		return fmt.Errorf("peer server: %w", err)
 	}
-	defer stopPeerServer(psrv, log)
+	defer func() {
+		// The handler's readers go only once no event loop can call it.
+		if stopPeerServer(psrv, log) {
+			ph.close()
+		}
+	}()
 
 	healCtx, stopHealing := context.WithCancel(ctx)
 	healDone := make(chan struct{})
@@ -100,21 +107,22 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, onUpdate: peers.retain,
 	})
 }
 
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
-	ln      net.Listener
-	backend httpproxy.Backend
-	storage config.Storage
-	pprof   string
-	log     *slog.Logger
-	src     *configsource.Source
-	cluster *Cluster
-	ready   func()
-	name    string
+	ln       net.Listener
+	backend  httpproxy.Backend
+	storage  config.Storage
+	pprof    string
+	log      *slog.Logger
+	src      *configsource.Source
+	cluster  *Cluster
+	ready    func()
+	name     string
+	onUpdate func(*config.Config) // after a new configuration is in use
 }
 
 // serveHTTP serves the HTTP API and follows configuration updates until ctx
@@ -140,6 +148,9 @@ func serveHTTP(ctx context.Context, s httpService) error {
 			s.log.Error("configuration refused", "version", cfg.Version, "err", err)
 			return
 		}
+		if s.onUpdate != nil {
+			s.onUpdate(cfg)
+		}
 		s.log.Info("configuration updated", "version", cfg.Version)
 	})
 
@@ -161,12 +172,21 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	return nil
 }
 
-func stopPeerServer(psrv *eventloop.Server, log *slog.Logger) {
+// stopPeerServer stops the peer server and reports whether it stopped.
+func stopPeerServer(psrv *eventloop.Server, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := psrv.Stop(ctx); err != nil {
 		log.Warn("peer server stop", "err", err)
+		return false
 	}
+	return true
+}
+
+// maxFrame is the largest peer frame a cluster with these storage settings
+// needs: the largest value, its key and room for a healing batch around it.
+func maxFrame(st config.Storage) int {
+	return max(codec.DefaultMaxFrame, int(st.MaxValueBytes)+kv.MaxKeyLen+healChunkBytes+64<<10)
 }
 
 // openStore opens the node's store in dir.

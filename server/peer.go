@@ -67,13 +67,31 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, withValues := req.Limit, req.LimitBytes, req.WithValues
-		h.reads <- func() { h.scan(start, end, limit, limitBytes, withValues, rw) }
+		h.offload(rw, func() { h.scan(start, end, limit, limitBytes, withValues, rw) })
 	case codec.OpDigest:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
-		h.reads <- func() { h.digest(start, end, rw) }
+		h.offload(rw, func() { h.digest(start, end, rw) })
 	default:
 		rw.Error(codec.StatusUnsupported, "op "+req.Op.String()+" not served")
 	}
+}
+
+// offload hands a range operation to the readers, or refuses it when they
+// are all busy and the queue is full: the event loop never waits.
+func (h *peerHandler) offload(rw *eventloop.ReplyWriter, job func()) {
+	select {
+	case h.reads <- job:
+	default:
+		rw.Error(codec.StatusUnavailable, "node busy: too many range operations queued")
+	}
+}
+
+// errorStatus is the peer status for a store error.
+func errorStatus(err error) codec.Status {
+	if errors.Is(err, kv.ErrBusy) || errors.Is(err, kv.ErrDiskFull) {
+		return codec.StatusUnavailable
+	}
+	return codec.StatusError
 }
 
 func recordOf(ts int64, flags uint8, value []byte) kv.Record {
@@ -97,7 +115,7 @@ func setStatus(res kv.Result) codec.Status {
 func (h *peerHandler) set(req *codec.Request, rw *eventloop.ReplyWriter) {
 	h.store.ApplyAsync(req.Key, recordOf(req.TS, req.Flags, req.Value), func(res kv.Result, err error) {
 		if err != nil {
-			rw.Error(codec.StatusError, err.Error())
+			rw.Error(errorStatus(err), err.Error())
 			return
 		}
 		rw.Set(setStatus(res), res.TS)
@@ -111,7 +129,7 @@ func (h *peerHandler) batchSet(req *codec.Request, rw *eventloop.ReplyWriter) {
 	left, failed := n, error(nil)
 	finish := func() {
 		if failed != nil {
-			rw.Error(codec.StatusError, failed.Error())
+			rw.Error(errorStatus(failed), failed.Error())
 			return
 		}
 		rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendBatchSetReply(dst, id, results) })

@@ -12,15 +12,16 @@ import (
 // configuration this process goes through, so a configuration change does
 // not drop connections.
 type peerPool struct {
-	self string
-	log  *slog.Logger
+	self     string
+	maxFrame int
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	clients map[string]*eventloop.Client
 }
 
-func newPeerPool(self string, log *slog.Logger) *peerPool {
-	return &peerPool{self: self, log: log, clients: make(map[string]*eventloop.Client)}
+func newPeerPool(self string, maxFrame int, log *slog.Logger) *peerPool {
+	return &peerPool{self: self, maxFrame: maxFrame, log: log, clients: make(map[string]*eventloop.Client)}
 }
 
 func (p *peerPool) replica(n config.Node) Replica {
@@ -29,7 +30,7 @@ func (p *peerPool) replica(n config.Node) Replica {
 	defer p.mu.Unlock()
 	c, ok := p.clients[addr]
 	if !ok {
-		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, Logger: p.log})
+		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, MaxFrame: p.maxFrame, Logger: p.log})
 		p.clients[addr] = c
 	}
 	return peerReplica{c}
@@ -42,4 +43,21 @@ func (p *peerPool) close() {
 		c.Close()
 	}
 	clear(p.clients)
+}
+
+// retain closes the clients of peers that cfg no longer lists, so a node
+// removed from the cluster leaves no connections or goroutines behind.
+func (p *peerPool) retain(cfg *config.Config) {
+	keep := make(map[string]bool)
+	for _, n := range cfg.Nodes() {
+		keep[n.PeerAddr()] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.clients {
+		if !keep[addr] {
+			c.Close()
+			delete(p.clients, addr)
+		}
+	}
 }

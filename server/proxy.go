@@ -42,7 +42,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
-	peers := newPeerPool("", log)
+	peers := newPeerPool("", maxFrame(cfg.Storage), log)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log,
 		Replica: func(n config.Node) Replica { return peers.replica(n) }})
@@ -56,6 +56,6 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	}
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
-		src: src, cluster: cluster, ready: pc.Ready, name: "proxy",
+		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain,
 	})
 }
