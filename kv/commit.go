@@ -1,8 +1,10 @@
 package kv
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -16,6 +18,9 @@ type write struct {
 	flags   byte
 	drop    bool // Drop: delete the key if its record is still rec
 	cb      func(Result, error)
+	stripe  uint32 // the lock that serialises this key's writes
+	res     Result
+	err     error
 
 	own  []byte // ApplyAsync's copies of key and value
 	comp []byte // compression output
@@ -86,14 +91,56 @@ func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 	}
 }
 
-// asyncWriter commits queued ApplyAsync writes until Close closes the queue.
+// asyncWriter commits queued ApplyAsync writes until Close closes the
+// queue: whatever has queued up, up to maxGroup writes of distinct stripes,
+// goes into one batch (one WAL record, one memtable insert pass, one sync
+// wait), which is what keeps a node cheap under a replication stream.
 func (s *Store) asyncWriter() {
-	for w := range s.async {
-		res, err := s.commit(w)
-		w.cb(res, err)
-		putWrite(w)
+	var (
+		group []*write
+		taken [stripes]bool
+		carry *write // drained but its stripe was taken: first of the next group
+	)
+	for {
+		w := carry
+		carry = nil
+		if w == nil {
+			var ok bool
+			if w, ok = <-s.async; !ok {
+				return
+			}
+		}
+		group = append(group[:0], w)
+		taken[w.stripe] = true
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case w2, ok := <-s.async:
+				if !ok {
+					break drain // closed: commit this group, exit on the next receive
+				}
+				if taken[w2.stripe] {
+					carry = w2
+					break drain
+				}
+				taken[w2.stripe] = true
+				group = append(group, w2)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+		for _, w := range group {
+			taken[w.stripe] = false
+			w.cb(w.res, w.err)
+			putWrite(w)
+		}
+		clear(group)
 	}
 }
+
+// maxGroup bounds the writes an async writer commits as one batch.
+const maxGroup = 256
 
 // Drop removes key's record if it is still rec (timestamp, kind and value):
 // a node hands off a key it no longer owns and drops its copy without
@@ -139,6 +186,7 @@ func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 		rec.Value = nil
 	}
 	w.key, w.rec, w.payload, w.flags = key, rec, rec.Value, 0
+	w.stripe = uint32(keyHash(key) % stripes)
 	if rec.Tombstone {
 		w.flags = flagTombstone
 	} else if !s.opts.NoCompression {
@@ -150,7 +198,7 @@ func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 }
 
 func putWrite(w *write) {
-	w.key, w.rec, w.payload, w.cb, w.drop = nil, Record{}, nil, nil, false
+	w.key, w.rec, w.payload, w.cb, w.drop, w.err = nil, Record{}, nil, nil, false, nil
 	for _, b := range []*[]byte{&w.own, &w.comp, &w.vbuf} {
 		if cap(*b) > 1<<20 {
 			*b = nil // do not pin a burst of large values
@@ -159,83 +207,103 @@ func putWrite(w *write) {
 	writePool.Put(w)
 }
 
-// commit resolves w against the stored record under its key's stripe lock
-// and applies the winner as its own batch; it waits for the WAL sync after
-// releasing the lock. Pebble coalesces the syncs of batches committed
-// concurrently into one fsync (group commit), and makes a batch visible
-// before its sync, so the next write of the key resolves against it.
+// commit commits one write; see commitGroup.
 func (s *Store) commit(w *write) (Result, error) {
-	mu := &s.stripes[keyHash(w.key)%stripes]
-	mu.Lock()
-	res, b, err := s.resolve(w)
-	if b != nil && err == nil {
+	one := [1]*write{w}
+	s.commitGroup(one[:])
+	return w.res, w.err
+}
+
+// commitGroup resolves each write of group (all of distinct stripes) against
+// the stored record under its stripe's lock, applies the winners as one
+// batch, and waits for the WAL sync after releasing the locks; results are
+// left in each write's res and err. Stripes are locked in ascending order,
+// so groups never deadlock. Pebble coalesces the syncs of batches committed
+// concurrently into one fsync (group commit), and makes a batch visible
+// before its sync, so the next write of a key resolves against it.
+func (s *Store) commitGroup(group []*write) {
+	slices.SortFunc(group, func(a, b *write) int { return cmp.Compare(a.stripe, b.stripe) })
+	for _, w := range group {
+		s.stripes[w.stripe].Lock()
+	}
+	b := s.db.NewBatch()
+	for _, w := range group {
+		w.res, w.err = s.resolve(b, w)
+	}
+	var err error
+	wrote := !b.Empty()
+	if wrote {
 		if s.opts.Sync == SyncAlways {
 			err = s.db.ApplyNoSyncWait(b, pebble.Sync)
 		} else {
 			err = s.db.Apply(b, pebble.NoSync)
 		}
 		if err != nil {
-			b = nil // Pebble forbids reusing or closing a batch that failed here
+			wrote, b = false, nil // Pebble forbids reusing or closing a batch that failed here
 			err = fmt.Errorf("kv: commit: %w", err)
 		}
 	}
-	mu.Unlock()
-	if b == nil {
-		if err == nil && s.opts.Sync == SyncAlways {
-			// Nothing written, but the answer rests on the stored record,
-			// which may be a concurrent write still waiting for its sync:
-			// acknowledge only once that is durable too.
-			if err = s.db.LogData(nil, pebble.Sync); err != nil {
-				err = fmt.Errorf("kv: sync: %w", err)
-			}
-		}
-		return res, err
+	for _, w := range group {
+		s.stripes[w.stripe].Unlock()
 	}
-	if s.opts.Sync == SyncAlways {
+	switch {
+	case err != nil:
+	case wrote && s.opts.Sync == SyncAlways:
 		if err = b.SyncWait(); err != nil {
 			err = fmt.Errorf("kv: sync: %w", err)
 		}
+	case !wrote && s.opts.Sync == SyncAlways:
+		// Nothing written, but the answers rest on stored records, which
+		// may be concurrent writes still waiting for their sync: acknowledge
+		// only once those are durable too.
+		if err = s.db.LogData(nil, pebble.Sync); err != nil {
+			err = fmt.Errorf("kv: sync: %w", err)
+		}
 	}
-	b.Close()
-	return res, err
+	if b != nil {
+		b.Close()
+	}
+	if err != nil {
+		for _, w := range group {
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
 }
 
-// resolve decides w against the stored record and returns the batch to
-// apply, nil when nothing is to be written. REQUIRES: w's stripe locked.
-func (s *Store) resolve(w *write) (Result, *pebble.Batch, error) {
+// resolve decides w against the stored record and adds what is to be
+// written to b. REQUIRES: w's stripe locked.
+func (s *Store) resolve(b *pebble.Batch, w *write) (Result, error) {
 	cur, found, err := s.current(w)
 	if err != nil {
-		return Result{}, nil, err
+		return Result{}, err
 	}
 	w.kbuf = appendDataKey(w.kbuf[:0], w.key)
 	if w.drop {
 		if !found || Newer(cur, w.rec) || Newer(w.rec, cur) {
-			return Result{TS: cur.TS}, nil, nil // not the record being handed off
+			return Result{TS: cur.TS}, nil // not the record being handed off
 		}
-		b := s.db.NewBatch()
 		if err := b.Delete(w.kbuf, nil); err != nil {
-			b.Close()
-			return Result{}, nil, fmt.Errorf("kv: batch delete: %w", err)
+			return Result{}, fmt.Errorf("kv: batch delete: %w", err)
 		}
-		return Result{TS: cur.TS, Applied: true}, b, nil
+		return Result{TS: cur.TS, Applied: true}, nil
 	}
 	if found && !Newer(w.rec, cur) {
 		if Newer(cur, w.rec) {
-			return Result{TS: cur.TS}, nil, nil
+			return Result{TS: cur.TS}, nil
 		}
 		// Identical record: already current, nothing to write.
-		return Result{TS: cur.TS, Applied: true}, nil, nil
+		return Result{TS: cur.TS, Applied: true}, nil
 	}
-	b := s.db.NewBatch()
 	op := b.SetDeferred(len(w.kbuf), headerLen+len(w.payload))
 	copy(op.Key, w.kbuf)
 	putHeader(op.Value, w.rec.TS, w.flags)
 	copy(op.Value[headerLen:], w.payload)
 	if err := op.Finish(); err != nil {
-		b.Close()
-		return Result{}, nil, fmt.Errorf("kv: batch set: %w", err)
+		return Result{}, fmt.Errorf("kv: batch set: %w", err)
 	}
-	return Result{TS: w.rec.TS, Applied: true}, b, nil
+	return Result{TS: w.rec.TS, Applied: true}, nil
 }
 
 // current returns the stored record w competes with. The stored value is

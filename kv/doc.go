@@ -37,5 +37,6 @@
 // while one sync runs into the next (group commit), so N concurrent writers
 // pay about one fsync per round, not N. ApplyAsync, for callers that must not
 // block, copies the write to a queue served by Options.AsyncWriters
-// goroutines that do the same.
+// goroutines; each takes whatever has queued up (writes of distinct stripes,
+// locked in ascending order) and commits it as one batch.
 package kv
