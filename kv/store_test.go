@@ -293,3 +293,42 @@ func TestDiskFullRefusesValues(t *testing.T) {
 		t.Fatalf("drop on a full disk: %v %v", ok, err)
 	}
 }
+
+// TestApplyAsyncGroups: many async writes, racing on a few hot keys and
+// committed in groups, all complete and leave each key at its newest write.
+func TestApplyAsyncGroups(t *testing.T) {
+	s := openMem(t, nil)
+	defer s.Close()
+	const writers, each, hot = 32, 200, 7
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed error
+	for w := range writers {
+		for i := range each {
+			wg.Add(1)
+			ts := int64(w*each + i)
+			key := fmt.Appendf(nil, "hot%d", ts%hot)
+			s.ApplyAsync(key, Record{TS: ts, Value: key}, func(_ Result, err error) {
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+		}
+	}
+	wg.Wait()
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	for k := range hot {
+		want := int64(writers*each - 1)
+		for want%hot != int64(k) {
+			want--
+		}
+		if got := mustGet(t, s, fmt.Sprintf("hot%d", k)); got.TS != want {
+			t.Errorf("hot%d at %d, want %d", k, got.TS, want)
+		}
+	}
+}
