@@ -240,7 +240,9 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
-	if disk, cl := c.result("disk"), c.result("cluster"); disk != nil && cl != nil {
+	// For small values the disk row is a sync rate, not a bandwidth: group
+	// commit puts many values in one sync, so the ratio means nothing there.
+	if disk, cl := c.result("disk"), c.result("cluster"); disk != nil && cl != nil && c.ValueSize >= 64<<10 {
 		ceiling := disk.MBPerSec / ClusterReplicas
 		fmt.Fprintf(w, "cluster ingest %.1f MB/s of unique data = %.0f%% of the disk's synced bandwidth ÷ %d replicas (%.1f MB/s)\n",
 			cl.MBPerSec, 100*cl.MBPerSec/ceiling, ClusterReplicas, ceiling)
