@@ -1,7 +1,6 @@
 package configsource
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/coordinator"
+	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // doc returns a valid configuration; readRepair tells versions apart.
@@ -54,28 +54,7 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(b, nil)), b
-}
+func newLogger() (*slog.Logger, *logbuf.Buffer) { return logbuf.Logger() }
 
 // startCoordinator serves text through a real coordinator watching its file
 // every 10ms; it returns the file and the host:port.

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // doc returns a valid configuration; readRepair tells versions apart.
@@ -44,31 +43,13 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newCoordinator writes text to a temp file and starts a coordinator on it
 // behind an httptest server.
-func newCoordinator(t *testing.T, text string, poll time.Duration) (*Coordinator, string, string, *syncBuffer) {
+func newCoordinator(t *testing.T, text string, poll time.Duration) (*Coordinator, string, string, *logbuf.Buffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tako.yaml")
 	writeFile(t, path, text)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	c, err := New(Options{ID: "c1", File: path, Poll: poll, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // The test binary doubles as the fake tako-coordinator/node/proxy (scripts
@@ -126,7 +127,7 @@ type fixture struct {
 	o      Options
 	ports  []int // ports[0]: c1
 	record string
-	out    *syncBuffer
+	out    *logbuf.Buffer
 }
 
 func newFixture(t *testing.T, mode string) *fixture {
@@ -166,7 +167,7 @@ deployments:
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ports: p, record: filepath.Join(dir, "record"), out: &syncBuffer{}}
+	f := &fixture{t: t, ports: p, record: filepath.Join(dir, "record"), out: &logbuf.Buffer{}}
 	t.Setenv("TAKO_FAKE_RECORD", f.record)
 	t.Setenv("TAKO_FAKE_MODE", mode)
 	f.o = Options{
@@ -467,7 +468,7 @@ func TestNothingLeftWhenKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	self, _ := os.Executable()
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), "TAKO_LAUNCHER_HELPER="+string(js))
 	cmd.Stdout, cmd.Stderr = out, out
@@ -503,22 +504,4 @@ func TestHTTPHealth(t *testing.T) {
 	if err := httpHealth(context.Background(), srv.URL+"/health"); err != nil {
 		t.Error(err)
 	}
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
