@@ -26,14 +26,7 @@ deployments:
             b1: {n1: [127.0.0.1, 9001, 9101], n5: [127.0.0.1, 9005, 9105]}
             b2: {n3: [127.0.0.1, 9003, 9103], n6: [127.0.0.1, 9006, 9106]}
 `
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := newTopology(cfg, "", func(config.Node) Replica { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := compile(t, doc)
 	var r route
 	topo.fill(&r, []byte("some key"))
 	if len(r.ends) != 4 {
@@ -80,14 +73,7 @@ deployments:
             b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
             b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
 `
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := newTopology(cfg, "", func(config.Node) Replica { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := compile(t, doc)
 	var r route
 	topo.fill(&r, []byte("k"))
 	pos := map[string]int{}
@@ -110,4 +96,18 @@ deployments:
 	f([]string{"n3", "n4"}, true)
 	f([]string{"n1"}, false)
 	f(nil, false)
+}
+
+// compile parses doc into a proxy's topology (no replicas attached).
+func compile(t *testing.T, doc string) *topology {
+	t.Helper()
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := newTopology(cfg, "", func(config.Node) Replica { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }
