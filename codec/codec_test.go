@@ -105,7 +105,7 @@ func TestDecodedFields(t *testing.T) {
 	f(AppendStat(nil, 3, []byte("k")), `request stat id=3 key="k"`)
 	f(AppendSet(nil, 4, []byte("k"), -7, Tombstone, nil), `request set id=4 key="k" ts=-7 flags=0x1 value=""`)
 	f(AppendBatchSet(nil, 5, []Record{recA, recB}), `request batchset id=5 {"a" ts=1 flags=0x0 "va"} {"bb" ts=-1 flags=0x1 ""}`)
-	f(AppendScan(nil, 6, []byte("a"), nil, 10, 20, true), `request scan id=6 start="a" end="" limit=10 limitbytes=20 values=true`)
+	f(AppendScan(nil, 6, []byte("a"), nil, 10, 20, ScanValues), `request scan id=6 start="a" end="" limit=10 limitbytes=20 mode=1`)
 	f(AppendDigest(nil, 7, nil, []byte("z")), `request digest id=7 start="" end="z"`)
 
 	var rep Reply
@@ -207,10 +207,11 @@ func TestBodyBoundaries(t *testing.T) {
 	f("batch count max", batch, h, 4, math.MaxUint32, decodeReq)
 	f("batch rec key+1", batch, h+4+9, 4, 2, decodeReq)
 
-	scan := AppendScan(nil, 1, []byte("a"), []byte("b"), 1, 2, false)
+	scan := AppendScan(nil, 1, []byte("a"), []byte("b"), 1, 2, ScanKeys)
 	f("scan start+1", scan, h, 4, 2+4+1+4+4+1+1, decodeReq)
 	f("scan end+1", scan, h+4+1, 4, 1+4+4+1+1, decodeReq)
-	f("scan flags", scan, len(scan)-4, 4, 2, decodeReq) // sets an unknown scan flag bit (last byte)
+	f("scan flags", scan, len(scan)-4, 4, 4, decodeReq)      // sets an unknown scan flag bit (last byte)
+	f("scan flags both", scan, len(scan)-4, 4, 3, decodeReq) // values and hashes at once
 
 	dig := AppendDigest(nil, 1, []byte("a"), []byte("b"))
 	f("digest end+1", dig, h+4+1, 4, 2, decodeReq)

@@ -78,7 +78,9 @@ connection. Other bodies, by op:
 	                unbounded)                           requested)
 	              limit u32 (records; 0 = default)     next bytes32 (where to resume)
 	              limit bytes u32 (0 = default)
-	              scan flags u8 (bit 0 = with values)
+	              scan flags u8 (ScanMode: bit 0 =
+	                values, bit 1 = 8-byte value
+	                hashes in their place; not both)
 	8 Digest      start bytes32, end bytes32           count u64, xor u64, sum u64
 
 A delete is a Set of a record with the tombstone flag and an empty value. Get returns a

@@ -38,8 +38,9 @@ func requestSamples() []sample {
 		{"set/big", AppendSet(nil, 8, bigKey, math.MaxInt64, 0xFF, bigValue)},
 		{"batchset/empty", AppendBatchSet(nil, 9, nil)},
 		{"batchset", AppendBatchSet(nil, 10, []Record{recA, recB, recC})},
-		{"scan", AppendScan(nil, 11, []byte("a"), []byte("z"), 100, 1<<20, true)},
-		{"scan/unbounded", AppendScan(nil, 12, nil, nil, 0, 0, false)},
+		{"scan", AppendScan(nil, 11, []byte("a"), []byte("z"), 100, 1<<20, ScanValues)},
+		{"scan/unbounded", AppendScan(nil, 12, nil, nil, 0, 0, ScanKeys)},
+		{"scan/hashes", AppendScan(nil, 13, []byte("a"), nil, 0, 0, ScanHashes)},
 		{"digest", AppendDigest(nil, 13, []byte("a"), nil)},
 	}
 }
@@ -97,7 +98,7 @@ func encodeRequest(r *Request) []byte {
 		}
 		return w.Finish()
 	case OpScan:
-		return AppendScan(nil, r.ID, r.Key, r.End, r.Limit, r.LimitBytes, r.WithValues)
+		return AppendScan(nil, r.ID, r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
 	case OpDigest:
 		return AppendDigest(nil, r.ID, r.Key, r.End)
 	}
@@ -161,7 +162,7 @@ func describeRequest(r *Request) string {
 	case OpBatchSet:
 		describeRecords(&b, r.Records)
 	case OpScan:
-		fmt.Fprintf(&b, " start=%q end=%q limit=%d limitbytes=%d values=%v", r.Key, r.End, r.Limit, r.LimitBytes, r.WithValues)
+		fmt.Fprintf(&b, " start=%q end=%q limit=%d limitbytes=%d mode=%d", r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
 	case OpDigest:
 		fmt.Fprintf(&b, " start=%q end=%q", r.Key, r.End)
 	}

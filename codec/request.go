@@ -24,10 +24,10 @@ type Request struct {
 	Flags uint8
 
 	// Scan: at most Limit records and about LimitBytes bytes of records (0 = server default);
-	// WithValues false returns keys, timestamps and flags only.
+	// Mode says what comes with each key, timestamp and flags.
 	Limit      uint32
 	LimitBytes uint32
-	WithValues bool
+	Mode       ScanMode
 
 	// BatchSet: the records to write, validated.
 	Records RecordIter
@@ -40,8 +40,18 @@ type Request struct {
 	TLVs       TLVIter
 }
 
-// scanWithValues is bit 0 of the Scan request flags.
-const scanWithValues = 1 << 0
+// ScanMode says what a Scan returns of each record besides its key,
+// timestamp and flags. On the wire it is the Scan request's flags byte.
+type ScanMode uint8
+
+const (
+	ScanKeys   ScanMode = 0      // nothing more
+	ScanValues ScanMode = 1 << 0 // the value
+	// ScanHashes puts an 8-byte hash of the value where the value would be:
+	// replicas compare records that tie on timestamp without moving values.
+	// The hash function is the server's (both ends of a cluster share it).
+	ScanHashes ScanMode = 1 << 1
+)
 
 // AppendHello appends a Hello request offering versions min..max.
 func AppendHello(dst []byte, id uint64, minV, maxV uint16, nodeID []byte, tlvs ...TLV) []byte {
@@ -97,17 +107,13 @@ func AppendBatchSet(dst []byte, id uint64, recs []Record) []byte {
 }
 
 // AppendScan appends a Scan request for the keys in [start, end) (end empty = unbounded).
-func AppendScan(dst []byte, id uint64, start, end []byte, limit, limitBytes uint32, withValues bool) []byte {
+func AppendScan(dst []byte, id uint64, start, end []byte, limit, limitBytes uint32, mode ScanMode) []byte {
 	dst = appendHeader(dst, OpScan, StatusOK, 0, id, 4+len(start)+4+len(end)+4+4+1)
 	dst = appendBytes32(dst, start)
 	dst = appendBytes32(dst, end)
 	dst = binary.BigEndian.AppendUint32(dst, limit)
 	dst = binary.BigEndian.AppendUint32(dst, limitBytes)
-	var f byte
-	if withValues {
-		f = scanWithValues
-	}
-	return append(dst, f)
+	return append(dst, byte(mode))
 }
 
 // AppendDigest appends a Digest request for the keys in [start, end) (end empty = unbounded).
@@ -165,7 +171,10 @@ func DecodeRequest(frame []byte, r *Request) error {
 		r.End = rd.bytes32("end")
 		r.Limit = rd.u32("limit")
 		r.LimitBytes = rd.u32("limit bytes")
-		r.WithValues = rd.flags("scan flags", scanWithValues) != 0
+		r.Mode = ScanMode(rd.flags("scan flags", uint8(ScanValues|ScanHashes)))
+		if r.Mode == ScanValues|ScanHashes {
+			rd.fail("scan flags", "values and hashes are exclusive")
+		}
 	case OpDigest:
 		r.Key = rd.bytes32("start")
 		r.End = rd.bytes32("end")

@@ -450,9 +450,9 @@ func (c *Client) BatchSet(ctx context.Context, recs []codec.Record) (*Response, 
 // Scan reads the records with keys in [start, end) (end empty = unbounded), at most limit
 // records and about limitBytes bytes (0 = the server's defaults). resp.Records iterates
 // over them; resp.More and resp.Next say where to continue.
-func (c *Client) Scan(ctx context.Context, start, end []byte, limit, limitBytes uint32, withValues bool) (*Response, error) {
+func (c *Client) Scan(ctx context.Context, start, end []byte, limit, limitBytes uint32, mode codec.ScanMode) (*Response, error) {
 	return c.Do(ctx, func(dst []byte, id uint64) []byte {
-		return codec.AppendScan(dst, id, start, end, limit, limitBytes, withValues)
+		return codec.AppendScan(dst, id, start, end, limit, limitBytes, mode)
 	})
 }
 

@@ -89,7 +89,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	resp.Release()
 
-	resp, err = c.Scan(ctx, []byte("a"), []byte("k"), 2, 0, true)
+	resp, err = c.Scan(ctx, []byte("a"), []byte("k"), 2, 0, codec.ScanValues)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,7 +156,7 @@ func (f *fakeStore) scan(req *codec.Request, id uint64) []byte {
 		if req.Limit > 0 && w.Len() == int(req.Limit) {
 			return w.Finish(true, recs[i].Key)
 		}
-		if !req.WithValues {
+		if req.Mode != codec.ScanValues {
 			r.Value = nil
 		}
 		w.Add(r)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,8 +26,9 @@ import (
 type rangeReplica interface {
 	Replica
 	// Metas calls fn for each record the replica holds with first <= key <=
-	// last, in key order; key is valid only during fn.
-	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta)) error
+	// last, in key order, with the hash of its value (valueHash); key is
+	// valid only during fn.
+	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta, hash uint64)) error
 	// ApplyBatch writes recs under last-write-wins, one result per record.
 	ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error)
 }
@@ -189,18 +191,27 @@ func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, d
 func (h *healer) healReplica(ctx context.Context, rr rangeReplica, chunk []codec.Record, idx []int, have []int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
 	defer cancel()
-	theirs := make(map[string]kv.Meta)
+	type version struct {
+		meta kv.Meta
+		hash uint64
+	}
+	theirs := make(map[string]version)
 	first, last := chunk[idx[0]].Key, chunk[idx[len(idx)-1]].Key
-	if err := rr.Metas(ctx, first, last, func(key []byte, m kv.Meta) { theirs[string(key)] = m }); err != nil {
+	err := rr.Metas(ctx, first, last, func(key []byte, m kv.Meta, hash uint64) { theirs[string(key)] = version{m, hash} })
+	if err != nil {
 		return 0, err
 	}
 	var push []codec.Record
 	var pushIdx []int
 	for _, i := range idx {
 		r := chunk[i]
-		m, ok := theirs[string(r.Key)]
+		v, ok := theirs[string(r.Key)]
 		mine := kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}
-		if ok && !newerMeta(mine, m) {
+		// Theirs is current when newer, or the same record. Records that tie
+		// on timestamp and kind but differ in value are pushed: the
+		// replica's last-write-wins tie-break keeps the greater, and its own
+		// healer pushes the other way, so both converge.
+		if ok && (newerMeta(v.meta, mine) || v.meta == mine && v.hash == valueHash(r.Value)) {
 			have[i]++
 			continue
 		}
@@ -238,9 +249,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // Metas implements rangeReplica for this node's store.
-func (l localReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta)) error {
+func (l localReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
 	return l.store.Scan(first, append(append([]byte(nil), last...), 0), func(key []byte, rec kv.Record) error {
-		fn(key, rec.Meta())
+		fn(key, rec.Meta(), valueHash(rec.Value))
 		return nil
 	})
 }
@@ -258,18 +269,22 @@ func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.R
 	return out, nil
 }
 
-// Metas implements rangeReplica over the peer protocol, scanning without
-// values.
-func (p peerReplica) Metas(ctx context.Context, first, last []byte, fn func([]byte, kv.Meta)) error {
+// Metas implements rangeReplica over the peer protocol, scanning with value
+// hashes instead of values.
+func (p peerReplica) Metas(ctx context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
 	start, end := first, append(append([]byte(nil), last...), 0)
 	for {
-		resp, err := p.c.Scan(ctx, start, end, 0, 0, false)
+		resp, err := p.c.Scan(ctx, start, end, 0, 0, codec.ScanHashes)
 		if err != nil {
 			return err
 		}
 		it := resp.Records
 		for r, ok := it.Next(); ok; r, ok = it.Next() {
-			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0})
+			if len(r.Value) != 8 {
+				resp.Release()
+				return fmt.Errorf("heal: scan of %s: %d-byte value hash", p.c.Addr(), len(r.Value))
+			}
+			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}, binary.BigEndian.Uint64(r.Value))
 		}
 		more, next := resp.More, append([]byte(nil), resp.Next...)
 		resp.Release()

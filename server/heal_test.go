@@ -190,3 +190,35 @@ deployments:
 		t.Fatalf("chunks covered %d records, want %d", seen, len(sizes))
 	}
 }
+
+// TestHealConvergesOnTies: replicas holding different values under the same
+// timestamp converge on the one last-write-wins picks (the greater bytes)
+// once each has healed, whichever way round they started.
+func TestHealConvergesOnTies(t *testing.T) {
+	ss := newStores(t, "n1", "n2")
+	doc := `
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+`
+	h1, _ := ss.healerFor(t, "n1", doc)
+	h2, _ := ss.healerFor(t, "n2", doc)
+	ss["n1"].Apply([]byte("t1"), kv.Record{TS: 10, Value: []byte("b")})
+	ss["n2"].Apply([]byte("t1"), kv.Record{TS: 10, Value: []byte("a")})
+	ss["n1"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("a")})
+	ss["n2"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("b")})
+	for _, h := range []*healer{h1, h2} {
+		if _, err := h.pass(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"n1", "n2"} {
+		for _, key := range []string{"t1", "t2"} {
+			if rec, err := ss[id].Get([]byte(key), nil); err != nil || string(rec.Value) != "b" {
+				t.Errorf("%s %s = %q %v, want the greater value b", id, key, rec.Value, err)
+			}
+		}
+	}
+}

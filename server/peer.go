@@ -66,8 +66,8 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		h.read(req.Op, req.Key, rw)
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
-		limit, limitBytes, withValues := req.Limit, req.LimitBytes, req.WithValues
-		h.offload(rw, func() { h.scan(start, end, limit, limitBytes, withValues, rw) })
+		limit, limitBytes, mode := req.Limit, req.LimitBytes, req.Mode
+		h.offload(rw, func() { h.scan(start, end, limit, limitBytes, mode, rw) })
 	case codec.OpDigest:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		h.offload(rw, func() { h.digest(start, end, rw) })
@@ -209,7 +209,7 @@ func putBuf(b *[]byte) {
 
 // scan answers a Scan with at most limit records and about limitBytes of
 // keys and values, and where to resume.
-func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, withValues bool, rw *eventloop.ReplyWriter) {
+func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, mode codec.ScanMode, rw *eventloop.ReplyWriter) {
 	if limit == 0 || limit > scanMaxCount {
 		limit = scanMaxCount
 	}
@@ -226,8 +226,11 @@ func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, withValu
 			return errFull
 		}
 		r := codec.Record{Key: append([]byte(nil), key...), TS: rec.TS, Flags: flagsOf(rec.Tombstone)}
-		if withValues {
+		switch mode {
+		case codec.ScanValues:
 			r.Value = append([]byte(nil), rec.Value...)
+		case codec.ScanHashes:
+			r.Value = binary.BigEndian.AppendUint64(nil, valueHash(rec.Value))
 		}
 		size += uint32(len(r.Key) + len(r.Value))
 		recs = append(recs, r)
@@ -259,6 +262,10 @@ func (h *peerHandler) digest(start, end []byte, rw *eventloop.ReplyWriter) {
 	}
 	rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendDigestReply(dst, id, d) })
 }
+
+// valueHash identifies a value in ScanHashes replies: healing compares
+// records that tie on timestamp and kind by it.
+func valueHash(v []byte) uint64 { return hashring.Hash(v) }
 
 // recordHash identifies one version of one key: its key, timestamp, kind and
 // value.
