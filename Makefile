@@ -18,5 +18,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./httpproxy/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeKey -fuzztime 20s ./httpproxy/
 	$(GO) test -run '^$$' -fuzz FuzzLookup -fuzztime 20s ./hashring/
+	$(GO) test -run '^$$' -fuzz FuzzHeader -fuzztime 20s ./codec/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 20s ./codec/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 20s ./codec/
+	$(GO) test -run '^$$' -fuzz FuzzStream -fuzztime 20s ./codec/
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./kv/ ./httpproxy/ ./hashring/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./kv/ ./httpproxy/ ./hashring/ ./eventloop/ ./server/ ./codec/
