@@ -93,11 +93,25 @@ func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
 
 // asyncWriter commits queued ApplyAsync writes until Close closes the
 // queue: whatever has queued up, up to maxGroup writes of distinct stripes,
-// goes into one batch (one WAL record, one memtable insert pass, one sync
-// wait), which is what keeps a node cheap under a replication stream.
+// goes into one batch (one WAL record, one memtable insert pass). It applies
+// a group and goes on to the next at once: a completer goroutine waits for
+// each group's sync, in order, and runs its callbacks, so the WAL always has
+// the next group ready when a sync ends.
 func (s *Store) asyncWriter() {
+	synced := make(chan appliedGroup, 64)
+	completed := make(chan struct{})
+	go func() {
+		defer close(completed)
+		for g := range synced {
+			g.a.wait(g.group)
+			for _, w := range g.group {
+				w.cb(w.res, w.err)
+				putWrite(w)
+			}
+		}
+	}()
+	defer func() { close(synced); <-completed }()
 	var (
-		group []*write
 		taken [stripes]bool
 		carry *write // drained but its stripe was taken: first of the next group
 	)
@@ -110,7 +124,7 @@ func (s *Store) asyncWriter() {
 				return
 			}
 		}
-		group = append(group[:0], w)
+		group := []*write{w}
 		taken[w.stripe] = true
 	drain:
 		for len(group) < maxGroup {
@@ -129,14 +143,18 @@ func (s *Store) asyncWriter() {
 				break drain
 			}
 		}
-		s.commitGroup(group)
+		a := s.applyGroup(group)
 		for _, w := range group {
 			taken[w.stripe] = false
-			w.cb(w.res, w.err)
-			putWrite(w)
 		}
-		clear(group)
+		synced <- appliedGroup{a, group}
 	}
+}
+
+// appliedGroup is a group on its way from an async writer to its completer.
+type appliedGroup struct {
+	a     applied
+	group []*write
 }
 
 // maxGroup bounds the writes an async writer commits as one batch.
@@ -214,14 +232,27 @@ func (s *Store) commit(w *write) (Result, error) {
 	return w.res, w.err
 }
 
-// commitGroup resolves each write of group (all of distinct stripes) against
-// the stored record under its stripe's lock, applies the winners as one
-// batch, and waits for the WAL sync after releasing the locks; results are
-// left in each write's res and err. Stripes are locked in ascending order,
-// so groups never deadlock. Pebble coalesces the syncs of batches committed
-// concurrently into one fsync (group commit), and makes a batch visible
-// before its sync, so the next write of a key resolves against it.
+// commitGroup commits group and waits until it is durable; see applyGroup.
 func (s *Store) commitGroup(group []*write) {
+	s.applyGroup(group).wait(group)
+}
+
+// applied is a group applied to the memtable, its WAL sync still pending.
+type applied struct {
+	s     *Store
+	b     *pebble.Batch // nil when nothing was written or the apply failed
+	wrote bool
+	err   error
+}
+
+// applyGroup resolves each write of group (all of distinct stripes) against
+// the stored record under its stripe's lock and applies the winners as one
+// batch, without waiting for the WAL sync; wait on the result settles each
+// write's res and err. Stripes are locked in ascending order, so groups
+// never deadlock. Pebble makes a batch visible before its sync, so the next
+// write of a key resolves against it, and coalesces the syncs of batches
+// applied meanwhile into one fsync (group commit).
+func (s *Store) applyGroup(group []*write) applied {
 	slices.SortFunc(group, func(a, b *write) int { return cmp.Compare(a.stripe, b.stripe) })
 	for _, w := range group {
 		s.stripes[w.stripe].Lock()
@@ -230,29 +261,34 @@ func (s *Store) commitGroup(group []*write) {
 	for _, w := range group {
 		w.res, w.err = s.resolve(b, w)
 	}
-	var err error
-	wrote := !b.Empty()
-	if wrote {
+	a := applied{s: s, b: b, wrote: !b.Empty()}
+	if a.wrote {
 		if s.opts.Sync == SyncAlways {
-			err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+			a.err = s.db.ApplyNoSyncWait(b, pebble.Sync)
 		} else {
-			err = s.db.Apply(b, pebble.NoSync)
+			a.err = s.db.Apply(b, pebble.NoSync)
 		}
-		if err != nil {
-			wrote, b = false, nil // Pebble forbids reusing or closing a batch that failed here
-			err = fmt.Errorf("kv: commit: %w", err)
+		if a.err != nil {
+			a.wrote, a.b = false, nil // Pebble forbids reusing or closing a batch that failed here
+			a.err = fmt.Errorf("kv: commit: %w", a.err)
 		}
 	}
 	for _, w := range group {
 		s.stripes[w.stripe].Unlock()
 	}
+	return a
+}
+
+// wait waits until the group is durable and settles each write's error.
+func (a applied) wait(group []*write) {
+	s, err := a.s, a.err
 	switch {
 	case err != nil:
-	case wrote && s.opts.Sync == SyncAlways:
-		if err = b.SyncWait(); err != nil {
+	case a.wrote && s.opts.Sync == SyncAlways:
+		if err = a.b.SyncWait(); err != nil {
 			err = fmt.Errorf("kv: sync: %w", err)
 		}
-	case !wrote && s.opts.Sync == SyncAlways:
+	case !a.wrote && s.opts.Sync == SyncAlways:
 		// Nothing written, but the answers rest on stored records, which
 		// may be concurrent writes still waiting for their sync: acknowledge
 		// only once those are durable too.
@@ -260,8 +296,8 @@ func (s *Store) commitGroup(group []*write) {
 			err = fmt.Errorf("kv: sync: %w", err)
 		}
 	}
-	if b != nil {
-		b.Close()
+	if a.b != nil {
+		a.b.Close()
 	}
 	if err != nil {
 		for _, w := range group {

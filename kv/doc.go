@@ -36,7 +36,8 @@
 // lock. Pebble's commit pipeline coalesces the syncs of all batches applied
 // while one sync runs into the next (group commit), so N concurrent writers
 // pay about one fsync per round, not N. ApplyAsync, for callers that must not
-// block, copies the write to a queue served by Options.AsyncWriters
-// goroutines; each takes whatever has queued up (writes of distinct stripes,
-// locked in ascending order) and commits it as one batch.
+// block, copies the write to a queue; an async writer takes whatever has
+// queued up (writes of distinct stripes, locked in ascending order), applies
+// it as one batch and goes on with the next, while its completer waits for
+// each batch's sync in order and runs the callbacks.
 package kv

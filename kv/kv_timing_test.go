@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -156,6 +157,28 @@ func BenchmarkCompressInto(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(stored)/float64(len(c.v)), "ratio")
+		})
+	}
+}
+
+// BenchmarkApplyAsync keeps a fixed number of ApplyAsync writes in flight,
+// as a replication stream over the peer protocol does, on the real disk.
+func BenchmarkApplyAsync(b *testing.B) {
+	for _, inflight := range []int{16, 256} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			s := openBench(b)
+			sem := make(chan struct{}, inflight)
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sem <- struct{}{}
+				wg.Add(1)
+				var key [8]byte
+				binary.BigEndian.PutUint64(key[:], uint64(i%10000))
+				s.ApplyAsync(key[:], Record{TS: int64(i + 1), Value: benchValue}, func(Result, error) { <-sem; wg.Done() })
+			}
+			wg.Wait()
 		})
 	}
 }
