@@ -18,6 +18,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./httpproxy/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeKey -fuzztime 20s ./httpproxy/
 	$(GO) test -run '^$$' -fuzz FuzzLookup -fuzztime 20s ./hashring/
+	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 20s ./kv/
 	$(GO) test -run '^$$' -fuzz FuzzHeader -fuzztime 20s ./codec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 20s ./codec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 20s ./codec/
