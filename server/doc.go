@@ -1,11 +1,37 @@
-// Package server runs Tako's processes: a node (its store, its HTTP API and
-// its peer server), and the replication logic that coordinates a request
-// across a key's replicas for nodes and proxies alike.
+// Package server runs Tako's processes and owns what spans nodes: a node
+// (RunNode: its store, its HTTP API, its peer server, its healer), a proxy
+// (RunProxy), and the Cluster that coordinates each request across the
+// key's replicas for both.
+//
+// # Pieces
+//
+//   - topology.go: a configuration compiled for routing — each live
+//     deployment's ring, a key's replicas and bucket groups, the quorum rules
+//     (acked for writes, readQuorum for reads).
+//   - cluster.go, fanout.go: the Backend of the HTTP API. Replica calls run
+//     in parallel on pooled workers as pooled tasks, so the read path
+//     allocates nothing.
+//   - peer.go: the peer protocol served from the local store, and a remote
+//     node as a Replica.
+//   - heal.go: background healing, hand-off and drop.
+//   - node.go, proxy.go, peers.go: process wiring, one client per peer.
+//
+// # Invariants
+//
+//   - A write is acknowledged only after write_acks replicas hold it durably;
+//     quorum means a majority of the key's buckets, in every live deployment,
+//     each with at least one node holding it.
+//   - A read with read repair hears from a read quorum — enough replicas to
+//     meet every quorum write — before it answers.
+//   - A node drops a key it no longer owns only after every current replica
+//     holds that record or a newer one.
 //
 // # Concurrency
 //
-// A Node is started by RunNode and lives until its context is cancelled; it
-// then stops accepting requests, finishes the ones in flight, syncs and
-// closes its store. The current configuration is swapped atomically; a
-// request sees one configuration from start to end.
+// A node or proxy lives until its context is cancelled; it then stops
+// accepting requests, finishes the ones in flight, stops healing, and (a
+// node) syncs and closes its store. The configuration is swapped atomically
+// (Cluster.Update); a request sees one configuration from start to end. A
+// request owns its route (pooled) until every task it submitted has come
+// back; tasks still running when it answers are drained by a goroutine.
 package server
