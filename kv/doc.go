@@ -21,7 +21,11 @@
 //     value with greater bytes beats a smaller one). Every replica applies the
 //     same rule, so replicas converge whatever order writes arrive in.
 //   - A write is acknowledged only after the batch holding it is committed
-//     with the configured sync policy (SyncAlways: fsync'd in the WAL).
+//     with the configured sync policy (SyncAlways: fsync'd in the WAL) — and
+//     a write that changes nothing (older, or identical) only once the
+//     stored record its answer rests on is durable.
+//   - Values are refused (ErrDiskFull) while the file system has less free
+//     space than Options.MinFreeBytes; tombstones and drops pass.
 //   - The LWW decision and the write of a key happen under the key's stripe
 //     lock, so two concurrent writes of one key cannot both be acknowledged
 //     as current when only one is.
