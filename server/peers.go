@@ -30,7 +30,10 @@ func (p *peerPool) replica(n config.Node) Replica {
 	defer p.mu.Unlock()
 	c, ok := p.clients[addr]
 	if !ok {
-		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, MaxFrame: p.maxFrame, Logger: p.log})
+		// One pipelined connection per peer: requests from every client
+		// goroutine coalesce into fewer, larger writes and reads (measured
+		// +10% proxy reads, and no loss on 180 KiB ingest, against two).
+		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, Conns: 1, MaxFrame: p.maxFrame, Logger: p.log})
 		p.clients[addr] = c
 	}
 	return peerReplica{c}
