@@ -14,9 +14,10 @@ import (
 )
 
 // peerHandler serves the peer protocol from this node's store. It runs on
-// gnet's event loops and never blocks them: writes go to the store's
-// group-commit queue (ApplyAsync) and are answered when durable; reads and
-// scans go to a small pool of reader goroutines.
+// gnet's event loops and never waits on them: writes go to the store's
+// group-commit queue (ApplyAsync) and are answered when durable; point reads
+// are served on the loop (a few µs from memory); scans and digests go to a
+// small pool of reader goroutines. A full queue is answered "unavailable".
 type peerHandler struct {
 	store *kv.Store
 	log   *slog.Logger
