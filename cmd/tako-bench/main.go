@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/tako-kv/tako/bench"
@@ -19,7 +20,7 @@ import (
 
 const usage = `usage:
   tako-bench [run] [flags]       one workload against a running store (-addr, -proto)
-  tako-bench compare [flags]     the same workload against bare, node, cluster, redis, redis-always, etcd
+  tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, cluster, redis, redis-always, etcd
                                  (each started on free 127.0.0.1 ports and stopped afterwards)
 flags:
 `
@@ -65,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ep.Name, "name", ep.Name, "run: label in the report")
 	fs.IntVar(&ep.Pid, "pid", 0, "run: report CPU and peak RSS of this process and its descendants")
 	// compare
-	only := fs.String("only", "", "compare: comma list of targets (default all: bare,node,cluster,redis,redis-always,etcd)")
+	only := fs.String("only", "", "compare: comma list of targets (default all: "+strings.Join(bench.CompareTargets, ",")+")")
 	sync := fs.String("sync", "always", "compare: Tako storage.sync for node and cluster (always, interval, none)")
 	if err := fs.Parse(args); err != nil {
 		return 2
