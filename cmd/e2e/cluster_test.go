@@ -336,3 +336,28 @@ func TestConfigurationChange(t *testing.T) {
 		t.Fatalf("write after edits: %d %v", code, err)
 	}
 }
+
+// TestStartsFromCachedConfiguration: with the coordinator gone, a node
+// restarted from its var directory starts from the configuration it cached
+// and serves; when the coordinator comes back with an edit, the node takes it.
+func TestStartsFromCachedConfiguration(t *testing.T) {
+	c := startCluster(t)
+	c.coord.kill(syscall.SIGKILL)
+	c.nodes["n1"].kill(syscall.SIGKILL)
+	c.startNode("n1")
+	n1, _ := c.cfg.FindNode("n1")
+	waitHTTP(t, "http://"+n1.HTTPAddr()+"/health", c.nodes["n1"])
+	c.waitURLVersion("http://" + n1.HTTPAddr())
+	if code, err := post(context.Background(), keyURL(c.proxyURL, []byte("cached")), []byte("v")); err != nil || code != 200 {
+		t.Fatalf("write with the coordinator down: %d %v", code, err)
+	}
+
+	text, err := os.ReadFile(c.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.coord = start(t, "tako-coordinator", "-id", "c1", "-cfg", c.cfgPath, "-v", c.dir+"/var", "-poll", "100ms")
+	waitHTTP(t, c.coordURL+"/health", c.coord)
+	c.setConfig(strings.Replace(string(text), "read_repair: yes", "read_repair: no", 1))
+	c.waitURLVersion("http://" + n1.HTTPAddr())
+}
