@@ -138,18 +138,6 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// probeTCP succeeds once addr accepts connections.
-func probeTCP(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err
-	}
-}
-
 // probeHTTP succeeds once GET path on addr answers with a status in ok and a body containing
 // want (if set).
 func probeHTTP(addr, path, want string, ok ...int) func(context.Context) error {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,7 +127,7 @@ func keyURL(base string, key []byte) string {
 // largest regular files up to 4 MiB under $GOROOT/src/**/testdata, and
 // others spread evenly over the tree so sizes and kinds mix; n in all.
 func testFiles(t *testing.T, n int) []string {
-	root := runtime.GOROOT()
+	root := goroot(t)
 	type file struct {
 		path string
 		size int64
@@ -158,6 +158,16 @@ func testFiles(t *testing.T, n int) []string {
 		picked = append(picked, rest[int(float64(i)*step)].path)
 	}
 	return picked
+}
+
+// goroot is the Go installation the tests run with.
+func goroot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // parallel runs fn(i) for i in [0, n) on workers goroutines.
@@ -194,7 +204,7 @@ func TestSeedTestRun(t *testing.T) {
 		failures = append(failures, fmt.Sprintf(format, args...))
 		mu.Unlock()
 	}
-	root := runtime.GOROOT()
+	root := goroot(t)
 	keyOf := func(path string) []byte { rel, _ := filepath.Rel(root, path); return []byte(rel) }
 	parallel(len(files), 8, func(i int) {
 		data, err := os.ReadFile(files[i])

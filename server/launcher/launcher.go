@@ -306,7 +306,7 @@ func findBinaries(dir string, specs []Spec) (map[Kind]string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("cannot find %s (looked in %s and on $PATH); build them with: go build -o bin/ ./cmd/...",
+		return nil, fmt.Errorf("cannot find %s (looked in %s and on $PATH); build them first (go build -o bin/ ./cmd/... in the module root)",
 			strings.Join(missing, ", "), dir)
 	}
 	return bins, nil
