@@ -1,7 +1,7 @@
 GO ?= go
 PKGS = ./...
 
-.PHONY: cluster test race vet fuzz bench build
+.PHONY: cluster test race vet lint fuzz bench build
 cluster: build
 	bin/tako-cluster examples/local_cluster.yaml -p 8080
 build:
@@ -13,6 +13,8 @@ race:
 vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./server/config/
 	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./httpproxy/
