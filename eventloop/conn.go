@@ -133,6 +133,11 @@ func (pc *peerConn) write(out *outBuf) {
 	}
 	clear(iov) // drop references to the reply buffers
 	pc.iov = iov[:0]
+	if n := pc.c.OutboundBuffered(); n > pc.srv.cfg.MaxOutbound {
+		pc.srv.badLog.log(pc.srv.log, "closing a connection whose peer does not read its replies",
+			"remote", pc.remote, "peer", pc.peerID, "queued", n, "limit", pc.srv.cfg.MaxOutbound)
+		pc.c.Close()
+	}
 }
 
 // Run is the flush scheduled by a reply sent while the loop was not in OnTraffic

@@ -35,15 +35,18 @@ client matches them by id. Large values can be replied without a copy (GetRef, S
 their buffers are spliced into the writev and released once the kernel (or gnet's
 outbound buffer) has them. The ReplyWriter of a request answered during Handle is recycled,
 so serving a request allocates nothing; one kept for later is the handler's until it
-replies.
+replies. A connection whose peer stops reading is closed once more than
+ServerConfig.MaxOutbound bytes of replies wait in gnet's outbound buffer.
 
 Stop closes the listener and all connections; replies sent afterwards are dropped
 (ErrConnClosed) and zero-copy buffers still released.
 
 # Client
 
-A Client keeps ClientConfig.Conns (default 2) connections to one peer, dialled on first
-use, each opened with the Hello handshake. Requests are pipelined: any number of goroutines
+A Client keeps ClientConfig.Conns (default 2; Tako's nodes and proxies use 1) connections
+to one peer, dialled on first use, each opened with the Hello handshake. A request with
+nothing else in flight on its connection is written by its caller; others are coalesced by
+the connection's writer goroutine into one writev. Requests are pipelined: any number of goroutines
 may call Do (or Get, Set, ...) at once; each request gets an id, is registered as pending
 and queued; the reply is matched by id, in whatever order it comes. A request waits for its
 reply, its context, or the death of its connection, which fails every pending request at

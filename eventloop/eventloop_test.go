@@ -591,3 +591,35 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStuckReaderIsDisconnected: a client that sends requests but never
+// reads the replies is disconnected once MaxOutbound bytes of replies are
+// queued for it, instead of growing the server's memory without end.
+func TestStuckReaderIsDisconnected(t *testing.T) {
+	value := bytes.Repeat([]byte{'v'}, 100<<10)
+	srv := startServer(t, &nullHandler{value: value}, "", func(c *ServerConfig) { c.MaxOutbound = 1 << 20 })
+	nc := rawConn(t, srv.Addr().String())
+	hello(t, nc)
+	const asked = 400 // 40 MB of replies: far more than socket buffers hold
+	var reqs []byte
+	for i := range asked {
+		reqs = codec.AppendGet(reqs, uint64(i+1), []byte("k"))
+	}
+	if _, err := nc.Write(reqs); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // let the replies pile up unread
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.Copy(io.Discard, nc)
+	if err != nil {
+		t.Fatalf("reading after the pile-up: %v (want EOF)", err)
+	}
+	if want := int64(asked * len(value)); got >= want {
+		t.Fatalf("received all %d bytes: the stuck reader was not disconnected", got)
+	}
+	// The server keeps serving others.
+	c := newTestClient(t, srv.Addr().String())
+	if err := c.Ping(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -56,6 +56,11 @@ type ServerConfig struct {
 	// MaxFramesPerRead caps the frames handled in one callback before the loop serves other
 	// connections (the rest are handled on the next turn). Default 256.
 	MaxFramesPerRead int
+	// MaxOutbound bounds the replies queued for a connection whose peer does
+	// not read them: past it the connection is closed (the client redials),
+	// so a stuck peer cannot grow the server's memory without end. Default
+	// 4 × MaxFrame.
+	MaxOutbound int
 }
 
 const (
@@ -99,6 +104,9 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.MaxFramesPerRead <= 0 {
 		cfg.MaxFramesPerRead = defaultMaxFramesPerRead
+	}
+	if cfg.MaxOutbound <= 0 {
+		cfg.MaxOutbound = 4 * cfg.MaxFrame
 	}
 	if cfg.NumLoops <= 0 {
 		cfg.NumLoops = max(1, runtime.GOMAXPROCS(0)/2)
