@@ -1,11 +1,17 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/codec"
@@ -15,26 +21,27 @@ import (
 	"github.com/tako-kv/tako/server/config"
 )
 
-// benchCluster runs four nodes in process — each a store, a peer handler
-// and a real eventloop server on 127.0.0.1 — and a proxy-side Cluster over
-// them: two buckets of two nodes, two buckets per key, so each key has four
-// replicas, as in local_cluster.yaml.
-func benchCluster(b testing.TB, readRepair bool) *Cluster {
+// benchCluster runs four nodes — each a store, a peer handler and a real
+// eventloop server on 127.0.0.1 — and a proxy-side Cluster over them: two
+// buckets of two nodes, two buckets per key, so each key has four replicas,
+// as in local_cluster.yaml. With separate, each node is a child process
+// (this test binary, see TestMain), so that what the test measures in this
+// process is the proxy alone.
+func benchCluster(b testing.TB, readRepair, separate bool) *Cluster {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	addrs := map[string]string{}
 	for _, id := range []string{"n1", "n2", "n3", "n4"} {
-		store, err := kv.Open("db", kv.Options{FS: vfs.NewMem(), Logger: log})
+		if separate {
+			addrs[id] = startPeerProcess(b, id)
+			continue
+		}
+		addr, stop, err := servePeerNode(id, log)
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := newPeerHandler(store, log)
-		srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h, Logger: log})
-		if err := srv.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { srv.Stop(context.Background()); h.close(); store.Close() })
-		addrs[id] = srv.Addr().String()
+		b.Cleanup(stop)
+		addrs[id] = addr
 	}
 	rr := "no"
 	if readRepair {
@@ -73,10 +80,13 @@ func portOf(b testing.TB, addr string) int {
 	return port
 }
 
+// BenchmarkClusterGet runs the proxy and its four replicas in one process,
+// so allocs/op includes the peer servers' (deferred replies); the proxy's
+// own are 0, see TestClusterGetDoesNotAllocate.
 func BenchmarkClusterGet(b *testing.B) {
 	for _, rr := range []bool{false, true} {
 		b.Run(fmt.Sprintf("read_repair=%v", rr), func(b *testing.B) {
-			c := benchCluster(b, rr)
+			c := benchCluster(b, rr, false)
 			const keys = 1000
 			for i := range keys {
 				if _, err := c.Apply(fmt.Appendf(nil, "k%d", i), kv.Record{TS: 1, Value: make([]byte, 100)}, httpproxy.AcksAll); err != nil {
@@ -105,7 +115,7 @@ func BenchmarkClusterGet(b *testing.B) {
 }
 
 func BenchmarkClusterApply(b *testing.B) {
-	c := benchCluster(b, true)
+	c := benchCluster(b, true, false)
 	val := make([]byte, 100)
 	b.ReportAllocs()
 	b.SetParallelism(32)
@@ -124,14 +134,14 @@ func BenchmarkClusterApply(b *testing.B) {
 }
 
 // TestClusterGetDoesNotAllocate: a proxy's read, fanned out to four replicas
-// over the peer protocol with read repair, allocates nothing in steady state
-// (counted over the whole process, the in-process peer servers included).
+// (separate processes) over the peer protocol, with and without read repair,
+// allocates nothing in the proxy in steady state.
 func TestClusterGetDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}
 	for _, rr := range []bool{false, true} {
-		c := benchCluster(t, rr)
+		c := benchCluster(t, rr, true)
 		key := []byte("key")
 		if _, err := c.Apply(key, kv.Record{TS: 1, Value: make([]byte, 100)}, httpproxy.AcksAll); err != nil {
 			t.Fatal(err)
@@ -149,4 +159,73 @@ func TestClusterGetDoesNotAllocate(t *testing.T) {
 			t.Errorf("read_repair=%v: %.2f allocations per Get", rr, n)
 		}
 	}
+}
+
+// peerNodeEnv turns the test binary into a peer node (see TestMain).
+const peerNodeEnv = "TAKO_TEST_PEER_NODE"
+
+func TestMain(m *testing.M) {
+	if id := os.Getenv(peerNodeEnv); id != "" {
+		addr, stop, err := servePeerNode(id, slog.New(slog.DiscardHandler))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(addr)
+		io.Copy(io.Discard, os.Stdin) // until the parent closes our stdin
+		stop()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// servePeerNode serves the peer protocol from an in-memory store.
+func servePeerNode(id string, log *slog.Logger) (addr string, stop func(), err error) {
+	store, err := kv.Open("db", kv.Options{FS: vfs.NewMem(), Logger: log})
+	if err != nil {
+		return "", nil, err
+	}
+	h := newPeerHandler(store, log)
+	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h, Logger: log})
+	if err := srv.Start(); err != nil {
+		store.Close()
+		return "", nil, err
+	}
+	return srv.Addr().String(), func() { srv.Stop(context.Background()); h.close(); store.Close() }, nil
+}
+
+// startPeerProcess runs a peer node as a child process and returns its
+// address; it stops when the test ends.
+func startPeerProcess(tb testing.TB, id string) string {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), peerNodeEnv+"="+id)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("peer node %s: %v", id, err)
+	}
+	return strings.TrimSpace(line)
 }

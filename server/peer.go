@@ -14,16 +14,28 @@ import (
 )
 
 // peerHandler serves the peer protocol from this node's store. It runs on
-// gnet's event loops and never waits on them: writes go to the store's
-// group-commit queue (ApplyAsync) and are answered when durable; point reads
-// are served on the loop (a few µs from memory); scans and digests go to a
-// small pool of reader goroutines. A full queue is answered "unavailable".
+// gnet's event loops and never touches the disk there: writes go to the
+// store's group-commit queue (ApplyAsync) and are answered when durable;
+// point reads go to a pool of reader goroutines as pooled jobs (no
+// allocation); scans and digests to the same readers. A full queue answers
+// "unavailable" — except a point read, which then runs on the loop rather
+// than fail a read quorum.
 type peerHandler struct {
-	store *kv.Store
-	log   *slog.Logger
-	reads chan func()
-	wg    sync.WaitGroup
+	store  *kv.Store
+	log    *slog.Logger
+	points chan *pointRead
+	reads  chan func()
+	wg     sync.WaitGroup
 }
+
+// pointRead is a queued get or stat; pooled with its key buffer.
+type pointRead struct {
+	op  codec.Op
+	key []byte
+	rw  *eventloop.ReplyWriter
+}
+
+var pointReads = sync.Pool{New: func() any { return new(pointRead) }}
 
 const (
 	peerReaders  = 16
@@ -33,22 +45,44 @@ const (
 )
 
 func newPeerHandler(store *kv.Store, log *slog.Logger) *peerHandler {
-	h := &peerHandler{store: store, log: log, reads: make(chan func(), 1024)}
+	h := &peerHandler{store: store, log: log, points: make(chan *pointRead, 4096), reads: make(chan func(), 1024)}
 	for range peerReaders {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			for job := range h.reads {
-				job()
-			}
+			h.serveReads()
 		}()
 	}
 	return h
 }
 
+// serveReads runs queued reads until close.
+func (h *peerHandler) serveReads() {
+	points, reads := h.points, h.reads
+	for points != nil || reads != nil {
+		select {
+		case p, ok := <-points:
+			if !ok {
+				points = nil
+				continue
+			}
+			h.read(p.op, p.key, p.rw)
+			p.key, p.rw = p.key[:0], nil
+			pointReads.Put(p)
+		case job, ok := <-reads:
+			if !ok {
+				reads = nil
+				continue
+			}
+			job()
+		}
+	}
+}
+
 // close stops the readers after the queued reads ran. REQUIRES: the peer
 // server is stopped, so no Handle call is running or will come.
 func (h *peerHandler) close() {
+	close(h.points)
 	close(h.reads)
 	h.wg.Wait()
 }
@@ -61,10 +95,15 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 	case codec.OpBatchSet:
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
-		// Point reads run on the loop: they are served from the memtable,
-		// block cache or page cache in a few µs, and a hand-off to another
-		// goroutine would cost more than the read.
-		h.read(req.Op, req.Key, rw)
+		p := pointReads.Get().(*pointRead)
+		p.op, p.key, p.rw = req.Op, append(p.key[:0], req.Key...), rw // req dies with this call
+		select {
+		case h.points <- p:
+		default:
+			h.read(p.op, p.key, p.rw)
+			p.key, p.rw = p.key[:0], nil
+			pointReads.Put(p)
+		}
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, mode := req.Limit, req.LimitBytes, req.Mode
