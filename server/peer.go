@@ -37,6 +37,13 @@ type pointRead struct {
 
 var pointReads = sync.Pool{New: func() any { return new(pointRead) }}
 
+// run answers the read and returns p to its pool.
+func (p *pointRead) run(h *peerHandler) {
+	h.read(p.op, p.key, p.rw)
+	p.key, p.rw = p.key[:0], nil
+	pointReads.Put(p)
+}
+
 const (
 	peerReaders  = 16
 	scanMaxCount = 1000
@@ -66,9 +73,7 @@ func (h *peerHandler) serveReads() {
 				points = nil
 				continue
 			}
-			h.read(p.op, p.key, p.rw)
-			p.key, p.rw = p.key[:0], nil
-			pointReads.Put(p)
+			p.run(h)
 		case job, ok := <-reads:
 			if !ok {
 				reads = nil
@@ -100,9 +105,7 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		select {
 		case h.points <- p:
 		default:
-			h.read(p.op, p.key, p.rw)
-			p.key, p.rw = p.key[:0], nil
-			pointReads.Put(p)
+			p.run(h)
 		}
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
