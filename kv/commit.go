@@ -50,6 +50,11 @@ func (s *Store) Apply(key []byte, rec Record) (Result, error) {
 		return Result{}, err
 	}
 	defer putWrite(w)
+	return s.commitOpen(w)
+}
+
+// commitOpen commits w unless the store is closed; Close waits for it.
+func (s *Store) commitOpen(w *write) (Result, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -171,12 +176,7 @@ func (s *Store) Drop(key []byte, rec Record) (bool, error) {
 	}
 	defer putWrite(w)
 	w.drop = true
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return false, ErrClosed
-	}
-	res, err := s.commit(w)
+	res, err := s.commitOpen(w)
 	return res.Applied, err
 }
 

@@ -116,10 +116,7 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	}
 	// Replicas may still be writing after we answer: give them their own
 	// copy rather than the caller's request buffers.
-	own := make([]byte, len(key)+len(rec.Value))
-	kn := copy(own, key)
-	copy(own[kn:], rec.Value)
-	key, rec.Value = own[:kn], own[kn:]
+	key, rec = ownCopy(key, rec)
 	n := len(rt.reps)
 	rt.prepare(n)
 	for pos := range n {
@@ -355,10 +352,7 @@ func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []Replic
 
 // repair pushes a copy of rec to the stale replicas in the background.
 func (c *Cluster) repair(stale []Replica, key []byte, rec kv.Record) {
-	own := make([]byte, len(key)+len(rec.Value))
-	kn := copy(own, key)
-	copy(own[kn:], rec.Value)
-	key, rec.Value = own[:kn], own[kn:]
+	key, rec = ownCopy(key, rec)
 	for _, r := range stale {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -368,4 +362,14 @@ func (c *Cluster) repair(stale []Replica, key []byte, rec kv.Record) {
 			}
 		}()
 	}
+}
+
+// ownCopy copies key and rec's value into one new buffer, for replica calls
+// that may outlive the caller's request buffers.
+func ownCopy(key []byte, rec kv.Record) ([]byte, kv.Record) {
+	own := make([]byte, len(key)+len(rec.Value))
+	kn := copy(own, key)
+	copy(own[kn:], rec.Value)
+	rec.Value = own[kn:]
+	return own[:kn], rec
 }
