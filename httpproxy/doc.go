@@ -4,14 +4,24 @@
 //
 // # API
 //
-//	POST|PUT /values/<key>   body is the value; optional X-Timestamp (µs);
+//	POST|PUT /values/<key>   body is the value; optional X-Timestamp (µs,
+//	                         positive, at most max_clock_skew ahead: else 400);
 //	                         optional X-Write-Acks: one|quorum|all.
-//	                         200 with X-Timestamp of the record now current.
+//	                         200 with X-Timestamp of the record now current;
+//	                         X-Applied: no when a newer record won.
 //	GET|HEAD /values/<key>   200 value (application/octet-stream), X-Timestamp,
-//	                         Last-Modified; 404 when absent or deleted.
+//	                         Last-Modified; X-Read-Quorum: no when served
+//	                         without a read quorum; 404 when absent or deleted
+//	                         (a tombstone's 404 has its X-Timestamp and
+//	                         X-Tombstone: yes).
 //	DELETE   /values/<key>   writes a tombstone; 200 with X-Timestamp.
 //	GET      /stat/<key>     200 with the timestamp as body and headers; 404.
+//	GET|HEAD /replica/<key>  a node's own record (Config.Local), no routing.
 //	GET      /health         200 "ok".
+//
+// Timestamps come from a hybrid logical clock (kv/hlc): a write without
+// X-Timestamp is stamped above every timestamp the handler has seen in a
+// reply, so a read-then-write through any process keeps the later write.
 //
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt

@@ -7,17 +7,25 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/valyala/fasthttp"
 )
 
-// ErrUnavailable is wrapped by backends when too few replicas answered; the
-// handler turns it into 503.
-var ErrUnavailable = errors.New("httpproxy: replicas unavailable")
+// Errors a Backend wraps to tell the handler what happened.
+var (
+	// ErrUnavailable: too few replicas answered; the handler answers 503.
+	ErrUnavailable = errors.New("replicas unavailable")
+	// ErrNoReadQuorum comes with a record from Get or Stat: the newest among
+	// the replicas that answered, fewer than a read quorum. The handler
+	// serves it marked X-Read-Quorum: no.
+	ErrNoReadQuorum = errors.New("read without a read quorum")
+)
 
 // Acks is how many replicas must durably acknowledge a write.
 type Acks uint8
@@ -60,7 +68,8 @@ func ParseAcks(s string) (Acks, error) {
 // cluster behind a proxy. Implementations are safe for concurrent use.
 type Backend interface {
 	// Get returns key's current record (tombstones included) with the value
-	// appended to dst[:0]; kv.ErrNotFound when no replica has it.
+	// appended to dst[:0]; kv.ErrNotFound when no replica has it. With
+	// ErrNoReadQuorum the record is valid too.
 	Get(key, dst []byte) (kv.Record, error)
 	// Stat is Get without the value.
 	Stat(key []byte) (kv.Meta, error)
@@ -69,12 +78,23 @@ type Backend interface {
 	Apply(key []byte, rec kv.Record, acks Acks) (kv.Result, error)
 }
 
+// Reader is one replica's own store, read without routing.
+type Reader interface {
+	// Get returns the stored record (tombstones included), value appended
+	// to dst[:0]; kv.ErrNotFound when there is none.
+	Get(key, dst []byte) (kv.Record, error)
+}
+
 // Config configures a Handler.
 type Config struct {
 	Backend Backend
-	// Clock stamps writes that carry no X-Timestamp, in µs since the epoch.
-	// Default: the wall clock.
-	Clock func() int64
+	// Local, when set (a node), serves GET /replica/<key>: this node's own
+	// record, for checkers and operators.
+	Local Reader
+	// Clock stamps writes that carry no X-Timestamp, observes the
+	// timestamps of the records the Backend returns, and bounds a client's
+	// X-Timestamp. Default: a clock with no offset.
+	Clock *hlc.Clock
 	// MaxValueBytes bounds a value; larger bodies get 413. Default 64 MiB.
 	MaxValueBytes int
 	Logger        *slog.Logger
@@ -91,7 +111,7 @@ type Handler struct {
 // NewHandler returns a Handler over cfg.Backend.
 func NewHandler(cfg Config) *Handler {
 	if cfg.Clock == nil {
-		cfg.Clock = func() int64 { return time.Now().UnixMicro() }
+		cfg.Clock = hlc.New(0)
 	}
 	if cfg.MaxValueBytes <= 0 {
 		cfg.MaxValueBytes = 64 << 20
@@ -139,9 +159,15 @@ func parseError(ctx *fasthttp.RequestCtx, err error) {
 var (
 	prefixValues   = []byte("/values/")
 	prefixStat     = []byte("/stat/")
+	prefixReplica  = []byte("/replica/")
 	pathHealth     = []byte("/health")
 	hdrTimestamp   = []byte("X-Timestamp")
 	hdrWriteAcks   = []byte("X-Write-Acks")
+	hdrApplied     = []byte("X-Applied")
+	hdrReadQuorum  = []byte("X-Read-Quorum")
+	hdrTombstone   = []byte("X-Tombstone")
+	valueNo        = []byte("no")
+	valueYes       = []byte("yes")
 	hdrContentType = []byte("application/octet-stream")
 )
 
@@ -160,6 +186,12 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		h.withKey(ctx, uri[len(prefixStat):], h.serveStat)
+	case bytes.HasPrefix(uri, prefixReplica) && h.cfg.Local != nil:
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		h.withKey(ctx, uri[len(prefixReplica):], h.serveReplica)
 	case bytes.Equal(uri, pathHealth):
 		if h.cfg.ConfigVersion != nil {
 			ctx.Response.Header.Set("X-Config-Version", h.cfg.ConfigVersion())
@@ -202,13 +234,21 @@ func (h *Handler) serveValues(ctx *fasthttp.RequestCtx, key []byte) {
 }
 
 func (h *Handler) get(ctx *fasthttp.RequestCtx, key []byte) {
+	h.serveRecord(ctx, key, h.cfg.Backend.Get)
+}
+
+// serveReplica answers GET /replica/<key> from this node's own store: a
+// tombstone is a 404 with its X-Timestamp and X-Tombstone: yes.
+func (h *Handler) serveReplica(ctx *fasthttp.RequestCtx, key []byte) {
+	h.serveRecord(ctx, key, h.cfg.Local.Get)
+}
+
+// serveRecord answers a read of key's record from get.
+func (h *Handler) serveRecord(ctx *fasthttp.RequestCtx, key []byte, get func(key, dst []byte) (kv.Record, error)) {
 	// Read straight into the response's body buffer: no copy, no allocation.
 	buf := ctx.Response.SwapBody(nil)
-	rec, err := h.cfg.Backend.Get(key, buf[:0])
-	if err == nil && rec.Tombstone {
-		err = kv.ErrNotFound
-	}
-	if err != nil {
+	rec, err := get(key, buf[:0])
+	if err = h.readResult(ctx, err, rec.Meta()); err != nil {
 		ctx.Response.SwapBody(buf)
 		h.backendError(ctx, err)
 		return
@@ -218,12 +258,29 @@ func (h *Handler) get(ctx *fasthttp.RequestCtx, key []byte) {
 	setTimestamp(ctx, rec.TS)
 }
 
-func (h *Handler) serveStat(ctx *fasthttp.RequestCtx, key []byte) {
-	m, err := h.cfg.Backend.Stat(key)
-	if err == nil && m.Tombstone {
-		err = kv.ErrNotFound
+// readResult observes a read's record and marks the reply: a read without a
+// read quorum, a tombstone (its timestamp, then not found). It returns the
+// error left to answer with.
+func (h *Handler) readResult(ctx *fasthttp.RequestCtx, err error, m kv.Meta) error {
+	if errors.Is(err, ErrNoReadQuorum) {
+		ctx.Response.Header.SetCanonical(hdrReadQuorum, valueNo)
+		err = nil
 	}
 	if err != nil {
+		return err
+	}
+	h.cfg.Clock.Observe(m.TS)
+	if m.Tombstone {
+		setTimestamp(ctx, m.TS)
+		ctx.Response.Header.SetCanonical(hdrTombstone, valueYes)
+		return kv.ErrNotFound
+	}
+	return nil
+}
+
+func (h *Handler) serveStat(ctx *fasthttp.RequestCtx, key []byte) {
+	m, err := h.cfg.Backend.Stat(key)
+	if err = h.readResult(ctx, err, m); err != nil {
 		h.backendError(ctx, err)
 		return
 	}
@@ -240,8 +297,14 @@ func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if !ok {
-		ts = h.cfg.Clock()
+	switch {
+	case !ok:
+		ts = h.cfg.Clock.Now()
+	default:
+		if err := h.cfg.Clock.Check(ts); err != nil {
+			textError(ctx, fasthttp.StatusBadRequest, "bad X-Timestamp: "+strings.TrimPrefix(err.Error(), "hlc: "))
+			return
+		}
 	}
 	acks, err := ParseAcks(string(ctx.Request.Header.PeekBytes(hdrWriteAcks)))
 	if err != nil {
@@ -261,7 +324,12 @@ func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
 		h.backendError(ctx, err)
 		return
 	}
+	h.cfg.Clock.Observe(res.TS)
 	setTimestamp(ctx, res.TS)
+	if !res.Applied {
+		// A newer record won; X-Timestamp is the winner's.
+		ctx.Response.Header.SetCanonical(hdrApplied, valueNo)
+	}
 }
 
 // parseTimestamp parses an X-Timestamp value: decimal µs since the epoch.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,8 +37,8 @@ func newStore(t testing.TB) *kv.Store {
 // its base URL.
 func startServer(t *testing.T, maxValue int) string {
 	t.Helper()
-	h := NewHandler(Config{Backend: storeBackend{newStore(t)}, MaxValueBytes: maxValue,
-		Clock: func() int64 { return 1_700_000_000_000_000 }})
+	s := newStore(t)
+	h := NewHandler(Config{Backend: storeBackend{s}, Local: s, MaxValueBytes: maxValue})
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +119,9 @@ func TestTimestampsAndDelete(t *testing.T) {
 	if r := do(t, "PUT", k, []byte("new"), "X-Timestamp", "2000"); r.status != 200 || r.header.Get("X-Timestamp") != "2000" {
 		t.Fatalf("put: %d %v", r.status, r.header)
 	}
-	// An older write loses and reports the stored timestamp.
-	if r := do(t, "POST", k, []byte("old"), "X-Timestamp", "1000"); r.status != 200 || r.header.Get("X-Timestamp") != "2000" {
+	// An older write loses and says so, with the stored timestamp.
+	if r := do(t, "POST", k, []byte("old"), "X-Timestamp", "1000"); r.status != 200 || r.header.Get("X-Timestamp") != "2000" ||
+		r.header.Get("X-Applied") != "no" {
 		t.Fatalf("older post: %d %v", r.status, r.header)
 	}
 	if r := do(t, "GET", k, nil); string(r.body) != "new" {
@@ -134,14 +136,106 @@ func TestTimestampsAndDelete(t *testing.T) {
 	if r := do(t, "DELETE", k, nil, "X-Timestamp", "3000"); r.status != 200 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	for _, p := range []string{k, base + "/stat/k"} {
-		if r := do(t, "GET", p, nil); r.status != 404 {
-			t.Fatalf("GET %s after delete: %d", p, r.status)
+	// A 404 for a deleted key carries the tombstone's timestamp, so a
+	// client can order the delete against its writes.
+	for _, p := range []string{k, base + "/stat/k", base + "/replica/k"} {
+		if r := do(t, "GET", p, nil); r.status != 404 || r.header.Get("X-Timestamp") != "3000" || r.header.Get("X-Tombstone") != "yes" {
+			t.Fatalf("GET %s after delete: %d %v", p, r.status, r.header)
 		}
 	}
-	// Without X-Timestamp the clock stamps the write.
-	if r := do(t, "POST", base+"/values/c", []byte("x")); r.header.Get("X-Timestamp") != "1700000000000000" {
+	if r := do(t, "GET", base+"/values/never", nil); r.status != 404 || r.header.Get("X-Timestamp") != "" {
+		t.Fatalf("GET of a key never written: %d %v", r.status, r.header)
+	}
+	// Without X-Timestamp the clock stamps the write: with the wall clock
+	// here, since nothing seen is ahead of it.
+	before := time.Now().UnixMicro()
+	r := do(t, "POST", base+"/values/c", []byte("x"))
+	ts, err := strconv.ParseInt(r.header.Get("X-Timestamp"), 10, 64)
+	if err != nil || ts < before || ts > time.Now().UnixMicro() || r.header.Get("X-Applied") != "" {
 		t.Fatalf("clock stamp: %v", r.header)
+	}
+	if r := do(t, "GET", base+"/replica/c", nil); r.status != 200 || string(r.body) != "x" || r.header.Get("X-Timestamp") != strconv.FormatInt(ts, 10) {
+		t.Fatalf("GET /replica/c: %d %q %v", r.status, r.body, r.header)
+	}
+}
+
+// A client timestamp far in the future would lock the key forever: every
+// later write and delete would lose. Such a timestamp, zero or a negative
+// one is refused; one within max_clock_skew is taken.
+func TestTimestampBounds(t *testing.T) {
+	base := startServer(t, 1<<20)
+	k := base + "/values/k"
+	for _, ts := range []string{"32503680000000000", "9223372036854775807", "0", "-1",
+		strconv.FormatInt(time.Now().Add(2*time.Minute).UnixMicro(), 10)} {
+		if r := do(t, "POST", k, []byte("v"), "X-Timestamp", ts); r.status != 400 || !strings.Contains(string(r.body), "X-Timestamp") {
+			t.Errorf("X-Timestamp %s: %d %q", ts, r.status, r.body)
+		}
+		if r := do(t, "DELETE", k, nil, "X-Timestamp", ts); r.status != 400 {
+			t.Errorf("DELETE X-Timestamp %s: %d %q", ts, r.status, r.body)
+		}
+	}
+	if r := do(t, "GET", k, nil); r.status != 404 {
+		t.Fatalf("a refused write was stored: %d %q", r.status, r.body)
+	}
+	ahead := strconv.FormatInt(time.Now().Add(30*time.Second).UnixMicro(), 10)
+	if r := do(t, "POST", k, []byte("soon"), "X-Timestamp", ahead); r.status != 200 {
+		t.Fatalf("X-Timestamp 30s ahead: %d %q", r.status, r.body)
+	}
+	// The clock saw that record: a write stamped by this process now wins.
+	if r := do(t, "POST", k, []byte("later")); r.status != 200 || r.header.Get("X-Applied") != "" {
+		t.Fatalf("write after a record from the future: %d %v", r.status, r.header)
+	}
+	if r := do(t, "GET", k, nil); string(r.body) != "later" {
+		t.Fatalf("read %q", r.body)
+	}
+}
+
+// weakBackend answers every read with a record and ErrNoReadQuorum, or with
+// err when set.
+type weakBackend struct {
+	storeBackend
+	err error
+}
+
+func (b weakBackend) Get(key, dst []byte) (kv.Record, error) {
+	if b.err != nil {
+		return kv.Record{}, b.err
+	}
+	return kv.Record{TS: 42, Value: append(dst[:0], "weak"...)}, ErrNoReadQuorum
+}
+
+func (b weakBackend) Stat(key []byte) (kv.Meta, error) {
+	if b.err != nil {
+		return kv.Meta{}, b.err
+	}
+	return kv.Meta{TS: 42}, ErrNoReadQuorum
+}
+
+func TestReadQuorumMarked(t *testing.T) {
+	serve := func(b Backend) string {
+		h := NewHandler(Config{Backend: b})
+		ln, err := Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := h.NewServer()
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Shutdown() })
+		return "http://" + ln.Addr().String()
+	}
+	base := serve(weakBackend{storeBackend: storeBackend{newStore(t)}})
+	for _, p := range []string{"/values/k", "/stat/k"} {
+		if r := do(t, "GET", base+p, nil); r.status != 200 || r.header.Get("X-Read-Quorum") != "no" || r.header.Get("X-Timestamp") != "42" {
+			t.Errorf("GET %s: %d %v", p, r.status, r.header)
+		}
+	}
+	base = serve(weakBackend{storeBackend: storeBackend{newStore(t)}, err: fmt.Errorf("%w: 1 of 4 answered", ErrUnavailable)})
+	if r := do(t, "GET", base+"/values/k", nil); r.status != 503 || !strings.Contains(string(r.body), "1 of 4") {
+		t.Errorf("unavailable: %d %q", r.status, r.body)
+	}
+	// Only nodes serve /replica/.
+	if r := do(t, "GET", base+"/replica/k", nil); r.status != 404 || !strings.Contains(string(r.body), "no such path") {
+		t.Errorf("/replica/ without a local store: %d %q", r.status, r.body)
 	}
 }
 

@@ -63,7 +63,8 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// Close stops the Cluster's workers. REQUIRES: no request in flight.
+// Close stops the Cluster's workers. Requests still in flight (a shutdown
+// that timed out) complete on goroutines of their own.
 func (c *Cluster) Close() { c.workers.stop() }
 
 // Update switches to a new configuration; requests in flight finish on the
@@ -168,13 +169,29 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 		defer c.release(rt)
 		return t.replicas[t.self].Stat(context.Background(), key)
 	}
-	c.ask(t, rt, -1, key)
+	quorum := c.ask(t, rt, -1, key)
 	defer c.finish(rt)
 	best := newestMeta(rt)
 	if best < 0 {
-		return kv.Meta{}, noneFound(rt)
+		return kv.Meta{}, noneFound(rt, quorum)
 	}
-	return rt.tasks[best].meta, nil
+	err := t.weakRead(quorum)
+	if errors.Is(err, httpproxy.ErrUnavailable) {
+		return kv.Meta{}, err
+	}
+	return rt.tasks[best].meta, err
+}
+
+// weakRead is the error that goes with a record read without a read quorum:
+// ErrNoReadQuorum, or unavailable under strict_reads; nil with a quorum.
+func (t *topology) weakRead(quorum bool) error {
+	switch {
+	case quorum:
+		return nil
+	case t.strictReads:
+		return fmt.Errorf("%w: fewer than a read quorum of replicas answered (strict_reads)", httpproxy.ErrUnavailable)
+	}
+	return httpproxy.ErrNoReadQuorum
 }
 
 // Get implements httpproxy.Backend.
@@ -192,11 +209,15 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	// Fetch the value from one replica while the others report their
 	// timestamps; the value crosses the network a second time only when
 	// another replica turns out to be newer.
-	c.ask(t, rt, first, key)
+	quorum := c.ask(t, rt, first, key)
 	defer c.finish(rt)
 	best := newestMeta(rt)
 	if best < 0 {
-		return kv.Record{}, noneFound(rt)
+		return kv.Record{}, noneFound(rt, quorum)
+	}
+	weak := t.weakRead(quorum)
+	if errors.Is(weak, httpproxy.ErrUnavailable) {
+		return kv.Record{}, weak
 	}
 	newest := rt.tasks[best].meta
 	var rec kv.Record
@@ -212,31 +233,32 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	if stale := c.staleReplicas(t, rt, rec.Meta()); len(stale) > 0 {
 		c.repair(stale, key, rec)
 	}
-	return rec, nil
+	return rec, weak
 }
 
 // getAny reads from the preferred replica, then the others in order, and
 // returns the first record found. Not-found moves on too: with quorum
-// writes, the replica asked first may be one that missed the write.
+// writes, the replica asked first may be one that missed the write. Nothing
+// found is a 404 only when the replicas that said so form a read quorum.
 func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv.Record, error) {
 	var lastErr error
-	notFound := false
+	rt.prepare(len(rt.reps))
 	for k := range rt.reps {
-		i := rt.reps[(first+k)%len(rt.reps)]
-		rec, err := t.replicas[i].Get(context.Background(), key, dst)
+		pos := (first + k) % len(rt.reps)
+		rec, err := t.replicas[rt.reps[pos]].Get(context.Background(), key, dst)
 		switch {
 		case err == nil:
 			return rec, nil
 		case errors.Is(err, kv.ErrNotFound):
-			notFound = true
+			rt.ok[pos] = true
 		default:
 			lastErr = err
 		}
 	}
-	if notFound {
+	if rt.readQuorum(rt.ok) {
 		return kv.Record{}, kv.ErrNotFound
 	}
-	return kv.Record{}, fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
+	return kv.Record{}, fmt.Errorf("%w: no replica holds the key and too few answered to be sure (%v)", httpproxy.ErrUnavailable, lastErr)
 }
 
 // readGrace is how long a read waits for the replicas beyond a read quorum,
@@ -245,9 +267,11 @@ const readGrace = 5 * time.Millisecond
 
 // ask asks every replica for its metadata in parallel — the one at getAt
 // (when >= 0) for its whole record, into the route's buffer — and waits
-// until all have answered, or a read quorum has and readGrace has passed.
-// Answers are the tasks marked in rt.ok; release the route with finish.
-func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) {
+// until all have returned, or a read quorum has answered and readGrace has
+// passed. Answers are the tasks marked in rt.ok: a record or not-found; a
+// replica that failed has not been heard. It reports whether the answers
+// form a read quorum; release the route with finish.
+func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum bool) {
 	n := len(rt.reps)
 	rt.prepare(n)
 	for pos := range n {
@@ -257,9 +281,9 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) {
 			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
 		}
 	}
-	answered := 0
+	returned := 0
 	var grace <-chan time.Time
-	for answered < n {
+	for returned < n {
 		if grace == nil && rt.readQuorum(rt.ok) {
 			if rt.grace == nil {
 				rt.grace = time.NewTimer(readGrace)
@@ -270,21 +294,22 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) {
 		}
 		select {
 		case tk := <-rt.done:
-			rt.ok[tk.pos] = true
-			answered++
+			returned++
 			if tk.op == taskGet {
 				rt.vbuf = tk.rec.Value[:0] // keep the grown buffer
 				tk.meta = tk.rec.Meta()
 			}
+			rt.ok[tk.pos] = tk.err == nil || errors.Is(tk.err, kv.ErrNotFound)
 		case <-grace:
-			rt.pending = n - answered
-			return
+			rt.pending = n - returned
+			return true
 		}
 	}
 	if rt.grace != nil {
 		rt.grace.Stop()
 	}
 	rt.pending = 0
+	return rt.readQuorum(rt.ok)
 }
 
 // finish releases a route after ask, or leaves that to a goroutine that
@@ -318,20 +343,25 @@ func newerMeta(a, b kv.Meta) bool {
 	return kv.Newer(kv.Record{TS: a.TS, Tombstone: a.Tombstone}, kv.Record{TS: b.TS, Tombstone: b.Tombstone})
 }
 
-// noneFound is the error when no replica holds a record: not found if at
-// least one replica said so, unavailable if none answered.
-func noneFound(rt *route) error {
+// noneFound is the error when no replica that answered holds a record: not
+// found when a read quorum said so; unavailable otherwise, since a replica
+// that did not answer may hold an acknowledged write.
+func noneFound(rt *route, quorum bool) error {
+	if quorum {
+		return kv.ErrNotFound
+	}
+	heard := 0
 	var lastErr error
 	for k := range rt.tasks {
-		if !rt.ok[k] {
-			continue
+		switch {
+		case rt.ok[k]:
+			heard++
+		case rt.tasks[k].err != nil:
+			lastErr = rt.tasks[k].err
 		}
-		if errors.Is(rt.tasks[k].err, kv.ErrNotFound) {
-			return kv.ErrNotFound
-		}
-		lastErr = rt.tasks[k].err
 	}
-	return fmt.Errorf("%w: no replica answered (%v)", httpproxy.ErrUnavailable, lastErr)
+	return fmt.Errorf("%w: no replica holds the key and %d of %d answered, fewer than a read quorum (%v)",
+		httpproxy.ErrUnavailable, heard, len(rt.tasks), lastErr)
 }
 
 // staleReplicas returns the replicas that answered with a record older than

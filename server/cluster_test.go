@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,23 +238,95 @@ func TestReadWithReplicasDown(t *testing.T) {
 		if _, err := tc.Apply(key, kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := tc.Get([]byte("absent"), nil); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("read_repair=%s absent key, all up: %v", rr, err)
+		}
 		reps := tc.replicasOf("k")
 		for _, id := range reps[:3] {
 			tc.nodes[id].setDown(true)
 		}
-		if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "v" {
+		// The value is found, but one replica is no read quorum: it is
+		// served, marked (without read repair any replica's record is).
+		wantErr := map[string]error{"yes": httpproxy.ErrNoReadQuorum, "no": nil}[rr]
+		if rec, err := tc.Get(key, nil); err != wantErr || string(rec.Value) != "v" {
 			t.Fatalf("read_repair=%s, 3 of 4 down: %+v %v", rr, rec, err)
 		}
-		if m, err := tc.Stat(key); err != nil || m.TS != 1 {
+		if m, err := tc.Stat(key); !errors.Is(err, httpproxy.ErrNoReadQuorum) || m.TS != 1 {
 			t.Fatalf("read_repair=%s stat: %+v %v", rr, m, err)
+		}
+		// Nothing found and too few answers: never a 404.
+		tc.nodes[reps[3]].mu.Lock()
+		delete(tc.nodes[reps[3]].recs, string(key))
+		tc.nodes[reps[3]].mu.Unlock()
+		if _, err := tc.Get(key, nil); !errors.Is(err, httpproxy.ErrUnavailable) {
+			t.Fatalf("read_repair=%s nothing on the one replica up: %v", rr, err)
 		}
 		tc.nodes[reps[3]].setDown(true)
 		if _, err := tc.Get(key, nil); !errors.Is(err, httpproxy.ErrUnavailable) {
 			t.Fatalf("read_repair=%s, all down: %v", rr, err)
 		}
-		if _, err := tc.Get([]byte("absent"), nil); errors.Is(err, kv.ErrNotFound) == allDown(tc, "absent") {
-			t.Fatalf("read_repair=%s absent key: %v", rr, err)
+	}
+}
+
+// Buckets {n1,n2} and {n3,n4}, every key on both; quorum writes held by n1
+// and n3 only; then n1 down and n3 hung. The two replicas that answer hold
+// nothing, but they are no read quorum: the read is a 503, never the 404
+// that main answered for every acknowledged write.
+func TestReadCountsAnswersNotFailures(t *testing.T) {
+	const doc = `
+active_deployment: d
+deployments:
+    d:
+        read_repair: %s
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`
+	for _, rr := range []string{"yes", "no"} {
+		tc := newTestCluster(t, fmt.Sprintf(doc, rr))
+		tc.nodes["n2"].setDown(true)
+		tc.nodes["n4"].setDown(true)
+		key := []byte("acked")
+		if _, err := tc.Apply(key, kv.Record{TS: 7, Value: []byte("v")}, httpproxy.AcksQuorum); err != nil {
+			t.Fatalf("quorum write on n1 and n3: %v", err)
 		}
+		tc.nodes["n2"].setDown(false)
+		tc.nodes["n4"].setDown(false)
+		tc.nodes["n1"].setDown(true)
+		tc.nodes["n3"].mu.Lock()
+		tc.nodes["n3"].delay, tc.nodes["n3"].down = 200*time.Millisecond, true // hung, then fails
+		tc.nodes["n3"].mu.Unlock()
+		if _, err := tc.Get(key, nil); !errors.Is(err, httpproxy.ErrUnavailable) {
+			t.Fatalf("read_repair=%s get: %v, want unavailable", rr, err)
+		}
+		if _, err := tc.Stat(key); !errors.Is(err, httpproxy.ErrUnavailable) {
+			t.Fatalf("read_repair=%s stat: %v, want unavailable", rr, err)
+		}
+		// n3 back: b2 answers in full, a read quorum, and n3 has the write.
+		tc.nodes["n3"].setDown(false)
+		if rec, err := tc.Get(key, nil); string(rec.Value) != "v" || err != nil && rr == "yes" {
+			t.Fatalf("read_repair=%s get with n3 back: %+v %v", rr, rec, err)
+		}
+	}
+}
+
+// strict_reads turns a read without a quorum into a 503.
+func TestStrictReads(t *testing.T) {
+	tc := newTestCluster(t, strings.Replace(fmt.Sprintf(sixNodes, "yes"), "read_repair: yes", "read_repair: yes\n        strict_reads: yes", 1))
+	key := []byte("k")
+	if _, err := tc.Apply(key, kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	reps := tc.replicasOf("k")
+	for _, id := range reps[:3] {
+		tc.nodes[id].setDown(true)
+	}
+	if _, err := tc.Get(key, nil); !errors.Is(err, httpproxy.ErrUnavailable) {
+		t.Fatalf("strict get: %v", err)
+	}
+	if _, err := tc.Stat(key); !errors.Is(err, httpproxy.ErrUnavailable) {
+		t.Fatalf("strict stat: %v", err)
 	}
 }
 
@@ -352,4 +425,28 @@ func TestReadRepairOffFindsQuorumWrite(t *testing.T) {
 	if _, err := tc.Get([]byte("nowhere"), nil); !errors.Is(err, kv.ErrNotFound) {
 		t.Fatalf("absent key: %v", err)
 	}
+}
+
+// A shutdown that timed out closes the Cluster with requests in flight:
+// they must complete, not panic on a closed queue.
+func TestCloseWithRequestsInFlight(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	for _, n := range tc.nodes {
+		n.delay = 20 * time.Millisecond
+	}
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []byte(fmt.Sprintf("k%d", i))
+			for range 5 {
+				tc.Apply(key, kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll)
+				tc.Get(key, nil)
+			}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	tc.Close()
+	wg.Wait()
 }

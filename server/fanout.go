@@ -46,8 +46,13 @@ func (t *task) run() {
 	t.done <- t
 }
 
-// workers is the pool that runs tasks.
-type workers struct{ queue chan *task }
+// workers is the pool that runs tasks. Its queue is never closed: a
+// request racing with stop (a shutdown that timed out with requests in
+// flight) still gets its tasks run, on goroutines of their own.
+type workers struct {
+	queue chan *task
+	quit  chan struct{}
+}
 
 // fanoutWorkers is enough for 64 concurrent requests to 4 replicas each; a
 // burst beyond it runs tasks on fresh goroutines.
@@ -56,11 +61,16 @@ const fanoutWorkers = 256
 // The queue is unbuffered: a task goes to an idle worker at once or gets a
 // goroutine of its own, never waits behind tasks stuck on a slow replica.
 func startWorkers() *workers {
-	w := &workers{queue: make(chan *task)}
+	w := &workers{queue: make(chan *task), quit: make(chan struct{})}
 	for range fanoutWorkers {
 		go func() {
-			for t := range w.queue {
-				t.run()
+			for {
+				select {
+				case t := <-w.queue:
+					t.run()
+				case <-w.quit:
+					return
+				}
 			}
 		}()
 	}
@@ -75,4 +85,5 @@ func (w *workers) submit(t *task) {
 	}
 }
 
-func (w *workers) stop() { close(w.queue) }
+// stop lets the workers go once they finish their tasks.
+func (w *workers) stop() { close(w.quit) }

@@ -16,6 +16,7 @@ import (
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 )
@@ -26,8 +27,14 @@ type NodeConfig struct {
 	ConfigPath   string   // -cfg: the configuration file
 	Coordinators []string // -c: coordinators to fetch it from instead
 	VarDir       string   // data and cached configuration live under VarDir/<ID>
-	PprofAddr    string   // net/http/pprof listener; empty: off
-	Logger       *slog.Logger
+	// ListenHost, when set, is the address both ports bind to instead of the
+	// configured host (a test harness interposes on the configured one).
+	ListenHost string
+	// ClockOffset is added to this process's clock: a testing aid to inject
+	// clock skew (tako-node -clock-offset). Zero in production.
+	ClockOffset time.Duration
+	PprofAddr   string // net/http/pprof listener; empty: off
+	Logger      *slog.Logger
 	// Ready, when set, is called once the node accepts requests.
 	Ready func()
 }
@@ -65,6 +72,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		}
 	}()
 
+	clock := newClock(cfg, nc.ClockOffset)
 	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log,
@@ -81,12 +89,12 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	// Both ports are claimed before serving starts, so a taken one is an
 	// error at start-up, not a half-running node.
-	ln, err := httpproxy.Listen(self.HTTPAddr())
+	ln, err := httpproxy.Listen(listenAddr(self.HTTPAddr(), nc.ListenHost))
 	if err != nil {
 		return err
 	}
-	ph := newPeerHandler(store, log)
-	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: self.PeerAddr(), NodeID: nc.ID, Handler: ph, Logger: log,
+	ph := newPeerHandler(store, clock, log)
+	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
 		MaxFrame: maxFrame(cfg.Storage)})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
@@ -106,15 +114,37 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	defer func() { stopHealing(); <-healDone }()
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
+		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, onUpdate: peers.retain,
 	})
+}
+
+// newClock returns the process's hybrid logical clock, bounded by the
+// active deployment's max_clock_skew.
+func newClock(cfg *config.Config, offset time.Duration) *hlc.Clock {
+	c := hlc.New(offset)
+	c.SetMaxSkew(cfg.ActiveDeployment().MaxClockSkew)
+	return c
+}
+
+// listenAddr is addr with its host replaced by host, when set.
+func listenAddr(addr, host string) string {
+	if host == "" {
+		return addr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // Listen reports it
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
 	ln       net.Listener
 	backend  httpproxy.Backend
+	local    httpproxy.Reader // a node's own store; nil in a proxy
+	clock    *hlc.Clock
 	storage  config.Storage
 	pprof    string
 	log      *slog.Logger
@@ -131,6 +161,8 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	ln := s.ln
 	h := httpproxy.NewHandler(httpproxy.Config{
 		Backend:       s.backend,
+		Local:         s.local,
+		Clock:         s.clock,
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
 		ConfigVersion: func() string { return s.cluster.Config().Version },
@@ -148,6 +180,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 			s.log.Error("configuration refused", "version", cfg.Version, "err", err)
 			return
 		}
+		s.clock.SetMaxSkew(cfg.ActiveDeployment().MaxClockSkew)
 		if s.onUpdate != nil {
 			s.onUpdate(cfg)
 		}

@@ -4,14 +4,34 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/hashring"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/kv/hlc"
 )
+
+// rateLimited logs at most once a second, counting what it left out.
+type rateLimited struct {
+	last    atomic.Int64 // unix nanoseconds of the last line
+	dropped atomic.Int64
+}
+
+func (r *rateLimited) log(l *slog.Logger, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
+		r.dropped.Add(1)
+		return
+	}
+	l.Warn(msg, append(args, "suppressed", r.dropped.Swap(0))...)
+}
 
 // peerHandler serves the peer protocol from this node's store. It runs on
 // gnet's event loops and never touches the disk there: writes go to the
@@ -22,7 +42,9 @@ import (
 // than fail a read quorum.
 type peerHandler struct {
 	store  *kv.Store
+	clock  *hlc.Clock // observes records that arrive; refuses those too far ahead
 	log    *slog.Logger
+	skewed rateLimited // logs refused records
 	points chan *pointRead
 	reads  chan func()
 	wg     sync.WaitGroup
@@ -51,8 +73,8 @@ const (
 	zeroCopyMin  = 8 << 10 // values from this size are sent without a copy
 )
 
-func newPeerHandler(store *kv.Store, log *slog.Logger) *peerHandler {
-	h := &peerHandler{store: store, log: log, points: make(chan *pointRead, 4096), reads: make(chan func(), 1024)}
+func newPeerHandler(store *kv.Store, clock *hlc.Clock, log *slog.Logger) *peerHandler {
+	h := &peerHandler{store: store, clock: clock, log: log, points: make(chan *pointRead, 4096), reads: make(chan func(), 1024)}
 	for range peerReaders {
 		h.wg.Add(1)
 		go func() {
@@ -155,7 +177,22 @@ func setStatus(res kv.Result) codec.Status {
 	return codec.StatusStale
 }
 
+// admit checks the timestamp of a record that arrived from a peer and
+// observes it: one beyond max_clock_skew is refused, never stored.
+func (h *peerHandler) admit(key []byte, ts int64) error {
+	if err := h.clock.Check(ts); err != nil {
+		h.skewed.log(h.log, "refused a peer record", "key", fmt.Sprintf("%.64q", key), "err", err)
+		return err
+	}
+	h.clock.Observe(ts)
+	return nil
+}
+
 func (h *peerHandler) set(req *codec.Request, rw *eventloop.ReplyWriter) {
+	if err := h.admit(req.Key, req.TS); err != nil {
+		rw.Error(codec.StatusError, err.Error())
+		return
+	}
 	h.store.ApplyAsync(req.Key, recordOf(req.TS, req.Flags, req.Value), func(res kv.Result, err error) {
 		if err != nil {
 			rw.Error(errorStatus(err), err.Error())
@@ -180,6 +217,18 @@ func (h *peerHandler) batchSet(req *codec.Request, rw *eventloop.ReplyWriter) {
 	if n == 0 {
 		finish()
 		return
+	}
+	// One record beyond max_clock_skew refuses the whole batch, before any
+	// is applied: batch results carry no per-record error.
+	for it := req.Records; ; {
+		r, ok := it.Next()
+		if !ok {
+			break
+		}
+		if err := h.admit(r.Key, r.TS); err != nil {
+			rw.Error(codec.StatusError, err.Error())
+			return
+		}
 	}
 	it := req.Records
 	for i := 0; ; i++ {

@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/server/config"
@@ -18,10 +19,17 @@ type peerPool struct {
 
 	mu      sync.Mutex
 	clients map[string]*eventloop.Client
+	retired map[*eventloop.Client]*time.Timer // dropped by a configuration, closed later
 }
 
+// retireDelay is how long the client of a peer that a new configuration
+// dropped stays open: requests that loaded the previous topology may still
+// be using it, and each finishes within its peer request timeout.
+const retireDelay = 30 * time.Second
+
 func newPeerPool(self string, maxFrame int, log *slog.Logger) *peerPool {
-	return &peerPool{self: self, maxFrame: maxFrame, log: log, clients: make(map[string]*eventloop.Client)}
+	return &peerPool{self: self, maxFrame: maxFrame, log: log,
+		clients: make(map[string]*eventloop.Client), retired: make(map[*eventloop.Client]*time.Timer)}
 }
 
 func (p *peerPool) replica(n config.Node) Replica {
@@ -46,10 +54,17 @@ func (p *peerPool) close() {
 		c.Close()
 	}
 	clear(p.clients)
+	for c, timer := range p.retired {
+		timer.Stop()
+		c.Close()
+	}
+	clear(p.retired)
 }
 
-// retain closes the clients of peers that cfg no longer lists, so a node
-// removed from the cluster leaves no connections or goroutines behind.
+// retain retires the clients of peers that cfg no longer lists: each is
+// closed retireDelay later, so a node removed from the cluster leaves no
+// connections or goroutines behind, and no request in flight loses its
+// connection. A peer listed again meanwhile gets a new client.
 func (p *peerPool) retain(cfg *config.Config) {
 	keep := make(map[string]bool)
 	for _, n := range cfg.Nodes() {
@@ -58,9 +73,18 @@ func (p *peerPool) retain(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, c := range p.clients {
-		if !keep[addr] {
-			c.Close()
-			delete(p.clients, addr)
+		if keep[addr] {
+			continue
 		}
+		delete(p.clients, addr)
+		p.retired[c] = time.AfterFunc(retireDelay, func() {
+			p.mu.Lock()
+			_, ok := p.retired[c]
+			delete(p.retired, c)
+			p.mu.Unlock()
+			if ok {
+				c.Close()
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
@@ -19,8 +20,11 @@ type ProxyConfig struct {
 	Coordinators []string // -c
 	VarDir       string   // the cached configuration goes under VarDir/proxy-<port>
 	PprofAddr    string
-	Logger       *slog.Logger
-	Ready        func()
+	// ClockOffset is added to this process's clock: a testing aid to inject
+	// clock skew (tako-proxy -clock-offset). Zero in production.
+	ClockOffset time.Duration
+	Logger      *slog.Logger
+	Ready       func()
 }
 
 // RunProxy serves the HTTP API over the cluster until ctx is cancelled. A
@@ -55,7 +59,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 		return err
 	}
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
+		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
 		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain,
 	})
 }

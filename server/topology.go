@@ -14,13 +14,14 @@ import (
 // deployment and every node that can be a replica. It is immutable; a new
 // configuration builds a new topology.
 type topology struct {
-	cfg        *config.Config
-	self       int           // index in nodes of this node; -1 in a proxy
-	nodes      []config.Node // every node of the active and target deployments
-	replicas   []Replica     // parallel to nodes
-	layouts    []layout      // active first, then target when migrating
-	readRepair bool
-	acks       httpproxy.Acks
+	cfg         *config.Config
+	self        int           // index in nodes of this node; -1 in a proxy
+	nodes       []config.Node // every node of the active and target deployments
+	replicas    []Replica     // parallel to nodes
+	layouts     []layout      // active first, then target when migrating
+	readRepair  bool
+	strictReads bool
+	acks        httpproxy.Acks
 }
 
 // layout is one deployment's placement: its ring and, per bucket index, the
@@ -43,7 +44,7 @@ func newTopology(cfg *config.Config, self string, replica func(config.Node) Repl
 		t.replicas = append(t.replicas, replica(n))
 	}
 	active := cfg.ActiveDeployment()
-	t.readRepair = active.ReadRepair
+	t.readRepair, t.strictReads = active.ReadRepair, active.StrictReads
 	acks, err := httpproxy.ParseAcks(active.WriteAcks)
 	if err != nil {
 		return nil, err

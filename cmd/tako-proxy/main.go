@@ -1,7 +1,7 @@
 // Command tako-proxy serves Tako's HTTP API in front of a cluster. It holds
 // no data: each request goes to the key's replicas over the peer protocol.
 //
-//	tako-proxy -p PORT (-c HOST:PORT [-c HOST:PORT…] | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR]
+//	tako-proxy -p PORT (-c HOST:PORT [-c HOST:PORT…] | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-clock-offset DURATION]
 package main
 
 import (
@@ -27,9 +27,10 @@ func main() {
 	flag.StringVar(&logFile, "l", "", "log file (JSON lines); default stderr")
 	flag.BoolVar(&debug, "d", false, "debug logging")
 	flag.StringVar(&pc.PprofAddr, "pprof", "", "serve net/http/pprof on this address (off by default)")
+	flag.DurationVar(&pc.ClockOffset, "clock-offset", 0, "testing aid: add this `DURATION` to the process's clock (inject clock skew)")
 	flag.Parse()
 	if (pc.ConfigPath == "" && len(pc.Coordinators) == 0) || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: tako-proxy -p PORT (-c HOST:PORT... | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR]")
+		fmt.Fprintln(os.Stderr, "usage: tako-proxy -p PORT (-c HOST:PORT... | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-clock-offset DURATION]")
 		os.Exit(2)
 	}
 	pc.Addr = host + ":" + strconv.Itoa(port)

@@ -19,6 +19,7 @@ const (
 	DefaultBucketsPerKey   = 1
 	DefaultRingPoints      = 120 // the original implementation's points per bucket
 	DefaultWriteAcks       = WriteAcksQuorum
+	DefaultMaxClockSkew    = 60 * time.Second
 	DefaultSync            = SyncAlways
 	DefaultSyncInterval    = 10 * time.Millisecond
 	DefaultMaxValueBytes   = 64 << 20
@@ -94,7 +95,13 @@ type Deployment struct {
 	BucketsPerKey     int           // hash.buckets_per_key
 	RingPoints        int           // hash.points: ring points per bucket
 	WriteAcks         string        // WriteAcksOne, WriteAcksQuorum or WriteAcksAll
-	Buckets           []Bucket
+	// MaxClockSkew (max_clock_skew) bounds how far ahead of a process's
+	// clock a client's X-Timestamp or a peer's record may be.
+	MaxClockSkew time.Duration
+	// StrictReads (strict_reads) answers 503 instead of a value read
+	// without a read quorum.
+	StrictReads bool
+	Buckets     []Bucket
 }
 
 // FindNode returns the node with the given id in this deployment.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -343,5 +344,39 @@ func TestNaturalCompare(t *testing.T) {
 	slices.SortFunc(shuffled, NaturalCompare)
 	if !slices.Equal(shuffled, sorted) {
 		t.Fatalf("sorted %q", shuffled)
+	}
+}
+
+// The keys added for the hybrid clock and strict reads parse, default, and
+// survive the canonical JSON form; at their defaults they leave the version
+// of an older configuration unchanged.
+func TestClockSkewAndStrictReads(t *testing.T) {
+	base := "active_deployment: a\ndeployments: {a: {%sbuckets: {b1: {n1: [h, 1, 2]}}}}"
+	parse := func(extra string) *Config {
+		t.Helper()
+		c, err := Parse([]byte(fmt.Sprintf(base, extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	def := parse("")
+	if d := def.ActiveDeployment(); d.MaxClockSkew != DefaultMaxClockSkew || d.StrictReads {
+		t.Fatalf("defaults: skew %s strict %v", d.MaxClockSkew, d.StrictReads)
+	}
+	if v := parse("max_clock_skew: 60s, strict_reads: no, ").Version; v != def.Version {
+		t.Fatalf("explicit defaults changed the version: %s vs %s", v, def.Version)
+	}
+	c := parse("max_clock_skew: 2s, strict_reads: yes, ")
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := back.ActiveDeployment(); d.MaxClockSkew != 2*time.Second || !d.StrictReads || back.Version != c.Version {
+		t.Fatalf("after JSON: skew %s strict %v version %s want %s", d.MaxClockSkew, d.StrictReads, back.Version, c.Version)
 	}
 }

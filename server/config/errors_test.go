@@ -96,6 +96,9 @@ func TestParseErrors(t *testing.T) {
 		{"interval list", "1d 0:00:00", "[1d]", `background_healing_interval must be a single value, not a list`},
 		{"bad bool", "read_repair: yes", "read_repair: maybe", `deployment "a": read_repair: "maybe" is not a boolean`},
 		{"write_acks", "write_acks: quorum", "write_acks: most", `deployment "a": write_acks "most" is not one of one, quorum, all`},
+		{"max_clock_skew zero", "write_acks: quorum", "write_acks: quorum\n    max_clock_skew: 0s", `deployment "a": max_clock_skew must be positive`},
+		{"max_clock_skew word", "write_acks: quorum", "write_acks: quorum\n    max_clock_skew: soon", `max_clock_skew`},
+		{"strict_reads word", "write_acks: quorum", "write_acks: quorum\n    strict_reads: maybe", `strict_reads`},
 		{"storage sync", "sync: always", "sync: sometimes", `storage: sync "sometimes" is not one of always, interval, none`},
 		{"storage size unit", "sync: always", "cache_bytes: twelve", `storage: cache_bytes: "twelve" is not a size`},
 		{"storage size unknown unit", "sync: always", "cache_bytes: 12PB", `unknown unit "PB"`},
@@ -137,7 +140,7 @@ func TestValidateBuilt(t *testing.T) {
 		return &Config{
 			Active: "d",
 			Deployments: map[string]*Deployment{"d": {
-				Name: "d", BucketsPerKey: 1, RingPoints: 1, HealingInterval: 1, WriteAcks: WriteAcksAll,
+				Name: "d", BucketsPerKey: 1, RingPoints: 1, HealingInterval: 1, WriteAcks: WriteAcksAll, MaxClockSkew: 1,
 				Buckets: []Bucket{{ID: "b", Nodes: []Node{{ID: "n", Bucket: "b", Host: "h", HTTPPort: 1, PeerPort: 2}}}},
 			}},
 			Storage: DefaultStorage(),

@@ -19,12 +19,17 @@ type (
 		Storage           jsonStorage               `json:"storage"`
 	}
 	jsonDeployment struct {
-		ReadRepair        bool                         `json:"read_repair"`
-		BackgroundHealing bool                         `json:"background_healing"`
-		HealingInterval   string                       `json:"background_healing_interval"`
-		WriteAcks         string                       `json:"write_acks"`
-		Hash              jsonHash                     `json:"hash"`
-		Buckets           map[string]map[string][3]any `json:"buckets"`
+		ReadRepair        bool   `json:"read_repair"`
+		BackgroundHealing bool   `json:"background_healing"`
+		HealingInterval   string `json:"background_healing_interval"`
+		WriteAcks         string `json:"write_acks"`
+		// Keys added after the seed format are written only when not the
+		// default, so configurations that do not use them keep their version
+		// across an upgrade.
+		MaxClockSkew string                       `json:"max_clock_skew,omitempty"`
+		StrictReads  bool                         `json:"strict_reads,omitempty"`
+		Hash         jsonHash                     `json:"hash"`
+		Buckets      map[string]map[string][3]any `json:"buckets"`
 	}
 	jsonHash struct {
 		BucketsPerKey int `json:"buckets_per_key"`
@@ -78,6 +83,7 @@ func deploymentJSON(d *Deployment) jsonDeployment {
 		BackgroundHealing: d.BackgroundHealing,
 		HealingInterval:   FormatInterval(d.HealingInterval),
 		WriteAcks:         d.WriteAcks,
+		StrictReads:       d.StrictReads,
 		Hash:              jsonHash{BucketsPerKey: d.BucketsPerKey, Points: d.RingPoints},
 		Buckets:           make(map[string]map[string][3]any, len(d.Buckets)),
 	}
@@ -87,6 +93,9 @@ func deploymentJSON(d *Deployment) jsonDeployment {
 			nodes[n.ID] = [3]any{n.Host, n.HTTPPort, n.PeerPort}
 		}
 		out.Buckets[b.ID] = nodes
+	}
+	if d.MaxClockSkew != DefaultMaxClockSkew {
+		out.MaxClockSkew = FormatInterval(d.MaxClockSkew)
 	}
 	return out
 }

@@ -106,6 +106,8 @@ func validateDeployment(name string, d *Deployment) error {
 		return invalid(0, where, "hash.points %d out of range 1..%d", d.RingPoints, MaxRingPoints)
 	case d.HealingInterval <= 0:
 		return invalid(0, where, "background_healing_interval must be positive, not %s", FormatInterval(d.HealingInterval))
+	case d.MaxClockSkew <= 0:
+		return invalid(0, where, "max_clock_skew must be positive, not %s", FormatInterval(d.MaxClockSkew))
 	case d.WriteAcks != WriteAcksOne && d.WriteAcks != WriteAcksQuorum && d.WriteAcks != WriteAcksAll:
 		return invalid(0, where, "write_acks %q is not one of %s, %s, %s", d.WriteAcks, WriteAcksOne, WriteAcksQuorum, WriteAcksAll)
 	}
