@@ -1,0 +1,133 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Acks checks that a write answers 503 when too few replicas can acknowledge it: with
+// X-Write-Acks: all and one replica of the key down, and with X-Write-Acks: one and every
+// replica down; keys whose replicas are all up answer 200 meanwhile. It needs
+// buckets_per_key 1, so that some keys avoid the downed bucket.
+func Acks(ctx context.Context, e *Env) error {
+	d := e.Client()
+	defer d.Close()
+	proxy := e.Proxies()[0]
+	keys := Keys("acks", 16)
+	b1 := e.C.Bucket("b1")
+	on := func(k string, down []*Node) (hit, all bool) {
+		reps := e.C.Replicas(k)
+		n := 0
+		for _, nd := range down {
+			if slices.Contains(reps, nd) {
+				n++
+			}
+		}
+		return n > 0, n == len(reps)
+	}
+	phase := func(acks string, down []*Node, refused func(hit, all bool) bool) {
+		var got []int
+		for i, k := range keys {
+			op := d.Do(ctx, OpWrite, proxy, k, fmt.Sprintf("%s-%d", acks, i), acks)
+			want := 200
+			if refused(on(k, down)) {
+				want = 503
+			}
+			got = append(got, want)
+			e.expect(op, want, fmt.Sprintf("write_acks=%s with %s down", acks, describe(down)))
+		}
+		if !slices.Contains(got, 503) || !slices.Contains(got, 200) {
+			e.Fail("", "write_acks=%s: the keys did not cover both cases (want: %v)", acks, got)
+		}
+	}
+	if err := e.N.Kill(b1[0]); err != nil {
+		return err
+	}
+	phase("all", b1[:1], func(hit, _ bool) bool { return hit })
+	if err := e.N.Kill(b1[1:]...); err != nil {
+		return err
+	}
+	phase("one", b1, func(_, all bool) bool { return all })
+	return nil
+}
+
+// ClockSkew runs cycles of: a write through the proxy whose clock is 30 s fast, then a read
+// and a write of the same key through the other proxy. The later write must win every time:
+// both proxies read its value back.
+func ClockSkew(ctx context.Context, e *Env) error {
+	fast, slow := e.C.Proxies[0].Addr, e.C.Proxies[1].Addr
+	d := e.Client()
+	defer d.Close()
+	keys := Keys("skew", 4)
+	cycles, lost := 0, 0
+	err := e.Loop(ctx, func() error {
+		k := keys[cycles%len(keys)]
+		cycles++
+		first := d.Do(ctx, OpWrite, fast, k, fmt.Sprintf("fast-%d", cycles), "")
+		if first.Status != 200 {
+			e.expect(first, 200, "write through the fast proxy")
+			return nil
+		}
+		e.expect(d.Do(ctx, OpRead, slow, k, "", ""), 200, "read through the other proxy")
+		v := fmt.Sprintf("later-%d", cycles)
+		later := d.Do(ctx, OpWrite, slow, k, v, "")
+		e.expect(later, 200, "the later write")
+		if later.Applied == "no" || later.TS <= first.TS {
+			lost++
+			e.Fail(k, "the later write %q (ts %d, applied %q) did not supersede the fast proxy's (ts %d)", v, later.TS, later.Applied, first.TS)
+		}
+		for _, entry := range []string{slow, fast} {
+			if back := d.Do(ctx, OpRead, entry, k, "", ""); back.Status != 200 || back.Value != v {
+				e.Fail(k, "read back via %s: %d %q, want %q, the later write", entry, back.Status, back.Value, v)
+			}
+		}
+		return nil
+	})
+	e.logf("clock-skew: %d read-then-write cycles, %d later writes lost", cycles, lost)
+	return err
+}
+
+// diskLeave is what FillDisk leaves free: below min_free_bytes (12 MiB), so the node refuses
+// values, yet enough for tombstones and Pebble's own files.
+const diskLeave = 6 << 20
+
+// DiskFull fills the disk under a standalone node during a workload: writes of values must
+// answer 507 while reads are still served, and writes must be taken again once the space is
+// freed, without a restart. The checker then confirms that nothing stored before changed.
+func DiskFull(ctx context.Context, e *Env) error {
+	nd := e.C.Nodes[0]
+	w := Workload{Clients: 2, Keys: Keys("disk", 16), Entries: []string{nd.HTTP}, WritePct: 60, DeletePct: 10}
+	defer e.Start(ctx, w)()
+	e.Wait(ctx, e.D/4)
+	if err := e.N.FillDisk(nd, diskLeave); err != nil {
+		return err
+	}
+	d := e.Client()
+	defer d.Close()
+	sleep(ctx, time.Second) // the node samples free space every 200 ms
+	full := time.Now()
+	for i := 0; time.Since(full) < e.D/4 && ctx.Err() == nil; i++ {
+		e.expect(d.Do(ctx, OpWrite, nd.HTTP, "disk-probe", fmt.Sprintf("full-%d", i), ""), 507, "write of a value on a full disk")
+		if r := d.Do(ctx, OpRead, nd.HTTP, w.Keys[i%len(w.Keys)], "", ""); r.Status != 200 && r.Status != 404 {
+			e.Fail(r.Key, "read on a full disk answered %d %s", r.Status, r.Err)
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	if err := e.N.FreeDisk(nd); err != nil {
+		return err
+	}
+	resumed := false
+	for i := 0; i < 100 && !resumed && ctx.Err() == nil; i++ {
+		resumed = d.Do(ctx, OpWrite, nd.HTTP, "disk-probe", fmt.Sprintf("freed-%d", i), "").Status == 200
+		if !resumed {
+			sleep(ctx, 50*time.Millisecond)
+		}
+	}
+	if !resumed {
+		e.Fail("disk-probe", "writes did not resume within 5s of freeing the disk")
+	}
+	e.Wait(ctx, e.Left())
+	return nil
+}

@@ -1,0 +1,85 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binDir holds tako-node and tako-proxy, built once by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tako-chaos-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir, "../../cmd/tako-node", "../../cmd/tako-proxy")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func testBinary(name string) (string, error) { return filepath.Join(binDir, name), nil }
+
+// lineLogger sends each line written to t.Log.
+type lineLogger struct{ t *testing.T }
+
+func (l lineLogger) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// runScenario runs a short scenario and fails the test on any violation.
+func runScenario(t *testing.T, name string, d time.Duration) *Result {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("chaos scenarios start clusters; skipped with -short")
+	}
+	if raceEnabled {
+		t.Skip("chaos scenarios are timing-bound process tests; skipped under -race (the harness's own code is covered by the unit tests)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Config{Scenario: name, Duration: d, Out: lineLogger{t}, Binary: testBinary, Seed: 1})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if res.Skipped != "" {
+		t.Skip(res.Skipped)
+	}
+	var b strings.Builder
+	res.WriteReport(&b)
+	t.Logf("%s in %.1fs:\n%s", name, time.Since(start).Seconds(), b.String())
+	if res.Failed() {
+		t.Errorf("%s: %d violations (history %s)", name, len(res.Violations), res.History)
+	}
+	if res.Outcomes[OutcomeOK] == 0 {
+		t.Errorf("%s: no operation succeeded", name)
+	}
+	return res
+}
+
+func TestKill(t *testing.T)            { runScenario(t, "kill", 8*time.Second) }
+func TestKillAll(t *testing.T)         { runScenario(t, "kill-all", 8*time.Second) }
+func TestPartitionMirror(t *testing.T) { runScenario(t, "partition-mirror", 10*time.Second) }
+func TestPartitionBucket(t *testing.T) { runScenario(t, "partition-bucket", 10*time.Second) }
+func TestAcks(t *testing.T)            { runScenario(t, "acks", 2*time.Second) }
+func TestClockSkew(t *testing.T)       { runScenario(t, "clock-skew", 6*time.Second) }
+func TestHotKeys(t *testing.T)         { runScenario(t, "hot-keys", 6*time.Second) }
+func TestDiskFull(t *testing.T)        { runScenario(t, "disk-full", 8*time.Second) }
+func TestPause(t *testing.T)           { runScenario(t, "pause", 8*time.Second) }

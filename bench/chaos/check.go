@@ -1,0 +1,234 @@
+package chaos
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// Record is one replica's copy of a key as read over the peer protocol.
+type Record struct {
+	Node      string `json:"node"`
+	Present   bool   `json:"present"` // false: nothing stored, not even a tombstone
+	TS        int64  `json:"ts,omitempty"`
+	Tombstone bool   `json:"tombstone,omitempty"`
+	Value     string `json:"value,omitempty"`
+	Err       string `json:"err,omitempty"` // the replica could not be read
+}
+
+// same reports identical records (absent on both counts as identical).
+func (r Record) same(o Record) bool {
+	return r.Err == "" && o.Err == "" && r.Present == o.Present && r.TS == o.TS && r.Tombstone == o.Tombstone && r.Value == o.Value
+}
+
+// newer orders records as the store's last-write-wins does: timestamp, then a tombstone over
+// a value, then the greater bytes.
+func (r Record) newer(o Record) bool {
+	if r.Present != o.Present {
+		return r.Present
+	}
+	if r.TS != o.TS {
+		return r.TS > o.TS
+	}
+	if r.Tombstone != o.Tombstone {
+		return r.Tombstone
+	}
+	return r.Value > o.Value
+}
+
+func (r Record) String() string {
+	switch {
+	case r.Err != "":
+		return r.Node + ": unreadable: " + r.Err
+	case !r.Present:
+		return r.Node + ": absent"
+	case r.Tombstone:
+		return fmt.Sprintf("%s: tombstone@%d", r.Node, r.TS)
+	}
+	return fmt.Sprintf("%s: %q@%d", r.Node, r.Value, r.TS)
+}
+
+// Violation kinds.
+const (
+	KindUnreadable = "unreadable"    // a replica could not be read at the end
+	KindDivergent  = "divergent"     // replicas hold different records
+	KindLost       = "lost"          // an acknowledged write or delete is not in the final state
+	KindUnknown    = "unknown-value" // the final value is one no write sent
+	KindStaleRead  = "stale-read"    // a read older than a write acknowledged before it began
+	KindAssertion  = "assertion"     // a scenario's own expectation failed
+)
+
+// Violation is one thing the checker found wrong.
+type Violation struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
+}
+
+func (v Violation) String() string {
+	if v.Key == "" {
+		return v.Kind + ": " + v.Detail
+	}
+	return fmt.Sprintf("%s %q: %s", v.Kind, v.Key, v.Detail)
+}
+
+// Check judges a history against each key's final records (finals[key] holds one Record per
+// replica). defaultAcks is the deployment's write_acks, for operations sent without
+// X-Write-Acks: only writes acknowledged at quorum or all bind later reads. Pure.
+func Check(ops []Op, finals map[string][]Record, defaultAcks string) []Violation {
+	byKey := map[string][]Op{}
+	for _, op := range ops {
+		byKey[op.Key] = append(byKey[op.Key], op)
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []Violation
+	for _, k := range keys {
+		out = append(out, checkKey(k, byKey[k], finals[k], defaultAcks)...)
+	}
+	return out
+}
+
+func checkKey(key string, ops []Op, recs []Record, defaultAcks string) []Violation {
+	var out []Violation
+	final, ok := finalRecord(key, recs, &out)
+	if ok {
+		out = append(out, checkDurable(key, ops, final)...)
+	}
+	return append(out, checkReads(key, ops, defaultAcks)...)
+}
+
+// finalRecord returns the newest of the replicas' records, reporting unreadable replicas and
+// divergence; ok is false when no replica could be read.
+func finalRecord(key string, recs []Record, out *[]Violation) (final Record, ok bool) {
+	var read []Record
+	for _, r := range recs {
+		if r.Err != "" {
+			*out = append(*out, Violation{KindUnreadable, key, r.String()})
+			continue
+		}
+		read = append(read, r)
+	}
+	if len(read) == 0 {
+		return Record{}, false
+	}
+	final = read[0]
+	for _, r := range read[1:] {
+		if r.newer(final) {
+			final = r
+		}
+	}
+	for _, r := range read {
+		if !r.same(final) {
+			*out = append(*out, Violation{KindDivergent, key, fmt.Sprintf("%v", recs)})
+			break
+		}
+	}
+	return final, true
+}
+
+// checkDurable finds acknowledged operations the final record does not account for, and a
+// final value that no write sent.
+func checkDurable(key string, ops []Op, final Record) []Violation {
+	var out []Violation
+	T := final.TS
+	if !final.Present {
+		T = 0
+	}
+	for i := range ops {
+		op := &ops[i]
+		if !op.Acked() || op.TS == 0 {
+			continue
+		}
+		switch {
+		case op.TS > T:
+			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record %v", opString(op), op.TS, final)})
+		case op.TS == T && op.Applied != "no" && !op.produced(final) && !tied(ops, op, final):
+			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record at that ts is another: %v", opString(op), op.TS, final)})
+		}
+	}
+	if final.Present && !final.Tombstone && !slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.Value == final.Value }) {
+		out = append(out, Violation{KindUnknown, key, final.String()})
+	}
+	return out
+}
+
+// produced reports whether r is the record op would have stored.
+func (o *Op) produced(r Record) bool {
+	if !r.Present {
+		return false
+	}
+	if o.Kind == OpDelete {
+		return r.Tombstone
+	}
+	return !r.Tombstone && r.Value == o.Value
+}
+
+// tied reports whether an operation other than op that may have happened explains final: it
+// produced that record and its timestamp is final's (or unknown: no reply).
+func tied(ops []Op, op *Op, final Record) bool {
+	for i := range ops {
+		o := &ops[i]
+		if o != op && o.MayHaveHappened() && o.produced(final) && (o.TS == final.TS || o.TS == 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkReads finds reads that returned an older timestamp than a write or delete
+// acknowledged at quorum or all before the read began. Reads served without a read quorum
+// (X-Read-Quorum: no) and writes acknowledged by one replica promise nothing.
+func checkReads(key string, ops []Op, defaultAcks string) []Violation {
+	var acked []*Op
+	for i := range ops {
+		o := &ops[i]
+		acks := cmp.Or(o.Acks, defaultAcks)
+		if o.Acked() && (acks == "quorum" || acks == "all") {
+			acked = append(acked, o)
+		}
+	}
+	slices.SortFunc(acked, func(a, b *Op) int { return a.End.Compare(b.End) })
+	best := make([]*Op, len(acked)) // best[i]: highest ts among acked[:i+1]
+	for i, o := range acked {
+		best[i] = o
+		if i > 0 && best[i-1].TS > o.TS {
+			best[i] = best[i-1]
+		}
+	}
+	var out []Violation
+	for i := range ops {
+		r := &ops[i]
+		if r.Kind != OpRead {
+			continue
+		}
+		if r.Status == 200 && !slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.Value == r.Value }) {
+			out = append(out, Violation{KindUnknown, key, opString(r) + " returned a value no write sent"})
+		}
+		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {
+			continue
+		}
+		n := sort.Search(len(acked), func(j int) bool { return !acked[j].End.Before(r.Start) })
+		if n > 0 && best[n-1].TS > r.TS {
+			w := best[n-1]
+			out = append(out, Violation{KindStaleRead, key, fmt.Sprintf("%s returned ts %d after %s ended with ts %d", opString(r), r.TS, opString(w), w.TS)})
+		}
+	}
+	return out
+}
+
+func opString(o *Op) string {
+	s := fmt.Sprintf("%s by client %d via %s [%s..%s] status %d", o.Kind, o.Client, o.Entry,
+		o.Start.Format("15:04:05.000000"), o.End.Format("15:04:05.000000"), o.Status)
+	if o.Value != "" {
+		s += fmt.Sprintf(" value %q", o.Value)
+	}
+	if o.Applied != "" {
+		s += " applied " + o.Applied
+	}
+	return s
+}

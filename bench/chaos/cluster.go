@@ -1,0 +1,368 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tako-kv/tako/hashring"
+	"github.com/tako-kv/tako/server/config"
+)
+
+// Layout is the shape of the cluster a scenario runs on.
+type Layout struct {
+	Buckets, Mirrors int // buckets of Mirrors nodes each
+	PerKey           int // hash.buckets_per_key
+	WriteAcks        string
+	HealEvery        time.Duration // background_healing_interval
+	MinFreeBytes     string        // storage.min_free_bytes ("" for 12MiB)
+	// Proxies lists one entry per proxy: its -clock-offset (0 for none).
+	Proxies []time.Duration
+	// TmpfsNode names a node whose var dir is a tmpfs the harness mounts (disk-full).
+	TmpfsNode string
+}
+
+// Node is one tako-node of the cluster.
+type Node struct {
+	ID, Bucket string
+	HTTP, Peer string // configured addresses (through the interposer in loopback mode)
+	// RealHTTP and RealPeer are where the process listens (HTTP, Peer in direct mode).
+	RealHTTP, RealPeer string
+	VarDir             string
+	proc               *process
+}
+
+// Proxy is one tako-proxy.
+type Proxy struct {
+	Addr string
+	proc *process
+}
+
+// Cluster is a running Tako cluster of separate hosts on loopback (see the package doc).
+type Cluster struct {
+	Dir     string // temp dir of configs, var dirs and logs
+	CfgPath string
+	Cfg     *config.Config
+	Nodes   []*Node
+	Proxies []*Proxy
+	// Interposer is nil in direct mode, when tako-node has no -listen flag: the nodes then
+	// listen on their configured addresses and partitions are unavailable.
+	Interposer *Interposer
+	ring       *hashring.Ring
+	log        *slog.Logger
+	tmpfs      string // mounted dir, "" if none
+}
+
+// Mode names how the hosts are separated.
+func (c *Cluster) Mode() string {
+	if c.Interposer == nil {
+		return "loopback-direct (no -listen: no partitions)"
+	}
+	return "loopback (127.0.0.x hosts, interposer on 127.0.1.x)"
+}
+
+func nodeHost(i int) string  { return "127.0.0." + strconv.Itoa(10+i) }
+func realHost(i int) string  { return "127.0.1." + strconv.Itoa(10+i) }
+func proxyHost(i int) string { return "127.0.2." + strconv.Itoa(10+i) }
+
+// clusterSpec is what StartCluster needs besides the layout.
+type clusterSpec struct {
+	layout Layout
+	bins   *binaries
+	dir    string
+	log    *slog.Logger
+}
+
+// startCluster writes the configuration and starts every node and proxy. On error
+// everything started is stopped (the caller removes dir).
+func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
+	l := s.layout
+	n := l.Buckets * l.Mirrors
+	var hosts []string
+	for i := 1; i <= n; i++ {
+		hosts = append(hosts, nodeHost(i), realHost(i))
+	}
+	for i := range l.Proxies {
+		hosts = append(hosts, proxyHost(i+1))
+	}
+	ports, err := sharedPorts(hosts, 2)
+	if err != nil {
+		return nil, err
+	}
+	c = &Cluster{Dir: s.dir, log: s.log}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	if s.bins.listen {
+		c.Interposer = NewInterposer(s.log)
+	}
+	if err := c.configure(l, ports[0], ports[1]); err != nil {
+		return nil, err
+	}
+	if err := c.mountTmpfs(l.TmpfsNode); err != nil {
+		return nil, err
+	}
+	for i, nd := range c.Nodes {
+		if err := c.addNode(s.bins, i+1, nd); err != nil {
+			return nil, err
+		}
+	}
+	for i, off := range l.Proxies {
+		c.addProxy(s.bins, proxyHost(i+1)+":"+strconv.Itoa(ports[0]), off)
+	}
+	if err := c.StartAll(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// configure writes the YAML configuration and loads it back: the harness reads it exactly as
+// the processes do.
+func (c *Cluster) configure(l Layout, httpPort, peerPort int) error {
+	minFree := l.MinFreeBytes
+	if minFree == "" {
+		minFree = "12MiB"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "active_deployment: chaos\n")
+	fmt.Fprintf(&b, "storage: {sync: always, memtable_bytes: 4MiB, cache_bytes: 8MiB, min_free_bytes: %s}\n", minFree)
+	fmt.Fprintf(&b, "deployments:\n  chaos:\n    read_repair: yes\n    background_healing: yes\n")
+	fmt.Fprintf(&b, "    background_healing_interval: %s\n", l.HealEvery)
+	fmt.Fprintf(&b, "    write_acks: %s\n    hash: {buckets_per_key: %d}\n    buckets:\n", l.WriteAcks, l.PerKey)
+	i := 0
+	for bk := 1; bk <= l.Buckets; bk++ {
+		fmt.Fprintf(&b, "      b%d:\n", bk)
+		for range l.Mirrors {
+			i++
+			fmt.Fprintf(&b, "        n%d: [%s, %d, %d]\n", i, nodeHost(i), httpPort, peerPort)
+		}
+	}
+	c.CfgPath = filepath.Join(c.Dir, "tako.yaml")
+	if err := os.WriteFile(c.CfgPath, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("chaos: write config: %w", err)
+	}
+	cfg, err := config.Load(c.CfgPath)
+	if err != nil {
+		return fmt.Errorf("chaos: generated config: %w", err)
+	}
+	c.Cfg = cfg
+	d := cfg.ActiveDeployment()
+	var ids []string
+	for _, bk := range d.Buckets {
+		ids = append(ids, bk.ID)
+	}
+	if c.ring, err = hashring.New(ids, d.RingPoints); err != nil {
+		return fmt.Errorf("chaos: ring: %w", err)
+	}
+	for _, nd := range d.Nodes() {
+		c.Nodes = append(c.Nodes, &Node{ID: nd.ID, Bucket: nd.Bucket, HTTP: nd.HTTPAddr(), Peer: nd.PeerAddr(),
+			RealHTTP: nd.HTTPAddr(), RealPeer: nd.PeerAddr(), VarDir: filepath.Join(c.Dir, "var-"+nd.ID)})
+	}
+	return nil
+}
+
+// addNode prepares node i (1-based) and its forwarders; it does not start the process.
+func (c *Cluster) addNode(bins *binaries, i int, nd *Node) error {
+	args := []string{"-id", nd.ID, "-cfg", c.CfgPath, "-v", nd.VarDir, "-l", filepath.Join(c.Dir, nd.ID+".log")}
+	if c.Interposer != nil {
+		nd.RealHTTP = swapHost(nd.HTTP, realHost(i))
+		nd.RealPeer = swapHost(nd.Peer, realHost(i))
+		args = append(args, "-listen", realHost(i))
+		if err := c.Interposer.Forward(nd.HTTP, nd.RealHTTP, nd.ID, false); err != nil {
+			return err
+		}
+		if err := c.Interposer.Forward(nd.Peer, nd.RealPeer, nd.ID, true); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(nd.VarDir, 0o755); err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
+	nd.proc = &process{name: nd.ID, bin: bins.node, args: args, out: filepath.Join(c.Dir, nd.ID+".out")}
+	return nil
+}
+
+func (c *Cluster) addProxy(bins *binaries, addr string, offset time.Duration) {
+	host, port, _ := net.SplitHostPort(addr)
+	name := "proxy-" + host
+	args := []string{"-host", host, "-p", port, "-cfg", c.CfgPath, "-v", filepath.Join(c.Dir, "var-"+name),
+		"-l", filepath.Join(c.Dir, name+".log")}
+	if offset != 0 {
+		args = append(args, "-clock-offset", offset.String())
+	}
+	c.Proxies = append(c.Proxies, &Proxy{Addr: addr,
+		proc: &process{name: name, bin: bins.proxy, args: args, out: filepath.Join(c.Dir, name+".out")}})
+}
+
+func swapHost(addr, host string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, port)
+}
+
+// StartAll starts every node and proxy that is not running and waits until all answer.
+func (c *Cluster) StartAll(ctx context.Context) error {
+	for _, nd := range c.Nodes {
+		if !nd.proc.running() {
+			if err := nd.proc.start(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, nd := range c.Nodes {
+		if err := c.waitHealthy(ctx, nd.proc, nd.RealHTTP); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.Proxies {
+		if !p.proc.running() {
+			if err := p.proc.start(); err != nil {
+				return err
+			}
+		}
+		if err := c.waitHealthy(ctx, p.proc, p.Addr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNotReady reports a process that did not answer /health in time or exited.
+var ErrNotReady = errors.New("chaos: process not ready")
+
+const readyWait = 20 * time.Second
+
+// waitHealthy polls GET http://addr/health until it answers 200.
+func (c *Cluster) waitHealthy(ctx context.Context, p *process, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/health", nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-p.exited():
+			return fmt.Errorf("%w: %s exited; output:\n%s", ErrNotReady, p.name, tail(p.out, 15))
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s at %s after %v (%v)", ErrNotReady, p.name, addr, readyWait, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Node returns the node with id, or nil.
+func (c *Cluster) Node(id string) *Node {
+	for _, nd := range c.Nodes {
+		if nd.ID == id {
+			return nd
+		}
+	}
+	return nil
+}
+
+// Replicas returns the nodes holding key under the active deployment: every node of each
+// bucket the ring looks up, as the servers route it.
+func (c *Cluster) Replicas(key string) []*Node {
+	d := c.Cfg.ActiveDeployment()
+	var out []*Node
+	for _, b := range c.ring.Lookup(nil, []byte(key), d.BucketsPerKey) {
+		for _, n := range d.Buckets[b].Nodes {
+			out = append(out, c.Node(n.ID))
+		}
+	}
+	return out
+}
+
+// Bucket returns the nodes of bucket id.
+func (c *Cluster) Bucket(id string) []*Node {
+	var out []*Node
+	for _, nd := range c.Nodes {
+		if nd.Bucket == id {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// Stop kills every process, closes the interposer and unmounts the tmpfs. Safe to call more
+// than once.
+func (c *Cluster) Stop() {
+	for _, p := range c.Proxies {
+		_ = p.proc.stop(syscall.SIGKILL)
+	}
+	for _, nd := range c.Nodes {
+		if nd.proc != nil {
+			_ = nd.proc.stop(syscall.SIGKILL)
+		}
+	}
+	if c.Interposer != nil {
+		c.Interposer.Close()
+	}
+	c.unmountTmpfs()
+}
+
+// sharedPorts returns n ports free on every host: candidates come from 127.0.0.1:0 and are
+// kept only if every host can bind them.
+func sharedPorts(hosts []string, n int) ([]int, error) {
+	var out []int
+	for tries := 0; len(out) < n && tries < 50; tries++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("chaos: free port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ok := bindsEverywhere(hosts, port)
+		ln.Close()
+		if ok && !slices.Contains(out, port) {
+			out = append(out, port)
+		}
+	}
+	if len(out) < n {
+		return nil, fmt.Errorf("chaos: no port free on all of %v", hosts)
+	}
+	return out, nil
+}
+
+func bindsEverywhere(hosts []string, port int) bool {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, h := range hosts {
+		ln, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		lns = append(lns, ln)
+	}
+	return true
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

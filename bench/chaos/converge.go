@@ -1,0 +1,93 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/eventloop"
+)
+
+// replicaReader reads records from each node itself over the peer protocol, at the address
+// the node really listens on: neither the interposer nor another node's routing is involved.
+type replicaReader struct {
+	clients map[string]*eventloop.Client
+}
+
+func (c *Cluster) newReplicaReader() *replicaReader {
+	r := &replicaReader{clients: map[string]*eventloop.Client{}}
+	for _, nd := range c.Nodes {
+		r.clients[nd.ID] = eventloop.NewClient(eventloop.ClientConfig{Addr: nd.RealPeer, Conns: 1, Logger: c.log})
+	}
+	return r
+}
+
+func (r *replicaReader) close() {
+	for _, cl := range r.clients {
+		_ = cl.Close()
+	}
+}
+
+// read returns node id's record of key.
+func (r *replicaReader) read(ctx context.Context, id, key string) Record {
+	rec := Record{Node: id}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := r.clients[id].Get(ctx, []byte(key))
+	if err != nil {
+		rec.Err = err.Error()
+		return rec
+	}
+	defer resp.Release()
+	switch resp.Status {
+	case codec.StatusOK:
+		rec.Present, rec.TS = true, resp.TS
+		rec.Tombstone = resp.Flags&codec.Tombstone != 0
+		rec.Value = string(resp.Value)
+	case codec.StatusNotFound:
+	default:
+		rec.Err = fmt.Sprintf("status %v", resp.Status)
+	}
+	return rec
+}
+
+// finals reads every key from each of its replicas.
+func (c *Cluster) finals(ctx context.Context, r *replicaReader, keys []string) map[string][]Record {
+	out := make(map[string][]Record, len(keys))
+	for _, k := range keys {
+		for _, nd := range c.Replicas(k) {
+			out[k] = append(out[k], r.read(ctx, nd.ID, k))
+		}
+	}
+	return out
+}
+
+// converged reports whether every key's replicas were read and agree.
+func converged(finals map[string][]Record) bool {
+	for _, recs := range finals {
+		for _, r := range recs {
+			if !r.same(recs[0]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Converge reads the keys from every replica until they agree or bound passes (healing runs
+// every background_healing_interval), and returns the last reading, how long it waited and
+// whether the replicas converged.
+func (c *Cluster) Converge(ctx context.Context, keys []string, bound time.Duration) (map[string][]Record, time.Duration, bool) {
+	r := c.newReplicaReader()
+	defer r.close()
+	start := time.Now()
+	deadline := start.Add(bound)
+	for {
+		f := c.finals(ctx, r, keys)
+		if converged(f) || time.Now().After(deadline) || ctx.Err() != nil {
+			return f, time.Since(start), converged(f)
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+}

@@ -1,0 +1,201 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// Scenario is a named fault pattern on a cluster layout.
+type Scenario struct {
+	Name    string
+	About   string
+	Layout  Layout
+	Default time.Duration // duration when Config.Duration is 0
+	// Needs returns why the binaries cannot run the scenario ("" when they can).
+	Needs func(*binaries) string
+	Run   func(ctx context.Context, e *Env) error
+}
+
+func (s Scenario) unsupported(b *binaries) string {
+	if s.Needs == nil {
+		return ""
+	}
+	return s.Needs(b)
+}
+
+const healEvery = 3 * time.Second // background_healing_interval of every scenario
+
+// mirrored is the small layout most scenarios use: 2 buckets × 2 mirrors, every key on all
+// four nodes, one proxy.
+func mirrored() Layout {
+	return Layout{Buckets: 2, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}}
+}
+
+// Scenarios lists every scenario, in the order "all" runs them.
+var Scenarios = []Scenario{
+	{Name: "kill", About: "SIGKILL a random node every few seconds under writes and deletes, restart it a moment later",
+		Layout: mirrored(), Default: 10 * time.Second, Run: KillRotation},
+	{Name: "kill-all", About: "SIGKILL every node at once under load, then restart them",
+		Layout: mirrored(), Default: 10 * time.Second, Run: KillAll},
+	{Name: "partition-mirror", About: "one mirror of one bucket cut off from the other nodes and the proxy, then healed",
+		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionMirror},
+	{Name: "partition-bucket", About: "a whole bucket of a buckets_per_key 2 cluster (3 buckets) cut off, then healed",
+		Layout: Layout{Buckets: 3, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
+		Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
+	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
+		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
+		Default: 4 * time.Second, Run: Acks},
+	{Name: "clock-skew", About: "one proxy's clock 30s fast: read-then-write cycles through another proxy keep the later write",
+		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{30 * time.Second, 0}},
+		Default: 8 * time.Second, Needs: needProxySkew, Run: ClockSkew},
+	{Name: "hot-keys", About: "16 writers on 10 keys through the proxy and two nodes' HTTP ports",
+		Layout: mirrored(), Default: 8 * time.Second, Run: HotKeys},
+	{Name: "disk-full", About: "the disk under a standalone node fills: 507 for writes, reads served, writes resume once freed",
+		Layout:  Layout{Buckets: 1, Mirrors: 1, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, MinFreeBytes: "12MiB", TmpfsNode: "n1"},
+		Default: 8 * time.Second, Needs: needRoot, Run: DiskFull},
+	{Name: "pause", About: "SIGSTOP a random node for a while, SIGCONT, next",
+		Layout: mirrored(), Default: 10 * time.Second, Run: PauseRotation},
+}
+
+// ScenarioNames returns the names of Scenarios.
+func ScenarioNames() []string {
+	var out []string
+	for _, s := range Scenarios {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func findScenario(name string) (Scenario, bool) {
+	i := slices.IndexFunc(Scenarios, func(s Scenario) bool { return s.Name == name })
+	if i < 0 {
+		return Scenario{}, false
+	}
+	return Scenarios[i], true
+}
+
+func needListen(b *binaries) string {
+	if !b.listen {
+		return "tako-node has no -listen flag: partitions need the interposer"
+	}
+	return ""
+}
+
+func needProxySkew(b *binaries) string {
+	if !b.proxySkew {
+		return "tako-proxy has no -clock-offset flag"
+	}
+	return ""
+}
+
+func needRoot(*binaries) string {
+	if os.Geteuid() != 0 {
+		return "not root: cannot mount a tmpfs"
+	}
+	return ""
+}
+
+// mixed is the default workload: writes, deletes and reads on 24 keys.
+func mixed(entries []string) Workload {
+	return Workload{Clients: 4, Keys: Keys("k", 24), Entries: entries, WritePct: 60, DeletePct: 15}
+}
+
+// KillRotation kills a random node, restarts it a moment later, and goes on.
+func KillRotation(ctx context.Context, e *Env) error {
+	defer e.Start(ctx, mixed(e.Proxies()))()
+	return e.Loop(ctx, func() error {
+		nd := e.pick()
+		if err := e.N.Kill(nd); err != nil {
+			return err
+		}
+		sleep(ctx, 700*time.Millisecond)
+		if err := e.N.Restart(ctx, nd); err != nil {
+			return err
+		}
+		e.Wait(ctx, 1500*time.Millisecond)
+		return nil
+	})
+}
+
+// KillAll kills every node at once a third into the run and restarts them all.
+func KillAll(ctx context.Context, e *Env) error {
+	defer e.Start(ctx, mixed(e.Proxies()))()
+	e.Wait(ctx, e.D/3)
+	if err := e.N.Kill(e.C.Nodes...); err != nil {
+		return err
+	}
+	sleep(ctx, time.Second)
+	if err := e.N.Restart(ctx, e.C.Nodes...); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	return nil
+}
+
+// PartitionMirror isolates the first mirror of the first bucket.
+func PartitionMirror(ctx context.Context, e *Env) error {
+	return partitioned(ctx, e, e.C.Bucket("b1")[:1])
+}
+
+// PartitionBucket isolates every node of the first bucket.
+func PartitionBucket(ctx context.Context, e *Env) error {
+	return partitioned(ctx, e, e.C.Bucket("b1"))
+}
+
+// partitioned cuts the nodes off from the rest and from the clients (the proxy and the
+// majority node that also takes requests) for the middle of the run, at most 30 s.
+func partitioned(ctx context.Context, e *Env, minority []*Node) error {
+	majority := e.C.Nodes[len(e.C.Nodes)-1]
+	defer e.Start(ctx, mixed(append(e.Proxies(), majority.HTTP)))()
+	e.Wait(ctx, e.D/5)
+	p := Partition{CutClients: true}
+	for _, nd := range minority {
+		p.Isolated = append(p.Isolated, nd.ID)
+	}
+	if err := e.N.Partition(p); err != nil {
+		return err
+	}
+	sleep(ctx, min(30*time.Second, e.D*3/5))
+	if err := e.N.Partition(Partition{}); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	return nil
+}
+
+// HotKeys runs 16 writers on 10 keys through the proxy and two nodes' HTTP ports.
+func HotKeys(ctx context.Context, e *Env) error {
+	entries := append(e.Proxies(), e.C.Nodes[0].HTTP, e.C.Nodes[2].HTTP)
+	defer e.Start(ctx, Workload{Clients: 16, Keys: Keys("hot", 10), Entries: entries, WritePct: 70, DeletePct: 10})()
+	e.Wait(ctx, e.D)
+	return nil
+}
+
+// PauseRotation stops a random node for 1.5 s, continues it, and goes on.
+func PauseRotation(ctx context.Context, e *Env) error {
+	defer e.Start(ctx, mixed(e.Proxies()))()
+	return e.Loop(ctx, func() error {
+		nd := e.pick()
+		if err := e.N.Pause(nd); err != nil {
+			return err
+		}
+		sleep(ctx, 1500*time.Millisecond)
+		if err := e.N.Resume(nd); err != nil {
+			return err
+		}
+		e.Wait(ctx, time.Second)
+		return nil
+	})
+}
+
+// expect records an assertion failure unless op answered want.
+func (e *Env) expect(op Op, want int, why string) {
+	if op.Status != want {
+		e.Fail(op.Key, "%s: %s via %s answered %d %s, want %d", why, op.Kind, op.Entry, op.Status, op.Err, want)
+	}
+}
+
+func describe(nodes []*Node) string { return fmt.Sprintf("[%s]", ids(nodes)) }
