@@ -43,7 +43,7 @@ var Scenarios = []Scenario{
 	{Name: "partition-mirror", About: "one mirror of one bucket cut off from the other nodes and the proxy, then healed",
 		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionMirror},
 	{Name: "partition-bucket", About: "a whole bucket of a buckets_per_key 2 cluster (3 buckets) cut off, then healed",
-		Layout: Layout{Buckets: 3, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
+		Layout:  Layout{Buckets: 3, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
 		Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
