@@ -1,11 +1,13 @@
 // Command tako-bench is Tako's load harness: it runs a YCSB-style workload against one running
 // store (`tako-bench [run]`), or side by side against a bare fasthttp server, a standalone
 // tako-node, a local cluster, Redis and etcd that it starts itself (`tako-bench compare`).
+// `tako-bench chaos` breaks a cluster it starts on purpose and checks what survived.
 // See bench/README.md.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +18,15 @@ import (
 	"syscall"
 
 	"github.com/tako-kv/tako/bench"
+	"github.com/tako-kv/tako/bench/chaos"
 )
 
 const usage = `usage:
   tako-bench [run] [flags]       one workload against a running store (-addr, -proto)
   tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, cluster, redis, redis-always, etcd
                                  (each started on free 127.0.0.1 ports and stopped afterwards)
+  tako-bench chaos -scenario NAME|all [-d DURATION] [-history FILE] [-keep]
+                                 workload + nemesis + checker on a cluster of loopback hosts (tako-bench chaos -h)
 flags:
 `
 
@@ -36,6 +41,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if mode == "bare" {
 		return bare(ctx, args, stderr)
+	}
+	if len(args) > 0 && args[0] == "chaos" {
+		return chaosCmd(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("tako-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -158,4 +166,57 @@ func bare(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// chaosCmd is `tako-bench chaos`: one scenario or all, each with its verdict; exit status 1
+// on any violation or harness failure.
+func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tako-bench chaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenario := fs.String("scenario", "all", "scenario: all, or one of "+strings.Join(chaos.ScenarioNames(), ", "))
+	var cfg chaos.Config
+	fs.DurationVar(&cfg.Duration, "d", 0, "duration of workload and nemesis per scenario (0: the scenario's default)")
+	fs.StringVar(&cfg.History, "history", "", "write the operation history (JSON lines) to `FILE` (with all: FILE-<scenario>.jsonl)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep each run's dir: config, var dirs, logs, history")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed (workload and nemesis choices)")
+	quiet := fs.Bool("q", false, "do not print events as they happen")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	names := []string{*scenario}
+	if *scenario == "all" {
+		names = chaos.ScenarioNames()
+	}
+	bins := bench.NewBinaries()
+	defer bins.Close()
+	cfg.Binary = bins.Tako
+	if !*quiet {
+		cfg.Out = stderr
+	}
+	code, history := 0, cfg.History
+	for _, name := range names {
+		cfg.Scenario = name
+		if history != "" && len(names) > 1 {
+			cfg.History = strings.TrimSuffix(history, ".jsonl") + "-" + name + ".jsonl"
+		}
+		res, err := chaos.Run(ctx, cfg)
+		if errors.Is(err, chaos.ErrUnknownScenario) {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		if res != nil {
+			res.WriteReport(stdout)
+			if res.Failed() {
+				code = 1
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = 1
+		}
+		if ctx.Err() != nil {
+			return 130
+		}
+	}
+	return code
 }
