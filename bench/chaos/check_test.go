@@ -23,7 +23,9 @@ func read(v string, start, end int, status int, ts int64) Op {
 }
 
 func val(node, v string, ts int64) Record { return Record{Node: node, Present: true, TS: ts, Value: v} }
-func tomb(node string, ts int64) Record   { return Record{Node: node, Present: true, TS: ts, Tombstone: true} }
+func tomb(node string, ts int64) Record {
+	return Record{Node: node, Present: true, TS: ts, Tombstone: true}
+}
 
 func TestCheck(t *testing.T) {
 	f := func(name string, ops []Op, recs []Record, want ...string) {
