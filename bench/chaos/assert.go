@@ -70,6 +70,9 @@ func ClockSkew(ctx context.Context, e *Env) error {
 			e.expect(first, 200, "write through the fast proxy")
 			return nil
 		}
+		if ahead := time.Duration(first.TS-time.Now().UnixMicro()) * time.Microsecond; cycles == 1 && ahead < 20*time.Second {
+			e.Fail(k, "the fast proxy stamped %v ahead of the clock, want about 30s: -clock-offset did not take effect", ahead)
+		}
 		e.expect(d.Do(ctx, OpRead, slow, k, "", ""), 200, "read through the other proxy")
 		v := fmt.Sprintf("later-%d", cycles)
 		later := d.Do(ctx, OpWrite, slow, k, v, "")

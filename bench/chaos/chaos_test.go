@@ -43,8 +43,8 @@ func (l lineLogger) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// runScenario runs a short scenario and fails the test on any violation.
-func runScenario(t *testing.T, name string, d time.Duration) *Result {
+// runNamed runs a short scenario and fails the test on any violation.
+func runNamed(t *testing.T, name string, d time.Duration) *Result {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("chaos scenarios start clusters; skipped with -short")
@@ -74,12 +74,61 @@ func runScenario(t *testing.T, name string, d time.Duration) *Result {
 	return res
 }
 
-func TestKill(t *testing.T)            { runScenario(t, "kill", 8*time.Second) }
-func TestKillAll(t *testing.T)         { runScenario(t, "kill-all", 8*time.Second) }
-func TestPartitionMirror(t *testing.T) { runScenario(t, "partition-mirror", 10*time.Second) }
-func TestPartitionBucket(t *testing.T) { runScenario(t, "partition-bucket", 10*time.Second) }
-func TestAcks(t *testing.T)            { runScenario(t, "acks", 2*time.Second) }
-func TestClockSkew(t *testing.T)       { runScenario(t, "clock-skew", 6*time.Second) }
-func TestHotKeys(t *testing.T)         { runScenario(t, "hot-keys", 6*time.Second) }
-func TestDiskFull(t *testing.T)        { runScenario(t, "disk-full", 8*time.Second) }
-func TestPause(t *testing.T)           { runScenario(t, "pause", 8*time.Second) }
+func TestKill(t *testing.T)            { runNamed(t, "kill", 8*time.Second) }
+func TestKillAll(t *testing.T)         { runNamed(t, "kill-all", 8*time.Second) }
+func TestPartitionMirror(t *testing.T) { runNamed(t, "partition-mirror", 10*time.Second) }
+func TestPartitionBucket(t *testing.T) { runNamed(t, "partition-bucket", 10*time.Second) }
+func TestAcks(t *testing.T)            { runNamed(t, "acks", 2*time.Second) }
+func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second) }
+func TestHotKeys(t *testing.T)         { runNamed(t, "hot-keys", 6*time.Second) }
+func TestDiskFull(t *testing.T)        { runNamed(t, "disk-full", 8*time.Second) }
+func TestPause(t *testing.T)           { runNamed(t, "pause", 8*time.Second) }
+
+// TestCheckerCatchesWipedReplicas is the checker's negative control on a real cluster: after
+// a workload, every node loses its data (killed, var dir emptied, restarted). Every
+// acknowledged write is then lost, and the checker must say so.
+func TestCheckerCatchesWipedReplicas(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("starts a cluster; skipped with -short and -race")
+	}
+	wipe := Scenario{Name: "wipe", Layout: mirrored(), Default: 2 * time.Second, Run: func(ctx context.Context, e *Env) error {
+		stop := e.Start(ctx, mixed(e.Proxies()))
+		e.Wait(ctx, e.Left())
+		stop()
+		if err := e.N.Kill(e.C.Nodes...); err != nil {
+			return err
+		}
+		for _, nd := range e.C.Nodes {
+			if err := os.RemoveAll(nd.VarDir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(nd.VarDir, 0o755); err != nil {
+				return err
+			}
+		}
+		return e.N.Restart(ctx, e.C.Nodes...)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := runScenario(ctx, Config{Binary: testBinary, Seed: 1}, wipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	res.WriteReport(&b)
+	t.Log(b.String())
+	lost := 0
+	for _, v := range res.Violations {
+		if v.Kind == KindLost {
+			lost++
+		}
+	}
+	if lost == 0 || res.Finals["absent"] == 0 {
+		t.Errorf("wiped every replica, yet the checker found %d lost writes (finals %v)", lost, res.Finals)
+	}
+	if res.History == "" {
+		t.Error("a failed run kept no history")
+	} else {
+		os.Remove(res.History)
+	}
+}

@@ -39,6 +39,7 @@ type Result struct {
 	OpsPerSec    float64        `json:"ops_per_sec"` // every operation, whatever its outcome
 	OKPerSec     float64        `json:"ok_per_sec"`
 	KeysChecked  int            `json:"keys_checked"`
+	Finals       map[string]int `json:"finals"` // final records by kind: value, tombstone, absent, mixed
 	Converged    bool           `json:"converged"`
 	ConvergeWait time.Duration  `json:"converge_wait"`
 	Violations   []Violation    `json:"violations"`
@@ -57,6 +58,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (have %s)", ErrUnknownScenario, cfg.Scenario, strings.Join(ScenarioNames(), ", "))
 	}
+	return runScenario(ctx, cfg, sc)
+}
+
+func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) {
 	res := &Result{Scenario: sc.Name, Outcomes: map[string]int{}}
 	bins, err := findBinaries(cfg.Binary)
 	if err != nil {
@@ -121,6 +126,7 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 		res.OKPerSec = float64(res.Outcomes[OutcomeOK]) / secs
 	}
 	res.KeysChecked = len(finals)
+	res.Finals = finalKinds(finals)
 	res.Violations = append(e.failures(), Check(ops, finals, e.C.Cfg.ActiveDeployment().WriteAcks)...)
 	return serr
 }
@@ -167,7 +173,8 @@ func (r *Result) WriteReport(w io.Writer) {
 		fmt.Fprintf(w, "%s %d", k, r.Outcomes[k])
 	}
 	fmt.Fprintf(w, "); %.0f ops/s, %.0f ok/s\n", r.OpsPerSec, r.OKPerSec)
-	fmt.Fprintf(w, "  keys checked: %d on every replica; converged: %v after %.1fs\n", r.KeysChecked, r.Converged, r.ConvergeWait.Seconds())
+	fmt.Fprintf(w, "  keys checked: %d on every replica (%d values, %d tombstones, %d absent, %d mixed); converged: %v after %.1fs\n",
+		r.KeysChecked, r.Finals["value"], r.Finals["tombstone"], r.Finals["absent"], r.Finals["mixed"], r.Converged, r.ConvergeWait.Seconds())
 	if r.History != "" {
 		fmt.Fprintf(w, "  history: %s\n", r.History)
 	}
@@ -194,4 +201,25 @@ func (r *Result) WriteReport(w io.Writer) {
 			fmt.Fprintf(w, "      %v\n", v)
 		}
 	}
+}
+
+// finalKinds counts the keys whose replicas all hold a value, a tombstone or nothing, and
+// those that differ.
+func finalKinds(finals map[string][]Record) map[string]int {
+	out := map[string]int{}
+	for _, recs := range finals {
+		kind := "mixed"
+		if converged(map[string][]Record{"": recs}) && len(recs) > 0 {
+			switch r := recs[0]; {
+			case !r.Present:
+				kind = "absent"
+			case r.Tombstone:
+				kind = "tombstone"
+			default:
+				kind = "value"
+			}
+		}
+		out[kind]++
+	}
+	return out
 }

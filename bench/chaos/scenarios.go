@@ -158,12 +158,39 @@ func partitioned(ctx context.Context, e *Env, minority []*Node) error {
 	if err := e.N.Partition(p); err != nil {
 		return err
 	}
-	sleep(ctx, min(30*time.Second, e.D*3/5))
+	healAt := time.Now().Add(min(30*time.Second, e.D*3/5))
+	e.provePartition(ctx, minority)
+	sleep(ctx, time.Until(healAt))
 	if err := e.N.Partition(Partition{}); err != nil {
 		return err
 	}
 	e.Wait(ctx, e.Left())
 	return nil
+}
+
+// provePartition checks that the partition holds: a write to a key of the isolated nodes
+// (acknowledged or not) must not reach them, and a client request to an isolated node's HTTP
+// port must get no answer.
+func (e *Env) provePartition(ctx context.Context, isolated []*Node) {
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprintf("marker%d", i); slices.Contains(e.C.Replicas(k), isolated[0]) {
+			key = k
+		}
+	}
+	d := e.Client()
+	defer d.Close()
+	w := d.Do(ctx, OpWrite, e.Proxies()[0], key, "during-the-partition", "")
+	r := e.C.newReplicaReader()
+	defer r.close()
+	for _, nd := range isolated {
+		if rec := r.read(ctx, nd.ID, key); rec.Value == w.Value {
+			e.Fail(key, "the partition leaked: %s stored %v, written through the proxy (status %d)", nd.ID, rec, w.Status)
+		}
+	}
+	if op := d.Do(ctx, OpRead, isolated[0].HTTP, key, "", ""); op.Err != errTimeout {
+		e.Fail(key, "a client reached isolated %s: status %d %s", isolated[0].ID, op.Status, op.Err)
+	}
 }
 
 // HotKeys runs 16 writers on 10 keys through the proxy and two nodes' HTTP ports.
