@@ -16,11 +16,17 @@ type child struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once Wait returned; then err is set
 	err  error
+
+	// expected marks an exit that needs no report when it arrives: the
+	// child was stopped on purpose, or its failure was reported already.
+	// Only Run's goroutine touches it.
+	expected bool
 }
 
 // startChild starts spec's binary with stdout and stderr appended to its log
-// file. Every exit is sent on exits after done is closed.
-func startChild(bin string, spec Spec, exits chan<- *child) (*child, error) {
+// file. Once it has exited (done is closed), the child is sent on exits, or
+// dropped when closed is closed first: nobody reads exits any more.
+func startChild(bin string, spec Spec, exits chan<- *child, closed <-chan struct{}) (*child, error) {
 	logf, err := os.OpenFile(spec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log file: %w", spec.Name, err)
@@ -36,7 +42,10 @@ func startChild(bin string, spec Spec, exits chan<- *child) (*child, error) {
 	go func() {
 		c.err = cmd.Wait()
 		close(c.done)
-		exits <- c
+		select {
+		case exits <- c:
+		case <-closed:
+		}
 	}()
 	return c, nil
 }

@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/configsource"
 )
 
 // ErrAllExited is returned by Run when every child exited on its own.
@@ -25,18 +24,24 @@ var ErrAllExited = errors.New("launcher: every process has exited")
 type Options struct {
 	ConfigPath   string
 	ProxyPorts   []int    // -p
-	Skip         []string // -s: node ids not to start
+	Skip         []string // -s: node ids not to start, now or later
 	VarDir       string   // -v; DefaultVarDir when empty
 	Debug        bool     // -d, passed on to every child
 	StartTimeout time.Duration
 	StopTimeout  time.Duration
+	// Poll is how often the running configuration is checked for changes;
+	// configsource.DefaultPoll when zero.
+	Poll time.Duration
 
 	// BinDir is searched for the binaries before $PATH; empty means the
 	// directory of the running executable.
 	BinDir string
-	// Out receives progress, the process table and exit reports; os.Stdout
+	// Out receives progress, the process tables and exit reports; os.Stdout
 	// when nil.
 	Out io.Writer
+	// Logger receives the configuration watcher's logs (edits taken or
+	// refused); a text logger on Out when nil.
+	Logger *slog.Logger
 	// Health reports whether url answers 200; an HTTP GET when nil.
 	Health func(ctx context.Context, url string) error
 }
@@ -51,8 +56,14 @@ func (o Options) withDefaults() Options {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
+	if o.Poll <= 0 {
+		o.Poll = configsource.DefaultPoll
+	}
 	if o.Out == nil {
 		o.Out = os.Stdout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(o.Out, nil))
 	}
 	if o.Health == nil {
 		o.Health = httpHealth
@@ -60,18 +71,22 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// cluster is one Run's state.
+// cluster is one Run's state, owned by Run's goroutine.
 type cluster struct {
 	o        Options
-	cfg      *config.Config
+	cfg      *config.Config // the configuration last acted on
+	plan     planner        // the start-up flags, for nodes that appear later
 	bins     map[Kind]string
-	children []*child
-	exits    chan *child // every child's exit, buffered for all of them
+	children []*child          // every child ever started, in start order
+	nodes    map[string]*child // node id -> its latest process
+	exits    chan *child       // children that exited, read by follow
+	closed   chan struct{}     // closed when Run returns: exits is not read any more
 }
 
-// Run starts the cluster, runs until ctx ends (or every child has exited)
-// and stops every child before returning. It returns an error when the
-// cluster could not be started; an interrupt during start-up is not one.
+// Run starts the cluster, follows its configuration until ctx ends (or
+// every child has exited) and stops every child before returning. It
+// returns an error when the cluster could not be started; an interrupt
+// during start-up is not one.
 func Run(ctx context.Context, o Options) error {
 	o = o.withDefaults()
 	cfg, err := config.Load(o.ConfigPath)
@@ -86,16 +101,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPortsFree(cfg, o.ProxyPorts, o.Skip); err != nil {
+	if err := checkFree(clusterAddrs(cfg, o.ProxyPorts, o.Skip)); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(o.VarDir, 0o755); err != nil {
 		return fmt.Errorf("var directory: %w", err)
 	}
-	c := &cluster{o: o, cfg: cfg, bins: bins, exits: make(chan *child, len(specs))}
+	c := &cluster{o: o, cfg: cfg, plan: newPlanner(cfg, o), bins: bins, nodes: map[string]*child{},
+		exits: make(chan *child), closed: make(chan struct{})}
+	defer close(c.closed)
 	defer c.stopAll()
 	for _, kind := range []Kind{Coordinator, Node, Proxy} {
-		if err := c.startPhase(ctx, kind, specs); err != nil {
+		if _, err := c.start(ctx, kind, ofKind(specs, kind)); err != nil {
 			// Ctrl-C in a terminal reaches the children too; a child that
 			// exited from it is not a start-up failure.
 			sleep(ctx, 250*time.Millisecond)
@@ -106,28 +123,43 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	c.printTable()
-	return c.monitor(ctx)
+	fmt.Fprintf(o.Out, "tako-cluster: %d processes running (configuration %s, version %s)\n",
+		len(c.children), o.ConfigPath, cfg.Version)
+	c.printTable(c.children)
+	c.printHints()
+	return c.follow(ctx)
 }
 
-// startPhase starts every spec of kind and waits until all answer.
-func (c *cluster) startPhase(ctx context.Context, kind Kind, specs []Spec) error {
+func ofKind(specs []Spec, kind Kind) []Spec {
+	var out []Spec
+	for _, s := range specs {
+		if s.Kind == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// start starts every spec (all of kind) and waits until all answer. It is
+// the one way a child is started, at start-up and when a configuration
+// names new nodes. It returns the children it started, also on error.
+func (c *cluster) start(ctx context.Context, kind Kind, specs []Spec) ([]*child, error) {
 	var started []*child
 	for _, s := range specs {
-		if s.Kind != kind {
-			continue
-		}
-		ch, err := startChild(c.bins[kind], s, c.exits)
+		ch, err := startChild(c.bins[kind], s, c.exits, c.closed)
 		if err != nil {
-			return err
+			return started, err
 		}
 		c.children = append(c.children, ch)
+		if kind == Node {
+			c.nodes[s.Name] = ch
+		}
 		started = append(started, ch)
 	}
 	if len(started) == 0 {
-		return nil
+		return nil, nil
 	}
-	return c.waitUp(ctx, kind, started)
+	return started, c.waitUp(ctx, kind, started)
 }
 
 // waitUp polls every child's health URL until all answer, one exits, the
@@ -144,6 +176,7 @@ func (c *cluster) waitUp(ctx context.Context, kind Kind, cs []*child) error {
 				continue
 			}
 			if ch.exited() {
+				ch.expected = true // the error reports it
 				return fmt.Errorf("%s (%s, pid %d) exited during start-up: %s; last lines of %s:\n%s",
 					ch.spec.Name, kind.Binary(), ch.pid(), ch.exitText(), ch.spec.Log, ch.logTail(15))
 			}
@@ -179,104 +212,6 @@ func (c *cluster) notUpError(kind Kind, cs []*child, up []bool) error {
 	}
 	return fmt.Errorf("%s not answering %s after %v: %s; last lines of %s:\n%s",
 		kind.plural(), "/health", c.o.StartTimeout, strings.Join(names, ", "), first.spec.Log, first.logTail(15))
-}
-
-// monitor reports children that exit on their own until ctx ends.
-func (c *cluster) monitor(ctx context.Context) error {
-	alive := len(c.children)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ch := <-c.exits:
-			// Ctrl-C in a terminal reaches the children as well: let our
-			// own signal arrive before calling their exit unexpected.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(250 * time.Millisecond):
-			}
-			alive--
-			fmt.Fprintf(c.o.Out, "tako-cluster: %s (pid %d) exited unexpectedly: %s; %d processes still running. Last lines of %s:\n%s",
-				ch.spec.Name, ch.pid(), ch.exitText(), alive, ch.spec.Log, ch.logTail(10))
-			if alive == 0 {
-				return ErrAllExited
-			}
-		}
-	}
-}
-
-// stopAll sends SIGTERM to every running child, waits up to StopTimeout,
-// SIGKILLs the rest and reaps them.
-func (c *cluster) stopAll() {
-	var running []*child
-	for _, ch := range c.children {
-		if !ch.exited() {
-			running = append(running, ch)
-		}
-	}
-	if len(running) == 0 {
-		return
-	}
-	fmt.Fprintf(c.o.Out, "tako-cluster: stopping %d processes\n", len(running))
-	for _, ch := range running {
-		ch.signal(syscall.SIGTERM)
-	}
-	deadline := time.Now().Add(c.o.StopTimeout)
-	for _, ch := range running {
-		if !waitDone(ch, time.Until(deadline)) {
-			fmt.Fprintf(c.o.Out, "tako-cluster: %s (pid %d) did not stop within %v: killing it\n",
-				ch.spec.Name, ch.pid(), c.o.StopTimeout)
-			ch.signal(syscall.SIGKILL)
-		}
-	}
-	for _, ch := range running {
-		if !waitDone(ch, 5*time.Second) {
-			fmt.Fprintf(c.o.Out, "tako-cluster: %s (pid %d) survived SIGKILL for 5s\n", ch.spec.Name, ch.pid())
-		} else if ch.err != nil && !killedBy(ch, syscall.SIGKILL) {
-			fmt.Fprintf(c.o.Out, "tako-cluster: %s stopped with %s; see %s\n", ch.spec.Name, ch.exitText(), ch.spec.Log)
-		}
-	}
-	fmt.Fprintln(c.o.Out, "tako-cluster: stopped")
-}
-
-func waitDone(ch *child, d time.Duration) bool {
-	if d <= 0 {
-		return ch.exited()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ch.done:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
-func killedBy(ch *child, sig syscall.Signal) bool {
-	ws, ok := ch.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == sig
-}
-
-func (c *cluster) printTable() {
-	out := c.o.Out
-	fmt.Fprintf(out, "tako-cluster: %d processes running (configuration %s, version %s)\n",
-		len(c.children), c.o.ConfigPath, c.cfg.Version)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPID\tLISTENS\tLOG")
-	for _, ch := range c.children {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", ch.spec.Name, ch.pid(), ch.spec.Listen, ch.spec.Log)
-	}
-	tw.Flush()
-	if len(c.o.Skip) > 0 {
-		fmt.Fprintf(out, "skipped (-s): %s\n", strings.Join(c.o.Skip, ", "))
-	}
-	if len(c.o.ProxyPorts) > 0 {
-		p := c.o.ProxyPorts[0]
-		fmt.Fprintf(out, "try: curl --data-binary @FILE http://localhost:%d/values/KEY; curl http://localhost:%d/values/KEY\n", p, p)
-	}
-	fmt.Fprintln(out, "Ctrl-C (or SIGTERM) stops every process.")
 }
 
 // findBinaries locates the binary of every kind specs use: in dir (the
@@ -324,51 +259,6 @@ func usesKind(specs []Spec, kind Kind) bool {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// checkPortsFree binds every address the cluster will listen on for a
-// moment, so a leftover process from an earlier run is reported clearly
-// instead of answering health checks in a new child's place.
-func checkPortsFree(cfg *config.Config, proxyPorts []int, skip []string) error {
-	var addrs, owners []string
-	for _, id := range coordinatorIDs(cfg) {
-		addrs, owners = append(addrs, cfg.Coordinators[id].String()), append(owners, "coordinator "+id)
-	}
-	skipped := map[string]bool{}
-	for _, s := range skip {
-		skipped[s] = true
-	}
-	for _, n := range cfg.Nodes() {
-		if !skipped[n.ID] {
-			addrs = append(addrs, n.HTTPAddr(), n.PeerAddr())
-			owners = append(owners, "node "+n.ID+" http", "node "+n.ID+" peer")
-		}
-	}
-	for _, p := range proxyPorts {
-		addrs, owners = append(addrs, fmt.Sprintf(":%d", p)), append(owners, fmt.Sprintf("proxy -p %d", p))
-	}
-	var busy []string
-	inUse := false
-	for i, a := range addrs {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			busy = append(busy, fmt.Sprintf("%s (%s): %v", a, owners[i], errors.Unwrap(err)))
-			inUse = inUse || errors.Is(err, syscall.EADDRINUSE)
-			continue
-		}
-		ln.Close()
-	}
-	if len(busy) == 0 {
-		return nil
-	}
-	hint := " (tako-cluster runs every process on this machine: every host must be local)"
-	if inUse {
-		hint = " (is another cluster running?)"
-	}
-	if len(busy) > 10 {
-		busy = append(busy[:10], fmt.Sprintf("and %d more", len(busy)-10))
-	}
-	return fmt.Errorf("cannot listen where the cluster needs to%s:\n  %s", hint, strings.Join(busy, "\n  "))
 }
 
 var healthClient = &http.Client{

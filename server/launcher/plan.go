@@ -49,34 +49,53 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 	if err := checkProxyPorts(cfg, o.ProxyPorts); err != nil {
 		return nil, err
 	}
+	p := newPlanner(cfg, o)
+	var specs []Spec
+	for _, id := range coordinatorIDs(cfg) {
+		a := cfg.Coordinators[id]
+		specs = append(specs, p.spec(id, Coordinator, "http://"+a.String()+"/configuration", healthURL(a.Host, a.Port),
+			"-id", id, "-cfg", o.ConfigPath))
+	}
+	for _, n := range cfg.Nodes() {
+		if !skip[n.ID] {
+			specs = append(specs, p.node(n))
+		}
+	}
+	for _, port := range o.ProxyPorts {
+		ps := strconv.Itoa(port)
+		specs = append(specs, p.spec("proxy-"+ps, Proxy, "http://localhost:"+ps, healthURL("", port),
+			append([]string{"-p", ps}, p.source...)...))
+	}
+	return specs, nil
+}
+
+// planner builds Specs with the flags every child shares. It is made once
+// from the start-up configuration, so a node that appears in a later one
+// gets exactly the flags the first nodes got (the same coordinators: those
+// tako-cluster started).
+type planner struct {
+	varDir string
+	source []string // -c per coordinator, or -cfg FILE
+	common []string // -v VARDIR [-d]
+}
+
+func newPlanner(cfg *config.Config, o Options) planner {
 	common := []string{"-v", o.VarDir}
 	if o.Debug {
 		common = append(common, "-d")
 	}
-	source := configSourceArgs(cfg, o.ConfigPath)
-	var specs []Spec
-	add := func(name string, kind Kind, listen, health string, args ...string) {
-		log := filepath.Join(o.VarDir, name+".log")
-		args = append(append(args, common...), "-l", log)
-		specs = append(specs, Spec{Name: name, Kind: kind, Args: args, Log: log, Listen: listen, Health: health})
-	}
-	for _, id := range coordinatorIDs(cfg) {
-		a := cfg.Coordinators[id]
-		add(id, Coordinator, "http://"+a.String()+"/configuration", healthURL(a.Host, a.Port),
-			"-id", id, "-cfg", o.ConfigPath)
-	}
-	for _, n := range cfg.Nodes() {
-		if !skip[n.ID] {
-			add(n.ID, Node, "http "+n.HTTPAddr()+"  peer "+n.PeerAddr(), healthURL(n.Host, n.HTTPPort),
-				append([]string{"-id", n.ID}, source...)...)
-		}
-	}
-	for _, p := range o.ProxyPorts {
-		port := strconv.Itoa(p)
-		add("proxy-"+port, Proxy, "http://localhost:"+port, healthURL("", p),
-			append([]string{"-p", port}, source...)...)
-	}
-	return specs, nil
+	return planner{varDir: o.VarDir, source: configSourceArgs(cfg, o.ConfigPath), common: common}
+}
+
+func (p planner) spec(name string, kind Kind, listen, health string, args ...string) Spec {
+	log := filepath.Join(p.varDir, name+".log")
+	args = append(append(args, p.common...), "-l", log)
+	return Spec{Name: name, Kind: kind, Args: args, Log: log, Listen: listen, Health: health}
+}
+
+func (p planner) node(n config.Node) Spec {
+	return p.spec(n.ID, Node, "http "+n.HTTPAddr()+"  peer "+n.PeerAddr(), healthURL(n.Host, n.HTTPPort),
+		append([]string{"-id", n.ID}, p.source...)...)
 }
 
 // coordinatorIDs returns the coordinators, master first, then in natural order.

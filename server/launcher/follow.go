@@ -1,0 +1,152 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/configsource"
+)
+
+// exitGrace is how long an exit waits before it is reported: Ctrl-C in a
+// terminal reaches the children as well, and our own signal should win.
+const exitGrace = 250 * time.Millisecond
+
+// follow runs the started cluster until ctx ends: it reports children that
+// exit on their own and applies every new configuration the watcher
+// delivers. It returns ErrAllExited once no child is left running.
+func (c *cluster) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	configs := make(chan *config.Config)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watch(ctx, configs)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case cfg := <-configs:
+			c.apply(ctx, cfg)
+		case ch := <-c.exits:
+			if ch.expected {
+				continue
+			}
+			if sleep(ctx, exitGrace); ctx.Err() != nil {
+				return nil
+			}
+			c.reportExit(ch)
+			if len(live(c.children)) == 0 {
+				return ErrAllExited
+			}
+		}
+	}
+}
+
+// watch sends every configuration that differs from the one the cluster
+// started with on configs, until ctx ends. It follows what the nodes
+// follow: the coordinators when there are any (so a node started for a new
+// configuration finds it served), else the file. It runs in its own
+// goroutine and shares nothing but configs; the start-up configuration is
+// read before it starts.
+func (c *cluster) watch(ctx context.Context, configs chan<- *config.Config) {
+	so := configsource.Options{Poll: c.o.Poll, Logger: c.o.Logger}
+	for _, id := range coordinatorIDs(c.cfg) {
+		so.Coordinators = append(so.Coordinators, c.cfg.Coordinators[id].String())
+	}
+	if len(so.Coordinators) == 0 {
+		so.File = c.o.ConfigPath
+	}
+	started := c.cfg.Version
+	src, first, err := configsource.Open(ctx, so)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.o.Logger.Error("cannot follow the configuration: nodes it adds will not be started", "err", err)
+		}
+		return
+	}
+	deliver := func(cfg *config.Config) {
+		select {
+		case configs <- cfg:
+		case <-ctx.Done():
+		}
+	}
+	if first.Version != started { // edited while the cluster was starting
+		deliver(first)
+	}
+	src.Watch(ctx, deliver)
+}
+
+// apply makes the running nodes those cfg names: it stops the nodes no
+// live deployment (active or target) names any more, then starts those it
+// names that are not running, exactly as at start-up. Coordinators and
+// proxies are left as they are. A node that fails to start is reported and
+// the rest of the cluster keeps running; the next configuration retries it.
+func (c *cluster) apply(ctx context.Context, cfg *config.Config) {
+	c.cfg = cfg
+	var leaving []*child
+	var gone []string
+	for id, ch := range c.nodes {
+		if _, named := cfg.FindNode(id); !named {
+			delete(c.nodes, id)
+			if !ch.exited() {
+				leaving = append(leaving, ch)
+				gone = append(gone, fmt.Sprintf("%s (pid %d)", id, ch.pid()))
+			}
+		}
+	}
+	if len(leaving) > 0 {
+		slices.SortFunc(leaving, func(a, b *child) int { return config.NaturalCompare(a.spec.Name, b.spec.Name) })
+		slices.SortFunc(gone, config.NaturalCompare)
+		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s no longer names %s: stopping\n", cfg.Version, strings.Join(gone, ", "))
+		c.stop(leaving)
+		fmt.Fprintf(c.o.Out, "tako-cluster: stopped %s\n", strings.Join(gone, ", "))
+	}
+	c.startNamed(ctx, cfg)
+}
+
+// startNamed starts the nodes cfg names that have no running process
+// (minus -s), waits for them and prints them as the start-up table does.
+func (c *cluster) startNamed(ctx context.Context, cfg *config.Config) {
+	var nodes []config.Node
+	var specs []Spec
+	for _, n := range cfg.Nodes() {
+		if ch := c.nodes[n.ID]; (ch == nil || ch.exited()) && !contains(c.o.Skip, n.ID) {
+			nodes = append(nodes, n)
+			specs = append(specs, c.plan.node(n))
+		}
+	}
+	if len(specs) == 0 {
+		return
+	}
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s names %s: starting\n", cfg.Version, strings.Join(names, ", "))
+	if err := checkFree(nodeAddrs(nodes)); err != nil {
+		fmt.Fprintf(c.o.Out, "tako-cluster: not starting %s: %v\n", strings.Join(names, ", "), err)
+		return
+	}
+	started, err := c.start(ctx, Node, specs)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(c.o.Out, "tako-cluster: %v\n", err)
+	}
+	if running := live(started); len(running) > 0 {
+		fmt.Fprintf(c.o.Out, "tako-cluster: %d processes running (configuration %s)\n", len(live(c.children)), cfg.Version)
+		c.printTable(running)
+	}
+}
