@@ -54,7 +54,7 @@ const (
 	KindUnreadable = "unreadable"    // a replica could not be read at the end
 	KindDivergent  = "divergent"     // replicas hold different records
 	KindLost       = "lost"          // an acknowledged write or delete is not in the final state
-	KindUnknown    = "unknown-value" // the final value is one no write sent
+	KindUnknown    = "unknown-value" // a value or tombstone no operation that may have happened made
 	KindStaleRead  = "stale-read"    // a read older than a write acknowledged before it began
 	KindAssertion  = "assertion"     // a scenario's own expectation failed
 )
@@ -151,10 +151,15 @@ func checkDurable(key string, ops []Op, final Record) []Violation {
 			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record at that ts is another: %v", opString(op), op.TS, final)})
 		}
 	}
-	if final.Present && !final.Tombstone && !slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.Value == final.Value }) {
-		out = append(out, Violation{KindUnknown, key, final.String()})
+	if final.Present && !slices.ContainsFunc(ops, func(o Op) bool { return o.MayHaveHappened() && o.produced(final) }) {
+		out = append(out, Violation{KindUnknown, key, "final record " + final.String() + " is no operation's that may have happened"})
 	}
 	return out
+}
+
+// sent reports whether a write that may have happened sent value.
+func sent(ops []Op, value string) bool {
+	return slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.MayHaveHappened() && o.Value == value })
 }
 
 // produced reports whether r is the record op would have stored.
@@ -206,7 +211,7 @@ func checkReads(key string, ops []Op, defaultAcks string) []Violation {
 		if r.Kind != OpRead {
 			continue
 		}
-		if r.Status == 200 && !slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.Value == r.Value }) {
+		if r.Status == 200 && !sent(ops, r.Value) {
 			out = append(out, Violation{KindUnknown, key, opString(r) + " returned a value no write sent"})
 		}
 		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {

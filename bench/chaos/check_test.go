@@ -68,7 +68,7 @@ func TestCheck(t *testing.T) {
 	f("same ts, a tie with a write that may have happened", []Op{write("a", 0, 5, 200, 10), write("b", 0, 5, 503, 0)},
 		[]Record{val("n1", "b", 10), val("n2", "b", 10)})
 	f("a tie with a refused write does not count", []Op{write("a", 0, 5, 200, 10), write("b", 0, 5, 400, 0)},
-		[]Record{val("n1", "b", 10), val("n2", "b", 10)}, KindLost)
+		[]Record{val("n1", "b", 10), val("n2", "b", 10)}, KindLost, KindUnknown)
 	f("not applied: the winner's ts", []Op{{Kind: OpWrite, Key: "k", Value: "x", Status: 200, TS: 10, Applied: "no"}, write("a", 0, 5, 200, 10)},
 		[]Record{a, b})
 	f("divergent replicas", []Op{write("a", 0, 5, 200, 10)}, []Record{a, {Node: "n2"}}, KindDivergent)
@@ -85,6 +85,8 @@ func TestCheck(t *testing.T) {
 	f("a write acknowledged by one replica binds no read", []Op{one, read("", 6, 7, 404, 0)}, []Record{a, b})
 	f("404 of a delete carries the tombstone's ts", []Op{w, del(6, 8, 200, 20), read("", 9, 10, 404, 20)},
 		[]Record{tomb("n1", 20), tomb("n2", 20)})
+	f("final tombstone nobody wrote", []Op{w}, []Record{tomb("n1", 20), tomb("n2", 20)}, KindUnknown)
+	f("final value of a refused write", []Op{write("a", 0, 5, 400, 0)}, []Record{val("n1", "a", 10), val("n2", "a", 10)}, KindUnknown)
 	f("read returns a value nobody wrote", []Op{w, read("zz", 6, 7, 200, 10)}, []Record{a, b}, KindUnknown)
 }
 

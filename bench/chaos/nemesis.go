@@ -29,15 +29,14 @@ type Nemesis struct {
 	start time.Time
 	out   io.Writer // each event as it happens; nil for none
 
-	mu      sync.Mutex
-	events  []Event
-	part    Partition
-	filled  map[string]bool // nodes whose disk holds a filler
-	stopped map[string]bool // nodes killed and not restarted
+	mu     sync.Mutex
+	events []Event
+	part   Partition
+	filled map[string]bool // nodes whose disk holds a filler
 }
 
 func newNemesis(c *Cluster, out io.Writer) *Nemesis {
-	return &Nemesis{c: c, start: time.Now(), out: out, filled: map[string]bool{}, stopped: map[string]bool{}}
+	return &Nemesis{c: c, start: time.Now(), out: out, filled: map[string]bool{}}
 }
 
 func (n *Nemesis) logf(format string, args ...any) {
@@ -63,9 +62,6 @@ func (n *Nemesis) Kill(nodes ...*Node) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
 	for i, nd := range nodes {
-		n.mu.Lock()
-		n.stopped[nd.ID] = true
-		n.mu.Unlock()
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = nd.proc.stop(syscall.SIGKILL) }()
 	}
@@ -85,9 +81,6 @@ func (n *Nemesis) Restart(ctx context.Context, nodes ...*Node) error {
 		if err := n.c.waitHealthy(ctx, nd.proc, nd.RealHTTP); err != nil {
 			return err
 		}
-		n.mu.Lock()
-		delete(n.stopped, nd.ID)
-		n.mu.Unlock()
 	}
 	n.logf("restarted %s", ids(nodes))
 	return nil

@@ -25,6 +25,7 @@ type Config struct {
 	// Binary finds a Tako command ("tako-node", "tako-proxy"); bench.Binaries.Tako fits.
 	Binary func(name string) (string, error)
 	Seed   uint64
+	Logger *slog.Logger // the harness's own troubles (interposer, unmount); nil discards
 }
 
 // Result is what a run did and what the checker found.
@@ -35,6 +36,8 @@ type Result struct {
 	Duration     time.Duration  `json:"duration"`          // workload and nemesis
 	Events       []Event        `json:"events"`
 	Ops          int            `json:"ops"`
+	Acked        int            `json:"acked"` // writes and deletes answered 200
+	Reads        int            `json:"reads"` // reads answered 200 or 404
 	Outcomes     map[string]int `json:"outcomes"`
 	OpsPerSec    float64        `json:"ops_per_sec"` // every operation, whatever its outcome
 	OKPerSec     float64        `json:"ok_per_sec"`
@@ -82,7 +85,10 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) 
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	c, err := startCluster(ctx, clusterSpec{layout: sc.Layout, bins: bins, dir: dir, log: log})
 	if errors.Is(err, ErrNeedRoot) {
 		res.Skipped = err.Error()
@@ -120,6 +126,11 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 	res.Ops = len(ops)
 	for i := range ops {
 		res.Outcomes[ops[i].Outcome()]++
+		if ops[i].Acked() {
+			res.Acked++
+		} else if ops[i].Kind == OpRead && ops[i].Outcome() == OutcomeOK {
+			res.Reads++
+		}
 	}
 	if secs := res.Duration.Seconds(); secs > 0 {
 		res.OpsPerSec = float64(res.Ops) / secs
@@ -173,6 +184,7 @@ func (r *Result) WriteReport(w io.Writer) {
 		fmt.Fprintf(w, "%s %d", k, r.Outcomes[k])
 	}
 	fmt.Fprintf(w, "); %.0f ops/s, %.0f ok/s\n", r.OpsPerSec, r.OKPerSec)
+	fmt.Fprintf(w, "  checked: %d acknowledged writes and deletes, %d reads\n", r.Acked, r.Reads)
 	fmt.Fprintf(w, "  keys checked: %d on every replica (%d values, %d tombstones, %d absent, %d mixed); converged: %v after %.1fs\n",
 		r.KeysChecked, r.Finals["value"], r.Finals["tombstone"], r.Finals["absent"], r.Finals["mixed"], r.Converged, r.ConvergeWait.Seconds())
 	if r.History != "" {
