@@ -298,6 +298,26 @@ func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) e
 	return it.Close()
 }
 
+// EstimateBytes estimates the bytes on disk of the records with start <= key
+// < end (an empty end: no upper bound). Records still in the memtable count
+// for nothing; 0 on error.
+func (s *Store) EstimateBytes(start, end []byte) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0
+	}
+	upper := []byte{dataPrefix + 1}
+	if len(end) > 0 {
+		upper = appendDataKey(nil, end)
+	}
+	n, err := s.db.EstimateDiskUsage(appendDataKey(nil, start), upper)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // pebbleLogger routes Pebble's logs to slog; its chatty info goes to debug.
 // Errors are rate-limited: on a full disk Pebble retries a failing flush
 // every few milliseconds, and each retry logs.

@@ -12,6 +12,7 @@ import (
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/hints"
 )
 
 // Cluster coordinates requests across each key's replicas; it is the HTTP
@@ -30,6 +31,7 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
+	hints   *hints.Store // nil: no hinted hand-off
 }
 
 // ClusterConfig configures a Cluster.
@@ -43,7 +45,10 @@ type ClusterConfig struct {
 	// peer clients' RequestTimeout bounds calls on the request path.
 	// Default 5s.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Hints, when set, keeps the writes a replica failed to take, for
+	// replayHints to hand off once it answers again.
+	Hints  *hints.Store
+	Logger *slog.Logger
 }
 
 // NewCluster returns a Cluster routing by cfg.
@@ -54,7 +59,7 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Logger == nil {
 		cc.Logger = slog.Default()
 	}
-	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger}
+	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints}
 	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
 	if err := c.Update(cfg); err != nil {
 		return nil, err
@@ -76,6 +81,17 @@ func (c *Cluster) Update(cfg *config.Config) error {
 	}
 	c.topo.Store(t)
 	return nil
+}
+
+// replicaOf returns the node with id in the configuration in use.
+func (c *Cluster) replicaOf(id string) (Replica, bool) {
+	t := c.topo.Load()
+	for i, n := range t.nodes {
+		if n.ID == id {
+			return t.replicas[i], true
+		}
+	}
+	return nil, false
 }
 
 // Config returns the configuration in use.
@@ -101,7 +117,8 @@ func (c *Cluster) release(r *route) {
 // submit runs op against the replica at position pos of the route.
 func (c *Cluster) submit(t *topology, r *route, pos int, op taskOp, key []byte, rec kv.Record, dst []byte) {
 	tk := &r.tasks[pos]
-	*tk = task{op: op, r: t.replicas[r.reps[pos]], pos: pos, key: key, rec: rec, dst: dst, done: r.done}
+	i := r.reps[pos]
+	*tk = task{op: op, r: t.replicas[i], node: t.nodes[i].ID, self: i == t.self, pos: pos, key: key, rec: rec, dst: dst, done: r.done}
 	c.workers.submit(tk)
 }
 
@@ -133,6 +150,7 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 		answered++
 		if tk.err != nil {
 			lastErr = tk.err
+			c.hint(tk)
 			continue
 		}
 		rt.ok[tk.pos] = true
@@ -153,12 +171,22 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	return res, nil
 }
 
-// drain waits for a request's remaining tasks, then releases its route.
+// drain waits for a request's remaining tasks, hints the writes that
+// failed, then releases the route.
 func (c *Cluster) drain(rt *route, left int) {
 	for range left {
-		<-rt.done
+		c.hint(<-rt.done)
 	}
 	c.release(rt)
+}
+
+// hint keeps a write that a remote replica failed to take, for hand-off.
+// The write's answer never waits for it: hints do not count as acks.
+func (c *Cluster) hint(tk *task) {
+	if c.hints == nil || tk.op != taskApply || tk.err == nil || tk.self {
+		return
+	}
+	c.hints.Add(tk.node, tk.key, tk.rec.TS, flagsOf(tk.rec.Tombstone), tk.rec.Value)
 }
 
 // Stat implements httpproxy.Backend: the newest metadata a read quorum of

@@ -11,9 +11,16 @@
 //   - cluster.go, fanout.go: the Backend of the HTTP API. Replica calls run
 //     in parallel on pooled workers as pooled tasks, so the read path
 //     allocates nothing.
-//   - peer.go: the peer protocol served from the local store, and a remote
-//     node as a Replica.
-//   - heal.go: background healing, hand-off and drop.
+//   - replica.go: the Replica interface; replica_local.go (this node's
+//     store) and replica_peer.go (a peer over the binary protocol) implement
+//     it, and replica_test.go runs one conformance test against both.
+//   - peer.go: the peer protocol served from the local store; records
+//     from peers beyond max_clock_skew are refused, the others observed by
+//     the process's hybrid logical clock (kv/hlc).
+//   - handoff.go: hinted hand-off — writes a replica missed, kept in
+//     server/hints, replayed once it answers again.
+//   - heal.go: background healing, hand-off of keys this node no longer
+//     owns, and drop.
 //   - node.go, proxy.go, peers.go: process wiring, one client per peer.
 //
 // # Invariants
@@ -22,7 +29,11 @@
 //     quorum means a majority of the key's buckets, in every live deployment,
 //     each with at least one node holding it.
 //   - A read with read repair hears from a read quorum — enough replicas to
-//     meet every quorum write — before it answers.
+//     meet every quorum write — before it answers. Only answers count: a
+//     replica that failed has not been heard. Without a quorum, a found
+//     record is served marked (httpproxy.ErrNoReadQuorum) and nothing found
+//     is unavailable, never not-found.
+//   - A hint never counts toward write_acks.
 //   - A node drops a key it no longer owns only after every current replica
 //     holds that record or a newer one.
 //

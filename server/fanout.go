@@ -23,7 +23,9 @@ const (
 type task struct {
 	op   taskOp
 	r    Replica
-	pos  int // position of the replica in the route
+	node string // the replica's node id
+	self bool   // the replica is this node's own store
+	pos  int    // position of the replica in the route
 	key  []byte
 	rec  kv.Record // taskApply: the record; taskGet: the result
 	dst  []byte    // taskGet: where the value goes

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,17 +21,6 @@ import (
 // writes converge, a restarted node is caught up by its peers, and during a
 // migration the new owners receive every key before the old ones let go.
 
-// rangeReplica is what healing needs of a replica beyond Replica.
-type rangeReplica interface {
-	Replica
-	// Metas calls fn for each record the replica holds with first <= key <=
-	// last, in key order, with the hash of its value (valueHash); key is
-	// valid only during fn.
-	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta, hash uint64)) error
-	// ApplyBatch writes recs under last-write-wins, one result per record.
-	ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error)
-}
-
 // healer runs background healing for one node.
 type healer struct {
 	store   *kv.Store
@@ -41,52 +29,95 @@ type healer struct {
 	// chunk bounds one step: records and bytes of values.
 	chunkRecords int
 	chunkBytes   int
-	// firstPace is the pause after each chunk of a node's first pass, when
-	// the number of local records is not yet known.
-	firstPace time.Duration
-	lastCount int
+	// minPace is the least pause after each chunk, whatever the interval:
+	// it bounds the rate of a pass that must hurry (a configuration change,
+	// a peer back) so that foreground requests keep the node.
+	minPace time.Duration
+	// wake starts a pass at once, and lets the one running hurry.
+	wake chan struct{}
 }
 
 // healChunkBytes bounds the values of one healing step, so of one BatchSet.
 const healChunkBytes = 4 << 20
 
 func newHealer(store *kv.Store, c *Cluster, log *slog.Logger) *healer {
-	return &healer{store: store, cluster: c, log: log, chunkRecords: 256, chunkBytes: healChunkBytes, firstPace: 10 * time.Millisecond}
+	return &healer{store: store, cluster: c, log: log, chunkRecords: 256, chunkBytes: healChunkBytes,
+		minPace: 10 * time.Millisecond, wake: make(chan struct{}, 1)}
+}
+
+// poke asks for an exchange now: the configuration changed, a peer came
+// back, or an operator asked.
+func (h *healer) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d, or less when poked; it reports whether it was poked, and
+// ok false when ctx ended.
+func (h *healer) sleep(ctx context.Context, d time.Duration) (poked, ok bool) {
+	if d <= 0 {
+		return false, ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-h.wake:
+		return true, true
+	case <-t.C:
+		return false, true
+	}
 }
 
 // run heals until ctx ends, one pass per interval while the active
-// deployment enables background healing.
+// deployment enables background healing, and one at once when poked.
 func (h *healer) run(ctx context.Context) {
+	urgent := false
 	for {
 		d := h.cluster.Config().ActiveDeployment()
 		if !d.BackgroundHealing {
-			if !sleepCtx(ctx, time.Second) {
+			if _, ok := h.sleep(ctx, time.Second); !ok {
 				return
 			}
 			continue
 		}
 		// Start a pass no sooner than a short while after start-up or the
 		// previous pass, so a restart storm does not become a healing storm.
-		if !sleepCtx(ctx, min(d.HealingInterval/10, 10*time.Second)) {
-			return
+		if !urgent {
+			poked, ok := h.sleep(ctx, min(d.HealingInterval/10, 10*time.Second))
+			if !ok {
+				return
+			}
+			urgent = poked
 		}
 		began := time.Now()
-		st, err := h.pass(ctx, d.HealingInterval)
+		st, err := h.pass(ctx, d.HealingInterval, urgent)
 		if ctx.Err() != nil {
 			return
 		}
 		h.log.Info("healing pass done", "records", st.records, "pushed", st.pushed, "dropped", st.dropped,
-			"took", time.Since(began).Round(time.Millisecond), "err", err)
-		h.lastCount = st.records
+			"urgent", urgent, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
+		urgent = st.poked
 	}
 }
 
-type healStats struct{ records, pushed, dropped int }
+type healStats struct {
+	records, pushed, dropped int
+	poked                    bool // a poke arrived during the pass: run another at once
+}
 
-// pass walks every local record once.
-func (h *healer) pass(ctx context.Context, interval time.Duration) (healStats, error) {
+// pass walks every local record once, spread over interval: each chunk is
+// followed by a pause of interval times the chunk's share of the store's
+// bytes (estimated at the start of the pass), so a pass takes about the
+// interval whatever an earlier one counted. An urgent pass, and the rest of
+// one that is poked, pause only minPace.
+func (h *healer) pass(ctx context.Context, interval time.Duration, urgent bool) (healStats, error) {
 	var st healStats
 	var start []byte
+	total := h.store.EstimateBytes(nil, nil)
 	for {
 		chunk, next, err := h.readChunk(start)
 		if err != nil || len(chunk) == 0 {
@@ -106,13 +137,18 @@ func (h *healer) pass(ctx context.Context, interval time.Duration) (healStats, e
 		if next == nil {
 			return st, nil
 		}
-		start = next
-		pace := h.firstPace
-		if h.lastCount > 0 {
-			pace = interval * time.Duration(len(chunk)) / time.Duration(h.lastCount)
+		pace := h.minPace
+		if !urgent && total > 0 {
+			share := float64(h.store.EstimateBytes(start, next)) / float64(total)
+			pace = max(pace, time.Duration(float64(interval)*share))
 		}
-		if !sleepCtx(ctx, pace-time.Since(began)) {
+		start = next
+		poked, ok := h.sleep(ctx, pace-time.Since(began))
+		if !ok {
 			return st, ctx.Err()
+		}
+		if poked {
+			urgent, st.poked = true, true
 		}
 	}
 }
@@ -161,11 +197,7 @@ func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, d
 	}
 	have := make([]int, len(chunk)) // replicas confirmed to hold the record or newer
 	for n, idx := range byNode {
-		rr, ok := t.replicas[n].(rangeReplica)
-		if !ok {
-			continue
-		}
-		p, e := h.healReplica(ctx, rr, chunk, idx, have)
+		p, e := h.healReplica(ctx, t.replicas[n], chunk, idx, have)
 		pushed += p
 		if e != nil {
 			err = errors.Join(err, e)
@@ -188,7 +220,7 @@ func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, d
 
 // healReplica compares the records chunk[idx] with what rr holds, pushes the
 // missing and older ones, and counts in have the records rr now holds.
-func (h *healer) healReplica(ctx context.Context, rr rangeReplica, chunk []codec.Record, idx []int, have []int) (int, error) {
+func (h *healer) healReplica(ctx context.Context, rr Replica, chunk []codec.Record, idx []int, have []int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
 	defer cancel()
 	type version struct {
@@ -232,80 +264,4 @@ func (h *healer) healReplica(ctx context.Context, rr rangeReplica, chunk []codec
 		have[pushIdx[k]]++ // applied, or stale: a newer record is there
 	}
 	return len(push), nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// Metas implements rangeReplica for this node's store.
-func (l localReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
-	return l.store.Scan(first, append(append([]byte(nil), last...), 0), func(key []byte, rec kv.Record) error {
-		fn(key, rec.Meta(), valueHash(rec.Value))
-		return nil
-	})
-}
-
-// ApplyBatch implements rangeReplica for this node's store.
-func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.Result, error) {
-	out := make([]kv.Result, len(recs))
-	for i, r := range recs {
-		res, err := l.store.Apply(r.Key, recordOf(r.TS, r.Flags, r.Value))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = res
-	}
-	return out, nil
-}
-
-// Metas implements rangeReplica over the peer protocol, scanning with value
-// hashes instead of values.
-func (p peerReplica) Metas(ctx context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
-	start, end := first, append(append([]byte(nil), last...), 0)
-	for {
-		resp, err := p.c.Scan(ctx, start, end, 0, 0, codec.ScanHashes)
-		if err != nil {
-			return err
-		}
-		it := resp.Records
-		for r, ok := it.Next(); ok; r, ok = it.Next() {
-			if len(r.Value) != 8 {
-				resp.Release()
-				return fmt.Errorf("heal: scan of %s: %d-byte value hash", p.c.Addr(), len(r.Value))
-			}
-			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}, binary.BigEndian.Uint64(r.Value))
-		}
-		more, next := resp.More, append([]byte(nil), resp.Next...)
-		resp.Release()
-		if !more {
-			return nil
-		}
-		start = next
-	}
-}
-
-// ApplyBatch implements rangeReplica over the peer protocol.
-func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
-	resp, err := p.c.BatchSet(ctx, recs)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Release()
-	out := make([]kv.Result, resp.Results.Len())
-	for i := range out {
-		r := resp.Results.At(i)
-		out[i] = kv.Result{TS: r.TS, Applied: r.Status == codec.StatusApplied}
-	}
-	return out, nil
 }

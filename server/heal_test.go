@@ -39,7 +39,7 @@ func (ss storeSet) healerFor(t *testing.T, self, doc string) (*healer, *Cluster)
 		t.Fatal(err)
 	}
 	h := newHealer(ss[self], c, slog.Default())
-	h.firstPace = 0
+	h.minPace = 0
 	h.chunkRecords = 37 // many chunks, ranges that split oddly
 	return h, c
 }
@@ -74,7 +74,7 @@ deployments:
 			ss["n2"].Apply(key, kv.Record{TS: 10, Value: key})
 		}
 	}
-	st, err := h.pass(context.Background(), 0)
+	st, err := h.pass(context.Background(), 0, false)
 	if err != nil || st.records != 200 || st.pushed != 100 || st.dropped != 0 {
 		t.Fatalf("pass: %+v %v", st, err)
 	}
@@ -113,7 +113,7 @@ deployments:
 		key := fmt.Appendf(nil, "m%03d", i)
 		ss["n1"].Apply(key, kv.Record{TS: 1, Value: key})
 	}
-	st, err := h.pass(context.Background(), 0)
+	st, err := h.pass(context.Background(), 0, false)
 	if err != nil || st.pushed != total || st.dropped != 0 {
 		t.Fatalf("pass while migrating: %+v %v", st, err)
 	}
@@ -135,7 +135,7 @@ deployments:
 	if err := c.Update(done); err != nil {
 		t.Fatal(err)
 	}
-	st, err = h.pass(context.Background(), 0)
+	st, err = h.pass(context.Background(), 0, false)
 	if err != nil || st.pushed != 0 || st.dropped != total {
 		t.Fatalf("pass after migration: %+v %v", st, err)
 	}
@@ -210,7 +210,7 @@ deployments:
 	ss["n1"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("a")})
 	ss["n2"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("b")})
 	for _, h := range []*healer{h1, h2} {
-		if _, err := h.pass(context.Background(), 0); err != nil {
+		if _, err := h.pass(context.Background(), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	_ "net/http/pprof" // served only when PprofAddr is set
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tako-kv/tako/codec"
@@ -19,6 +20,7 @@ import (
 	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
+	"github.com/tako-kv/tako/server/hints"
 )
 
 // NodeConfig is what tako-node's flags say.
@@ -72,10 +74,16 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		}
 	}()
 
+	hs, err := openHints(filepath.Join(dir, "hints"), log)
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
+
 	clock := newClock(cfg, nc.ClockOffset)
 	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
 	defer peers.close()
-	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log,
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica {
 			if n.ID == nc.ID {
 				return localReplica{store}
@@ -108,15 +116,40 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		}
 	}()
 
-	healCtx, stopHealing := context.WithCancel(ctx)
-	healDone := make(chan struct{})
-	go func() { defer close(healDone); newHealer(store, cluster, log).run(healCtx) }()
-	defer func() { stopHealing(); <-healDone }()
+	heal := newHealer(store, cluster, log)
+	defer runBackground(ctx, heal.run, func(ctx context.Context) {
+		replayHints(ctx, hs, cluster, log, func(string) { heal.poke() })
+	})()
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, onUpdate: peers.retain,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
+		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 	})
+}
+
+// runBackground runs each fn on its own goroutine until ctx ends or the
+// returned stop is called; stop waits for them all.
+func runBackground(ctx context.Context, fns ...func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, fn := range fns {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(ctx) }()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// openHints opens the process's hint store in dir.
+func openHints(dir string, log *slog.Logger) (*hints.Store, error) {
+	hs, err := hints.Open(dir, hints.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if st := hs.Stats(); st.Pending > 0 {
+		log.Info("hints held from an earlier run", "hints", st.Pending, "bytes", st.PendingBytes)
+	}
+	return hs, nil
 }
 
 // newClock returns the process's hybrid logical clock, bounded by the

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -366,38 +365,4 @@ func recordHash(key []byte, rec kv.Record) uint64 {
 	binary.BigEndian.PutUint64(b[:8], uint64(rec.TS))
 	b[8] = flagsOf(rec.Tombstone)
 	return hashring.Hash(key) ^ hashring.Hash(b[:])*31 ^ hashring.Hash(rec.Value)*961
-}
-
-// peerReplica is a remote node as a Replica, over its peer client.
-type peerReplica struct{ c *eventloop.Client }
-
-func (p peerReplica) Get(ctx context.Context, key, dst []byte) (kv.Record, error) {
-	resp, err := p.c.Get(ctx, key)
-	if err != nil {
-		return kv.Record{}, err
-	}
-	defer resp.Release()
-	if resp.Status == codec.StatusNotFound {
-		return kv.Record{}, kv.ErrNotFound
-	}
-	return recordOf(resp.TS, resp.Flags, append(dst[:0], resp.Value...)), nil
-}
-
-func (p peerReplica) Stat(ctx context.Context, key []byte) (kv.Meta, error) {
-	m, err := p.c.Stat(ctx, key)
-	if err != nil {
-		return kv.Meta{}, err
-	}
-	if m.Status == codec.StatusNotFound {
-		return kv.Meta{}, kv.ErrNotFound
-	}
-	return kv.Meta{TS: m.TS, Tombstone: m.Flags&codec.Tombstone != 0}, nil
-}
-
-func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.Result, error) {
-	m, err := p.c.Set(ctx, key, rec.TS, flagsOf(rec.Tombstone), rec.Value)
-	if err != nil {
-		return kv.Result{}, err
-	}
-	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
 }

@@ -46,9 +46,14 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
+	hs, err := openHints(filepath.Join(pc.VarDir, "proxy-"+port, "hints"), log)
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
 	peers := newPeerPool("", maxFrame(cfg.Storage), log)
 	defer peers.close()
-	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log,
+	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica { return peers.replica(n) }})
 	if err != nil {
 		return err
@@ -58,6 +63,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
+	defer runBackground(ctx, func(ctx context.Context) { replayHints(ctx, hs, cluster, log, nil) })()
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
 		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain,

@@ -3,32 +3,27 @@ package server
 import (
 	"context"
 
+	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
 )
 
-// Replica is one node a request can be sent to: this node's own store or a
-// peer over the binary protocol. kv.ErrNotFound means the replica answered
+// Replica is one node a request can be sent to: this node's own store
+// (localReplica, replica_local.go) or a peer over the binary protocol
+// (peerReplica, replica_peer.go). kv.ErrNotFound means the replica answered
 // that it has nothing for the key; any other error means it did not answer.
-// Implementations are safe for concurrent use.
+// Implementations are safe for concurrent use; replica_test.go runs one
+// conformance test against each.
 type Replica interface {
 	// Get returns the replica's record, value appended to dst[:0].
 	Get(ctx context.Context, key, dst []byte) (kv.Record, error)
 	Stat(ctx context.Context, key []byte) (kv.Meta, error)
 	// Apply writes rec durably under last-write-wins.
 	Apply(ctx context.Context, key []byte, rec kv.Record) (kv.Result, error)
-}
-
-// localReplica is this node's own store as a Replica.
-type localReplica struct{ store *kv.Store }
-
-func (l localReplica) Get(_ context.Context, key, dst []byte) (kv.Record, error) {
-	return l.store.Get(key, dst)
-}
-
-func (l localReplica) Stat(_ context.Context, key []byte) (kv.Meta, error) {
-	return l.store.Stat(key)
-}
-
-func (l localReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Result, error) {
-	return l.store.Apply(key, rec)
+	// ApplyBatch writes recs under last-write-wins, one result per record
+	// (healing and hinted hand-off).
+	ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error)
+	// Metas calls fn for each record the replica holds with first <= key <=
+	// last, in key order, with the hash of its value (valueHash); key is
+	// valid only during fn.
+	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta, hash uint64)) error
 }

@@ -113,6 +113,29 @@ func (c *cluster) apply(ctx context.Context, cfg *config.Config) {
 		fmt.Fprintf(c.o.Out, "tako-cluster: stopped %s\n", strings.Join(gone, ", "))
 	}
 	c.startNamed(ctx, cfg)
+	if ctx.Err() == nil {
+		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s in use (%s); nodes running: %s\n",
+			cfg.Version, deployments(cfg), strings.Join(c.runningNodes(), ", "))
+	}
+}
+
+// deployments says which deployments are live: "active d, target t".
+func deployments(cfg *config.Config) string {
+	if cfg.Target == "" {
+		return "active " + cfg.Active
+	}
+	return "active " + cfg.Active + ", target " + cfg.Target
+}
+
+func (c *cluster) runningNodes() []string {
+	var ids []string
+	for id, ch := range c.nodes {
+		if !ch.exited() {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, config.NaturalCompare)
+	return ids
 }
 
 // startNamed starts the nodes cfg names that have no running process

@@ -45,17 +45,24 @@ func TestMain(m *testing.M) {
 //	fail      print a start-up error, exit 1
 //	die       run 300ms, print an error, exit 3
 //	stubborn  ignore SIGTERM
+//	quit      run 300ms, exit 0
+//
+// A fake coordinator also serves its -cfg file at GET /configuration (as
+// the real one does, with X-Config-Version and If-None-Match) and records
+// "fetch PID" for every such request.
 //
 // Every mode ends by itself within a minute, so a test bug leaks nothing
 // for long.
 func fakeChild(as string, args []string) int {
-	name := as
+	name, cfgPath := as, ""
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "-id":
 			name = args[i+1]
 		case "-p":
 			name = "proxy-" + args[i+1]
+		case "-cfg":
+			cfgPath = args[i+1]
 		}
 	}
 	mode := ""
@@ -73,6 +80,9 @@ func fakeChild(as string, args []string) int {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
+	if as == Coordinator.Binary() {
+		serveConfiguration(name, cfgPath, func() { record("fetch %d", os.Getpid()) })
+	}
 	record("start %d %s %s %s", os.Getpid(), name, as, strings.Join(args, " "))
 	switch mode {
 	case "fail":
@@ -82,6 +92,9 @@ func fakeChild(as string, args []string) int {
 		time.Sleep(300 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "boom: disk on fire")
 		return 3
+	case "quit":
+		time.Sleep(300 * time.Millisecond)
+		return 0
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Minute)
@@ -93,6 +106,36 @@ func fakeChild(as string, args []string) int {
 	case <-time.After(time.Minute):
 	}
 	return 0
+}
+
+// serveConfiguration is the fake coordinator's GET /configuration: the file
+// as it is now, on the address the file gives coordinator id. Nothing is
+// served when the file or address is unusable; tests that rely on it fail
+// on what they then miss.
+func serveConfiguration(id, path string, fetched func()) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return
+	}
+	ln, err := net.Listen("tcp", cfg.Coordinators[id].String())
+	if err != nil {
+		return
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fetched()
+		w.Header().Set("X-Config-Version", cfg.Version)
+		if r.Header.Get("If-None-Match") == `"`+cfg.Version+`"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		js, _ := cfg.JSON()
+		w.Write(js)
+	}))
 }
 
 // helperOptions is what TestNothingLeftWhenKilled hands the helper.
@@ -130,9 +173,10 @@ type fixture struct {
 	out    *logbuf.Buffer
 }
 
-func newFixture(t *testing.T, mode string) *fixture {
+// fakeBins writes tako-coordinator, tako-node and tako-proxy scripts into
+// dir/bin that run this test binary as fakeChild, and returns dir/bin.
+func fakeBins(t *testing.T, dir string) string {
 	t.Helper()
-	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,6 +188,13 @@ func newFixture(t *testing.T, mode string) *fixture {
 	for _, k := range []Kind{Coordinator, Node, Proxy} {
 		writeScript(t, filepath.Join(bin, k.Binary()), fmt.Sprintf("TAKO_FAKE_AS=%s exec '%s' \"$@\"", k.Binary(), self))
 	}
+	return bin
+}
+
+func newFixture(t *testing.T, mode string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	bin := fakeBins(t, dir)
 	p := freePorts(t, 10)
 	cfg := filepath.Join(dir, "tako.yaml")
 	text := fmt.Sprintf(`
@@ -193,16 +244,30 @@ func recordHealth(o Options, record string) (func(context.Context, string) error
 	if err != nil {
 		return nil, err
 	}
-	specs, err := Plan(cfg, o)
-	if err != nil {
-		return nil, err
-	}
+	return recordHealthFor(o, record, false, cfg)
+}
+
+// recordHealthFor answers for the processes of every configuration in
+// cfgs: up once a fake started under that name, and with mustLive only
+// while the latest one is alive (a name started again is then not up until
+// its new process recorded itself).
+func recordHealthFor(o Options, record string, mustLive bool, cfgs ...*config.Config) (func(context.Context, string) error, error) {
 	names := map[string]string{}
-	for _, s := range specs {
-		names[s.Health] = s.Name
+	for _, cfg := range cfgs {
+		specs, err := Plan(cfg, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range specs {
+			names[s.Health] = s.Name
+		}
 	}
 	return func(_ context.Context, url string) error {
-		if pids, _, _ := readRecord(record); pids[names[url]] == 0 {
+		pid := 0
+		if pids, _, _ := readRecord(record); true {
+			pid = pids[names[url]]
+		}
+		if pid == 0 || mustLive && !alive(pid) {
 			return errors.New("not started")
 		}
 		return nil
