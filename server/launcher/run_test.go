@@ -263,11 +263,8 @@ func recordHealthFor(o Options, record string, mustLive bool, cfgs ...*config.Co
 		}
 	}
 	return func(_ context.Context, url string) error {
-		pid := 0
-		if pids, _, _ := readRecord(record); true {
-			pid = pids[names[url]]
-		}
-		if pid == 0 || mustLive && !alive(pid) {
+		pids, _, _ := readRecord(record)
+		if pid := pids[names[url]]; pid == 0 || mustLive && !alive(pid) {
 			return errors.New("not started")
 		}
 		return nil
