@@ -159,6 +159,11 @@ func TestFollowMigration(t *testing.T) {
 		t.Errorf("a configuration change restarted or stopped processes: before %v, after %v, SIGTERMed %v", before, pids, termed)
 	}
 
+	// Another edit during the migration: n2 is still named by the target only.
+	f.inUse(f.write(f.doc("b1:n1", "b1:n1 b9:n2")))
+	if _, _, termed := f.started(); len(termed) != 0 {
+		t.Fatalf("stopped %v during the migration", termed)
+	}
 	f.inUse(f.write(grown))
 	f.inUse(f.write(shrink))
 	if _, _, termed := f.started(); len(termed) != 0 {
