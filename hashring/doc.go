@@ -1,8 +1,8 @@
 // Package hashring places keys on buckets by consistent hashing. It owns the
 // key hash, the ring built from a deployment's bucket list, each key's
-// preference list (its buckets_per_key buckets), and the derived views
-// healing needs: which buckets share keys (Neighbours) and which hash arcs a
-// bucket replicates (Ranges). It knows nothing of nodes or configuration
+// preference list (its buckets_per_key buckets), and the view anti-entropy
+// needs: the preference list of each hash segment (SegmentLists). It knows
+// nothing of nodes or configuration
 // files: callers pass bucket IDs in configuration order and use the returned
 // indexes into that list.
 //
@@ -41,9 +41,8 @@
 //   - The preference list for n is a prefix of the one for n+1.
 //   - Adding a bucket only moves keys onto the new bucket; no key moves
 //     between two existing buckets (tested for primaries).
-//   - Ranges(b, n) contains Hash(key) exactly when Owns(b, key, n), and
-//     Neighbours(b, n) is exactly the set of buckets that share some
-//     preference list with b.
+//   - SegmentLists gives a segment a list only when every hash in it has
+//     that preference list.
 //   - Bucket IDs are non-empty and unique; "<id>#<i>" cannot be produced by
 //     two different IDs because i has no '#'.
 //
@@ -58,7 +57,7 @@
 // # Concurrency
 //
 // A Ring is immutable after New and safe for concurrent use without locks.
-// A new configuration means a new Ring. Lookup and Owns (n <= 32) do not
-// allocate; Neighbours and Ranges walk the whole ring and allocate, and are
-// meant for healing, not the request path.
+// A new configuration means a new Ring. Lookup does not allocate;
+// SegmentLists walks the whole ring and allocates, and is meant for
+// anti-entropy, not the request path.
 package hashring

@@ -104,27 +104,9 @@ func (r *Ring) Lookup(dst []int, key []byte, n int) []int {
 	return r.lookupHash(dst, Hash(key), n)
 }
 
-// Owns reports whether bucket b is among key's n buckets. It does not
-// allocate for n <= 32. An out-of-range b is owned by nothing.
-func (r *Ring) Owns(b int, key []byte, n int) bool {
-	if b < 0 || b >= len(r.buckets) || n <= 0 {
-		return false
-	}
-	if n >= len(r.buckets) {
-		return true
-	}
-	var buf [32]int
-	return slices.Contains(r.Lookup(buf[:0], key, n), b)
-}
-
 // lookupHash is Lookup for an already hashed key.
 func (r *Ring) lookupHash(dst []int, h uint64, n int) []int {
-	// The key belongs to the first point at or after h, wrapping past the top.
-	i, _ := slices.BinarySearch(r.hashes, h)
-	if i == len(r.hashes) {
-		i = 0
-	}
-	return r.walk(dst, i, n)
+	return r.walk(dst, r.pointOf(h), n)
 }
 
 // walk appends the first min(n, bucket count) distinct buckets met from point

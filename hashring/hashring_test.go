@@ -183,20 +183,6 @@ func checkPreference(t testing.TB, got []int, want, nb int) {
 	}
 }
 
-func TestOwnsMatchesLookup(t *testing.T) {
-	r := mustNew(t, bucketIDs(5), DefaultPoints)
-	for i := range 1000 {
-		for n := 0; n <= 6; n++ {
-			pref := r.Lookup(nil, testKey(i), n)
-			for b := -1; b <= 5; b++ {
-				if got, want := r.Owns(b, testKey(i), n), slices.Contains(pref, b); got != want {
-					t.Fatalf("Owns(%d, key-%d, %d) = %v, Lookup = %v", b, i, n, got, pref)
-				}
-			}
-		}
-	}
-}
-
 // TestCollidingPoints builds rings whose points collide and checks that
 // tie-breaking and the arc walk still agree with Lookup.
 func TestCollidingPoints(t *testing.T) {
@@ -217,15 +203,6 @@ func TestCollidingPoints(t *testing.T) {
 	check(20, 3, 1, 2, 0)
 	check(21, 1, 0)
 	check(math.MaxUint64, 3, 0, 1, 2)
-	checkRangesAgainstLookup(t, r, []uint64{0, 9, 10, 11, 19, 20, 21, math.MaxUint64})
-
-	all := &Ring{buckets: bucketIDs(2), hashes: []uint64{7, 7}, owners: []int32{0, 1}}
-	if got, want := all.Ranges(1, 1), []Range(nil); !slices.Equal(got, want) {
-		t.Errorf("Ranges(1,1) = %v, want none", got)
-	}
-	if got := all.Ranges(0, 1); len(got) != 1 || got[0].Start != got[0].End {
-		t.Errorf("Ranges(0,1) = %v, want the whole ring", got)
-	}
 }
 
 // probes returns every point hash, its neighbours on both sides, both ends of
@@ -242,113 +219,38 @@ func probes(r *Ring, random int) []uint64 {
 	return hs
 }
 
-// checkRangesAgainstLookup: b is among lookupHash(h, n) iff some Ranges(b, n)
-// contains h.
-func checkRangesAgainstLookup(t *testing.T, r *Ring, hs []uint64) {
-	t.Helper()
-	nb := len(r.buckets)
-	for n := 1; n <= nb; n++ {
-		for b := range nb {
-			ranges := r.Ranges(b, n)
-			for _, h := range hs {
-				inLookup := slices.Contains(r.lookupHash(nil, h, n), b)
-				inRanges := slices.ContainsFunc(ranges, func(g Range) bool { return g.Contains(h) })
-				if inLookup != inRanges {
-					t.Fatalf("n=%d b=%d h=%#x: in Lookup %v, in Ranges %v %v", n, b, h, inLookup, inRanges, ranges)
-				}
-			}
-		}
-	}
-}
-
-func TestRangesMatchLookup(t *testing.T) {
-	r := mustNew(t, bucketIDs(5), DefaultPoints)
-	checkRangesAgainstLookup(t, r, probes(r, 2000))
-
-	// Through the public key path too.
-	for i := range 5000 {
-		h := Hash(testKey(i))
-		for b := range 5 {
-			in := slices.ContainsFunc(r.Ranges(b, 2), func(g Range) bool { return g.Contains(h) })
-			if in != r.Owns(b, testKey(i), 2) {
-				t.Fatalf("key-%d bucket %d: Ranges says %v, Owns disagrees", i, b, in)
-			}
-		}
-	}
-}
-
-func TestRangesShape(t *testing.T) {
-	r := mustNew(t, bucketIDs(5), DefaultPoints)
-	for b := range 5 {
-		if got := r.Ranges(b, 5); len(got) != 1 || got[0].Start != got[0].End {
-			t.Errorf("Ranges(%d, all) = %v, want the whole ring", b, got)
-		}
-		// Merged arcs never touch: no range ends where the next starts.
-		got := r.Ranges(b, 2)
-		for i := range got {
-			if next := got[(i+1)%len(got)]; len(got) > 1 && got[i].End == next.Start {
-				t.Errorf("Ranges(%d, 2): %v and %v not merged", b, got[i], next)
-			}
-		}
-	}
-	if r.Ranges(0, 0) != nil || r.Ranges(-1, 2) != nil || r.Ranges(5, 2) != nil {
-		t.Error("Ranges of an empty replica set or a bad bucket should be nil")
-	}
-}
-
-func TestRangeContains(t *testing.T) {
-	check := func(g Range, h uint64, want bool) {
-		t.Helper()
-		if got := g.Contains(h); got != want {
-			t.Errorf("%+v.Contains(%d) = %v, want %v", g, h, got, want)
-		}
-	}
-	check(Range{10, 20}, 10, false)
-	check(Range{10, 20}, 11, true)
-	check(Range{10, 20}, 20, true)
-	check(Range{10, 20}, 21, false)
-	check(Range{20, 10}, 21, true)
-	check(Range{20, 10}, math.MaxUint64, true)
-	check(Range{20, 10}, 0, true)
-	check(Range{20, 10}, 10, true)
-	check(Range{20, 10}, 15, false)
-	check(Range{20, 10}, 20, false)
-	check(Range{5, 5}, 5, true)
-	check(Range{5, 5}, 0, true)
-}
-
-func TestNeighboursMatchLookup(t *testing.T) {
+// TestSegmentLists: a segment with a list holds only hashes that Lookup
+// gives that list; a divided one holds two hashes with different lists.
+func TestSegmentLists(t *testing.T) {
 	for _, c := range []struct{ buckets, points, n int }{
-		{5, DefaultPoints, 1}, {5, DefaultPoints, 2}, {5, DefaultPoints, 3},
-		{10, 2, 2}, {10, 3, 3}, {3, 1, 2},
+		{1, DefaultPoints, 1}, {5, DefaultPoints, 1}, {5, DefaultPoints, 2}, {10, 3, 3}, {3, 1, 2},
 	} {
 		r := mustNew(t, bucketIDs(c.buckets), c.points)
-		// Brute force: union of preference lists at every probe hash.
-		want := make([][]int, c.buckets)
-		for _, h := range probes(r, 5000) {
+		const bits = 10 // coarse, so segments hold many points
+		lists, of := r.SegmentLists(bits, c.n)
+		bySeg := map[int][][]int{}
+		for _, h := range probes(r, 20000) {
+			s := int(h >> (64 - bits))
 			pref := r.lookupHash(nil, h, c.n)
-			for _, b := range pref {
-				for _, x := range pref {
-					if x != b && !slices.Contains(want[b], x) {
-						want[b] = append(want[b], x)
-					}
-				}
+			if li := of[s]; li >= 0 && !slices.Equal(lists[li], pref) {
+				t.Fatalf("%+v: hash %#x in segment %d: Lookup %v, segment list %v", c, h, s, pref, lists[li])
+			}
+			bySeg[s] = append(bySeg[s], pref)
+		}
+		divided := 0
+		for s, li := range of {
+			if li >= 0 {
+				continue
+			}
+			divided++
+			seen := bySeg[s]
+			if !slices.ContainsFunc(seen, func(p []int) bool { return !slices.Equal(p, seen[0]) }) {
+				t.Fatalf("%+v: segment %d marked divided, probes all say %v", c, s, seen[0])
 			}
 		}
-		for b := range c.buckets {
-			slices.Sort(want[b])
-			if got := r.Neighbours(b, c.n); !slices.Equal(got, want[b]) {
-				t.Errorf("%d buckets, %d points, n=%d: Neighbours(%d) = %v, brute force %v",
-					c.buckets, c.points, c.n, b, got, want[b])
-			}
+		if c.buckets == 1 && divided != 0 {
+			t.Fatalf("one bucket: %d segments divided", divided)
 		}
-	}
-	r := mustNew(t, bucketIDs(5), DefaultPoints)
-	if got := r.Neighbours(0, 5); !slices.Equal(got, []int{1, 2, 3, 4}) {
-		t.Errorf("Neighbours(0, all) = %v", got)
-	}
-	if r.Neighbours(0, 1) != nil || r.Neighbours(9, 2) != nil {
-		t.Error("Neighbours with n=1 or a bad bucket should be empty")
 	}
 }
 
@@ -368,8 +270,6 @@ func TestNoAllocs(t *testing.T) {
 	check("Hash", func() { Hash(key) })
 	check("Lookup n=3", func() { dst = r.Lookup(dst[:0], key, 3) })
 	check("Lookup n=10", func() { dst = r.Lookup(dst[:0], key, 10) })
-	check("Owns n=2", func() { r.Owns(4, key, 2) })
-	check("Owns n=9", func() { r.Owns(4, key, 9) })
 }
 
 // TestConcurrentReads exercises the immutability claim under -race.
@@ -381,10 +281,8 @@ func TestConcurrentReads(t *testing.T) {
 			var dst []int
 			for i := range 500 {
 				dst = r.Lookup(dst[:0], testKey(g*500+i), 2)
-				r.Owns(dst[0], testKey(i), 2)
 			}
-			r.Neighbours(g, 2)
-			r.Ranges(g, 2)
+			r.SegmentLists(8, g%3+1)
 		})
 	}
 	wg.Wait()
@@ -400,10 +298,5 @@ func FuzzLookup(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key []byte, n int) {
 		got := r.Lookup(nil, key, n)
 		checkPreference(t, got, max(0, min(n, 5)), 5)
-		for b := range 5 {
-			if r.Owns(b, key, n) != slices.Contains(got, b) {
-				t.Fatalf("Owns(%d, %q, %d) disagrees with Lookup %v", b, key, n, got)
-			}
-		}
 	})
 }

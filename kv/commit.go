@@ -22,10 +22,19 @@ type write struct {
 	res     Result
 	err     error
 
+	// The write's effect on its segment's summary, applied once the batch
+	// is: the old record's hash out (hadOld), the new one in (!drop).
+	indexed bool
+	hadOld  bool
+	seg     int
+	oldHash uint64
+	newHash uint64
+
 	own  []byte // ApplyAsync's copies of key and value
 	comp []byte // compression output
 	vbuf []byte // stored value decoded for a tie-break
 	kbuf []byte // the Pebble key
+	ibuf []byte // the index key
 }
 
 var writePool = sync.Pool{New: func() any { return new(write) }}
@@ -216,7 +225,7 @@ func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 }
 
 func putWrite(w *write) {
-	w.key, w.rec, w.payload, w.cb, w.drop, w.err = nil, Record{}, nil, nil, false, nil
+	w.key, w.rec, w.payload, w.cb, w.drop, w.err, w.indexed = nil, Record{}, nil, nil, false, nil, false
 	for _, b := range []*[]byte{&w.own, &w.comp, &w.vbuf} {
 		if cap(*b) > 1<<20 {
 			*b = nil // do not pin a burst of large values
@@ -273,6 +282,9 @@ func (s *Store) applyGroup(group []*write) applied {
 			a.err = fmt.Errorf("kv: commit: %w", a.err)
 		}
 	}
+	if a.wrote {
+		s.summarise(group) // visible now, still under the stripe locks
+	}
 	for _, w := range group {
 		s.stripes[w.stripe].Unlock()
 	}
@@ -323,6 +335,9 @@ func (s *Store) resolve(b *pebble.Batch, w *write) (Result, error) {
 		if err := b.Delete(w.kbuf, nil); err != nil {
 			return Result{}, fmt.Errorf("kv: batch delete: %w", err)
 		}
+		if err := s.index(b, w, true); err != nil {
+			return Result{}, err
+		}
 		return Result{TS: cur.TS, Applied: true}, nil
 	}
 	if found && !Newer(w.rec, cur) {
@@ -339,7 +354,62 @@ func (s *Store) resolve(b *pebble.Batch, w *write) (Result, error) {
 	if err := op.Finish(); err != nil {
 		return Result{}, fmt.Errorf("kv: batch set: %w", err)
 	}
+	if err := s.index(b, w, found); err != nil {
+		return Result{}, err
+	}
 	return Result{TS: w.rec.TS, Applied: true}, nil
+}
+
+// index adds to b the change of w's index entry (see segments.go): the new
+// record's, or its removal for a drop. found says a record was stored
+// before. REQUIRES: w's stripe locked.
+func (s *Store) index(b *pebble.Batch, w *write, found bool) error {
+	w.seg = Segment(w.key)
+	w.ibuf = appendIndexKey(w.ibuf[:0], w.seg, w.key)
+	w.indexed, w.hadOld = true, false
+	if found {
+		v, closer, err := s.db.Get(w.ibuf)
+		switch {
+		case err == nil:
+			_, h, perr := parseIndexValue(v)
+			closer.Close()
+			if perr != nil {
+				return perr
+			}
+			w.oldHash, w.hadOld = h, true
+		case !errors.Is(err, pebble.ErrNotFound):
+			return fmt.Errorf("kv: index get: %w", err)
+		}
+	}
+	if w.drop {
+		if err := b.Delete(w.ibuf, nil); err != nil {
+			return fmt.Errorf("kv: index delete: %w", err)
+		}
+		return nil
+	}
+	w.newHash = RecordHash(w.key, w.rec)
+	var v [indexValLen]byte
+	putIndexValue(v[:], w.rec.TS, w.flags, w.newHash)
+	if err := b.Set(w.ibuf, v[:], nil); err != nil {
+		return fmt.Errorf("kv: index set: %w", err)
+	}
+	return nil
+}
+
+// summarise folds the applied writes of group into the segment summaries.
+func (s *Store) summarise(group []*write) {
+	for _, w := range group {
+		if !w.indexed || w.err != nil {
+			continue
+		}
+		if w.hadOld {
+			s.segs.update(w.seg, w.oldHash, -1)
+		}
+		if !w.drop {
+			s.segs.update(w.seg, w.newHash, 1)
+		}
+		w.indexed = false
+	}
 }
 
 // current returns the stored record w competes with. The stored value is

@@ -92,6 +92,7 @@ type Store struct {
 
 	keyBufs sync.Pool // *[]byte scratch for Pebble keys on the read path
 	space   *spaceGuard
+	segs    *segTable // per-segment summaries for anti-entropy (segments.go)
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -131,6 +132,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		stopSync: make(chan struct{}),
 	}
 	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	s.segs = new(segTable)
+	if err := s.openSegments(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.space = startSpaceGuard(dir, opts.MinFreeBytes, opts.Logger)
 	var wg sync.WaitGroup
 	s.async = make(chan *write, asyncQueue)
