@@ -79,6 +79,7 @@ func TestKillAll(t *testing.T)         { runNamed(t, "kill-all", 8*time.Second) 
 func TestPartitionMirror(t *testing.T) { runNamed(t, "partition-mirror", 10*time.Second) }
 func TestPartitionBucket(t *testing.T) { runNamed(t, "partition-bucket", 10*time.Second) }
 func TestAcks(t *testing.T)            { runNamed(t, "acks", 2*time.Second) }
+func TestReadQuorum(t *testing.T)      { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second) }
 func TestHotKeys(t *testing.T)         { runNamed(t, "hot-keys", 6*time.Second) }
 func TestDiskFull(t *testing.T)        { runNamed(t, "disk-full", 8*time.Second) }

@@ -99,8 +99,11 @@ func (e *Env) Start(ctx context.Context, w Workload) (stop func()) {
 }
 
 // Client returns a new client for direct operations; they are recorded like the workload's.
-func (e *Env) Client() *Direct {
-	return &Direct{e: e, c: newClient(e.clientIDs(1), e.hist, defaultTimeout)}
+func (e *Env) Client() *Direct { return e.ClientTimeout(defaultTimeout) }
+
+// ClientTimeout is Client with another per-request timeout.
+func (e *Env) ClientTimeout(d time.Duration) *Direct {
+	return &Direct{e: e, c: newClient(e.clientIDs(1), e.hist, d)}
 }
 
 // Direct is a client a scenario drives itself.

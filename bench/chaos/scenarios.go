@@ -48,6 +48,8 @@ var Scenarios = []Scenario{
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
 		Default: 4 * time.Second, Run: Acks},
+	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
+		Layout: mirrored(), Default: 2 * time.Second, Needs: needListen, Run: ReadQuorum},
 	{Name: "clock-skew", About: "one proxy's clock 30s fast: read-then-write cycles through another proxy keep the later write",
 		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{30 * time.Second, 0}},
 		Default: 8 * time.Second, Needs: needProxySkew, Run: ClockSkew},
