@@ -1,7 +1,9 @@
 // Command tako-cluster runs a whole Tako cluster on one machine, for
 // testing: every coordinator of the configuration, one tako-node per node of
 // the active and target deployments, then a tako-proxy per -p once the nodes
-// answer. Ctrl-C (or SIGTERM) stops them all.
+// answer. It then follows the configuration: nodes that an edit adds (a
+// target_deployment's) are started, nodes that no live deployment names any
+// more are stopped. Ctrl-C (or SIGTERM) stops them all.
 //
 //	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-d]
 //	tako-cluster examples/local_cluster.yaml -p 8080

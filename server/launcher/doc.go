@@ -1,7 +1,9 @@
 // Package launcher runs a whole Tako cluster on one machine (tako-cluster):
 // every coordinator of a configuration, one tako-node per node of the active
 // and target deployments, then one tako-proxy per requested port, each as a
-// child process logging under the var directory.
+// child process logging under the var directory. It follows the
+// configuration as it changes, so a live migration needs no restart: nodes
+// the configuration adds are started, nodes it drops are stopped.
 //
 // # Sequence
 //
@@ -21,10 +23,36 @@
 //     a phase that times out stops everything and returns an error carrying
 //     the tail of the failing child's log.
 //  4. Print a table of every process: pid, where it listens, its log file.
-//  5. Run until ctx ends. A child that exits on its own is reported (with
-//     the tail of its log) and the others keep running.
-//  6. Stop: SIGTERM to every child, up to Options.StopTimeout for them to
+//  5. Follow the configuration until ctx ends (see below): start the nodes
+//     a new configuration names, stop those it no longer names.
+//  6. Meanwhile report children that exit on their own: "stopped" for exit
+//     status 0, "exited unexpectedly" with the tail of the log otherwise;
+//     the others keep running. Run returns ErrAllExited if none is left.
+//  7. Stop: SIGTERM to every child, up to Options.StopTimeout for them to
 //     exit, then SIGKILL to the rest, and reap them all.
+//
+// # Following the configuration
+//
+// A watcher (server/configsource, every Options.Poll) reads what the nodes
+// read: the coordinators when there are any, so a node started for a new
+// configuration is already served it; else the file, once an edit has
+// settled (two polls agree). A document that does not parse or validate is
+// logged and ignored: the last good one stays. Each new configuration is
+// applied in turn, in this order:
+//
+//   - Nodes that no live deployment (neither active nor target) names any
+//     more are stopped as in step 7. During a migration both deployments
+//     are live, so a node leaves only once the migration has finished.
+//   - Nodes it names that have no running process (new ones, ones that left
+//     and came back, ones that exited) are started exactly as at start-up:
+//     by the same function, with the start-up flags (the same -c list, or
+//     -cfg), after the same free-port check, waiting for /health, then
+//     printed in a table like step 4's. -s names are never started.
+//   - One line says the configuration is in use and which nodes run.
+//
+// A failure (a child that exits, a wait that times out, a busy port) is
+// reported and the cluster keeps running; the next configuration tries
+// again. Coordinators and proxies are never added or removed.
 //
 // # Leaving nothing behind
 //
@@ -40,7 +68,12 @@
 //
 // # Concurrency
 //
-// Run owns every child. Each child has one goroutine blocked in Wait that
-// closes the child's done channel and reports the exit on a channel Run
-// reads; nothing else is shared.
+// Run's goroutine owns every child and all of the cluster's state: it
+// starts and stops children, applies configurations and reports exits, one
+// thing at a time (an exit that arrives while a configuration is applied
+// waits for it). Each child has one goroutine blocked in Wait that closes
+// the child's done channel and then hands the child to Run (or gives up
+// once Run has returned). The configuration watcher runs in its own
+// goroutine and hands each new configuration over on a channel, waiting
+// until Run takes it; Run stops it and waits for it before returning.
 package launcher

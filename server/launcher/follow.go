@@ -89,7 +89,8 @@ func (c *cluster) watch(ctx context.Context, configs chan<- *config.Config) {
 
 // apply makes the running nodes those cfg names: it stops the nodes no
 // live deployment (active or target) names any more, then starts those it
-// names that are not running, exactly as at start-up. Coordinators and
+// names that are not running, exactly as at start-up (stopping first frees
+// the ports of a node that a new one replaces). Coordinators and
 // proxies are left as they are. A node that fails to start is reported and
 // the rest of the cluster keeps running; the next configuration retries it.
 func (c *cluster) apply(ctx context.Context, cfg *config.Config) {
