@@ -49,9 +49,6 @@ func runNamed(t *testing.T, name string, d time.Duration) *Result {
 	if testing.Short() {
 		t.Skip("chaos scenarios start clusters; skipped with -short")
 	}
-	if raceEnabled {
-		t.Skip("chaos scenarios are timing-bound process tests; skipped under -race (the harness's own code is covered by the unit tests)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -89,8 +86,8 @@ func TestPause(t *testing.T)           { runNamed(t, "pause", 8*time.Second) }
 // a workload, every node loses its data (killed, var dir emptied, restarted). Every
 // acknowledged write is then lost, and the checker must say so.
 func TestCheckerCatchesWipedReplicas(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("starts a cluster; skipped with -short and -race")
+	if testing.Short() {
+		t.Skip("starts a cluster; skipped with -short")
 	}
 	wipe := Scenario{Name: "wipe", Layout: mirrored(), Default: 2 * time.Second, Run: func(ctx context.Context, e *Env) error {
 		stop := e.Start(ctx, mixed(e.Proxies()))
