@@ -145,7 +145,7 @@ func (c *cluster) startNamed(ctx context.Context, cfg *config.Config) {
 	var nodes []config.Node
 	var specs []Spec
 	for _, n := range cfg.Nodes() {
-		if ch := c.nodes[n.ID]; (ch == nil || ch.exited()) && !contains(c.o.Skip, n.ID) {
+		if ch := c.nodes[n.ID]; (ch == nil || ch.exited()) && !slices.Contains(c.o.Skip, n.ID) {
 			nodes = append(nodes, n)
 			specs = append(specs, c.plan.node(n))
 		}

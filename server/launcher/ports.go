@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -23,7 +24,7 @@ func clusterAddrs(cfg *config.Config, proxyPorts []int, skip []string) []listenA
 	}
 	var nodes []config.Node
 	for _, n := range cfg.Nodes() {
-		if !contains(skip, n.ID) {
+		if !slices.Contains(skip, n.ID) {
 			nodes = append(nodes, n)
 		}
 	}
@@ -40,15 +41,6 @@ func nodeAddrs(nodes []config.Node) []listenAddr {
 		as = append(as, listenAddr{n.HTTPAddr(), "node " + n.ID + " http"}, listenAddr{n.PeerAddr(), "node " + n.ID + " peer"})
 	}
 	return as
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkFree binds every address for a moment, so a leftover process (from
