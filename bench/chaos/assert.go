@@ -133,7 +133,7 @@ func ClockSkew(ctx context.Context, e *Env) error {
 		}
 		return nil
 	})
-	e.logf("clock-skew: %d read-then-write cycles, %d later writes lost", cycles, lost)
+	e.Note("%d read-then-write cycles, %d later writes lost", cycles, lost)
 	return err
 }
 

@@ -81,6 +81,7 @@ func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second
 func TestHotKeys(t *testing.T)         { runNamed(t, "hot-keys", 6*time.Second) }
 func TestDiskFull(t *testing.T)        { runNamed(t, "disk-full", 8*time.Second) }
 func TestPause(t *testing.T)           { runNamed(t, "pause", 8*time.Second) }
+func TestSoak(t *testing.T)            { runNamed(t, "soak", 8*time.Second) }
 
 // TestCheckerCatchesWipedReplicas is the checker's negative control on a real cluster: after
 // a workload, every node loses its data (killed, var dir emptied, restarted). Every

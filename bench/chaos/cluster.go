@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tako-kv/tako/bench"
 	"github.com/tako-kv/tako/hashring"
 	"github.com/tako-kv/tako/server/config"
 )
@@ -299,6 +300,23 @@ func (c *Cluster) Bucket(id string) []*Node {
 		}
 	}
 	return out
+}
+
+// peakRSS lists each node's peak resident memory (VmHWM since its last start).
+func (c *Cluster) peakRSS() string {
+	var b strings.Builder
+	for i, nd := range c.Nodes {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		st, err := bench.ReadProcStat(nd.proc.pid())
+		if err != nil {
+			fmt.Fprintf(&b, "%s ?", nd.ID)
+			continue
+		}
+		fmt.Fprintf(&b, "%s %dMiB", nd.ID, st.PeakRSS>>20)
+	}
+	return b.String()
 }
 
 // Stop kills every process, closes the interposer and unmounts the tmpfs. Safe to call more

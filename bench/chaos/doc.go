@@ -22,8 +22,10 @@
 //   - Check: the verdict over a History and each replica's final record (pure, tested with
 //     hand-made histories), and Converge, which reads the replicas over the peer protocol
 //     until they agree or a bound passes.
-//   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, acks, clock-skew,
-//     hot-keys, disk-full, pause) and Run, which runs one with a Config.
+//   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, acks, read-quorum,
+//     clock-skew, hot-keys, disk-full, pause, soak) and Run, which runs one with a Config.
+//     Scenarios with a reply to assert (acks, read-quorum, clock-skew, disk-full) record
+//     their own violations beside the checker's.
 //
 // Invariants: every process the harness starts runs in its own process group and is killed,
 // every tmpfs unmounted and every temp dir removed (unless Config.Keep) before Run returns,

@@ -28,6 +28,7 @@ type Env struct {
 	mu     sync.Mutex
 	keys   map[string]bool // every key a workload or direct op touched
 	fails  []Violation
+	notes  []string
 	nextID int
 }
 
@@ -47,6 +48,15 @@ func (e *Env) logf(format string, args ...any) {
 	if e.out != nil {
 		fmt.Fprintf(e.out, "chaos: "+format+"\n", args...)
 	}
+}
+
+// Note logs a line of the scenario's own figures and keeps it for the report.
+func (e *Env) Note(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	e.logf("%s", line)
+	e.mu.Lock()
+	e.notes = append(e.notes, line)
+	e.mu.Unlock()
 }
 
 // Fail records a violated expectation of the scenario itself.

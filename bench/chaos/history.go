@@ -88,6 +88,13 @@ func (h *History) Ops() []Op {
 	return append([]Op(nil), h.ops...)
 }
 
+// Since returns a copy of the operations from index i on, and the count so far.
+func (h *History) Since(i int) ([]Op, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Op(nil), h.ops[min(i, len(h.ops)):]...), len(h.ops)
+}
+
 // WriteFile writes the history as JSON lines, one Op each.
 func (h *History) WriteFile(path string) error {
 	f, err := os.Create(path)

@@ -68,6 +68,16 @@ func (p *process) running() bool {
 	}
 }
 
+// pid returns the running process's id (0 if not started).
+func (p *process) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 func (p *process) isPaused() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -35,6 +35,7 @@ type Result struct {
 	Skipped      string         `json:"skipped,omitempty"` // why the scenario could not run here
 	Duration     time.Duration  `json:"duration"`          // workload and nemesis
 	Events       []Event        `json:"events"`
+	Notes        []string       `json:"notes,omitempty"` // the scenario's own figures
 	Ops          int            `json:"ops"`
 	Acked        int            `json:"acked"` // writes and deletes answered 200
 	Reads        int            `json:"reads"` // reads answered 200 or 404
@@ -122,6 +123,9 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 	finals, wait, ok := e.C.Converge(ctx, e.checkedKeys(), convergeBound)
 	res.Converged, res.ConvergeWait = ok, wait
 	res.Events = e.N.Events()
+	e.mu.Lock()
+	res.Notes = e.notes
+	e.mu.Unlock()
 	ops := e.hist.Ops()
 	res.Ops = len(ops)
 	for i := range ops {
@@ -175,6 +179,9 @@ func (r *Result) WriteReport(w io.Writer) {
 	fmt.Fprintf(w, "%s (%s), %.1fs\n", r.Scenario, r.Mode, r.Duration.Seconds())
 	for _, e := range r.Events {
 		fmt.Fprintf(w, "  %v\n", e)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  %s\n", n)
 	}
 	fmt.Fprintf(w, "  operations: %d (", r.Ops)
 	for i, k := range []string{OutcomeOK, Outcome503, Outcome507, OutcomeTimeout, OutcomeOther} {

@@ -60,6 +60,8 @@ var Scenarios = []Scenario{
 		Default: 8 * time.Second, Needs: needRoot, Run: DiskFull},
 	{Name: "pause", About: "SIGSTOP a random node for a while, SIGCONT, next",
 		Layout: mirrored(), Default: 10 * time.Second, Run: PauseRotation},
+	{Name: "soak", About: "mixed load through the proxy and two nodes' HTTP ports, a random node killed every tenth of the run (every minute with -d 10m); throughput and RSS each tenth",
+		Layout: mirrored(), Default: time.Minute, Run: Soak},
 }
 
 // ScenarioNames returns the names of Scenarios.
@@ -216,6 +218,40 @@ func PauseRotation(ctx context.Context, e *Env) error {
 			return err
 		}
 		e.Wait(ctx, time.Second)
+		return nil
+	})
+}
+
+// Soak runs a mixed load for the whole duration and kills a random node (restarted 2 s later)
+// every tenth of it, noting each tenth's throughput and every node's peak RSS.
+func Soak(ctx context.Context, e *Env) error {
+	entries := append(e.Proxies(), e.C.Nodes[0].HTTP, e.C.Nodes[2].HTTP)
+	w := mixed(entries)
+	w.Clients = 8
+	defer e.Start(ctx, w)()
+	period := max(e.D/10, 3*time.Second)
+	last, lastOps := time.Now(), 0
+	return e.Loop(ctx, func() error {
+		nd := e.pick()
+		if err := e.N.Kill(nd); err != nil {
+			return err
+		}
+		sleep(ctx, 2*time.Second)
+		if err := e.N.Restart(ctx, nd); err != nil {
+			return err
+		}
+		e.Wait(ctx, time.Until(last.Add(period)))
+		ops, total := e.hist.Since(lastOps)
+		ok := 0
+		for i := range ops {
+			if ops[i].Outcome() == OutcomeOK {
+				ok++
+			}
+		}
+		secs := time.Since(last).Seconds()
+		e.Note("+%4.0fs: %5.0f ops/s, %5.0f ok/s; peak RSS %s", time.Since(e.start).Seconds(),
+			float64(len(ops))/secs, float64(ok)/secs, e.C.peakRSS())
+		last, lastOps = time.Now(), total
 		return nil
 	})
 }
