@@ -98,11 +98,36 @@ func ReadQuorum(ctx context.Context, e *Env) error {
 	return nil
 }
 
-// ClockSkew runs cycles of: a write through the proxy whose clock is 30 s fast, then a read
-// and a write of the same key through the other proxy. The later write must win every time:
-// both proxies read its value back.
+// ClockSkew runs read-then-write cycles through the other proxy after writes through the
+// proxy whose clock is 30 s fast (see skewCycles).
 func ClockSkew(ctx context.Context, e *Env) error {
-	fast, slow := e.C.Proxies[0].Addr, e.C.Proxies[1].Addr
+	fast := e.C.Proxies[0].Addr
+	probe := e.Client()
+	defer probe.Close()
+	first := probe.Do(ctx, OpWrite, fast, "skew-probe", "fast-probe", "")
+	if ahead := time.Duration(first.TS-time.Now().UnixMicro()) * time.Microsecond; first.Status != 200 || ahead < 20*time.Second {
+		e.Fail(first.Key, "the fast proxy stamped %v ahead of the clock (status %d), want about 30s: -clock-offset did not take effect", ahead, first.Status)
+	}
+	return skewCycles(ctx, e, fast, e.C.Proxies[1].Addr)
+}
+
+// NodeClockBehind runs read-then-write cycles through node n1, whose clock is 2 s behind,
+// after writes through the proxy (see skewCycles).
+func NodeClockBehind(ctx context.Context, e *Env) error {
+	slow := e.C.Node("n1").HTTP
+	probe := e.Client()
+	defer probe.Close()
+	first := probe.Do(ctx, OpWrite, slow, "behind-probe", "slow-probe", "")
+	if behind := time.Duration(time.Now().UnixMicro()-first.TS) * time.Microsecond; first.Status != 200 || behind < time.Second {
+		e.Fail(first.Key, "n1 stamped %v behind the clock (status %d), want about 2s: -clock-offset did not take effect", behind, first.Status)
+	}
+	return skewCycles(ctx, e, e.Proxies()[0], slow)
+}
+
+// skewCycles writes a key through entry first, then reads it and writes it again through
+// later, until the duration passes. The later write must win every time: it applies, its
+// timestamp is above the first's, and both entries read its value back.
+func skewCycles(ctx context.Context, e *Env, first, later string) error {
 	d := e.Client()
 	defer d.Close()
 	keys := Keys("skew", 4)
@@ -110,23 +135,20 @@ func ClockSkew(ctx context.Context, e *Env) error {
 	err := e.Loop(ctx, func() error {
 		k := keys[cycles%len(keys)]
 		cycles++
-		first := d.Do(ctx, OpWrite, fast, k, fmt.Sprintf("fast-%d", cycles), "")
-		if first.Status != 200 {
-			e.expect(first, 200, "write through the fast proxy")
+		w1 := d.Do(ctx, OpWrite, first, k, fmt.Sprintf("first-%d", cycles), "")
+		if w1.Status != 200 {
+			e.expect(w1, 200, "the first write")
 			return nil
 		}
-		if ahead := time.Duration(first.TS-time.Now().UnixMicro()) * time.Microsecond; cycles == 1 && ahead < 20*time.Second {
-			e.Fail(k, "the fast proxy stamped %v ahead of the clock, want about 30s: -clock-offset did not take effect", ahead)
-		}
-		e.expect(d.Do(ctx, OpRead, slow, k, "", ""), 200, "read through the other proxy")
+		e.expect(d.Do(ctx, OpRead, later, k, "", ""), 200, "the read before the later write")
 		v := fmt.Sprintf("later-%d", cycles)
-		later := d.Do(ctx, OpWrite, slow, k, v, "")
-		e.expect(later, 200, "the later write")
-		if later.Applied == "no" || later.TS <= first.TS {
+		w2 := d.Do(ctx, OpWrite, later, k, v, "")
+		e.expect(w2, 200, "the later write")
+		if w2.Applied == "no" || w2.TS <= w1.TS {
 			lost++
-			e.Fail(k, "the later write %q (ts %d, applied %q) did not supersede the fast proxy's (ts %d)", v, later.TS, later.Applied, first.TS)
+			e.Fail(k, "the later write %q via %s (ts %d, applied %q) did not supersede the first via %s (ts %d)", v, later, w2.TS, w2.Applied, first, w1.TS)
 		}
-		for _, entry := range []string{slow, fast} {
+		for _, entry := range []string{later, first} {
 			if back := d.Do(ctx, OpRead, entry, k, "", ""); back.Status != 200 || back.Value != v {
 				e.Fail(k, "read back via %s: %d %q, want %q, the later write", entry, back.Status, back.Value, v)
 			}

@@ -6,14 +6,19 @@ import (
 	"strings"
 )
 
-// binaries are the programs a cluster runs and the test flags they support: the harness
-// adapts to binaries that predate a flag (no interposer without -listen; a clock-skew
-// scenario skips without -clock-offset) instead of failing to start them.
+// Features are the test flags the binaries support: the harness adapts to binaries that
+// predate a flag (no interposer without -listen; a clock-skew scenario skips without
+// -clock-offset) instead of failing to start them.
+type Features struct {
+	Listen           bool // tako-node -listen
+	NodeClockOffset  bool // tako-node -clock-offset
+	ProxyClockOffset bool // tako-proxy -clock-offset
+}
+
+// binaries are the programs a cluster runs.
 type binaries struct {
 	node, proxy string
-	listen      bool // tako-node -listen
-	nodeSkew    bool // tako-node -clock-offset
-	proxySkew   bool // tako-proxy -clock-offset
+	Features
 }
 
 // findBinaries resolves tako-node and tako-proxy with find and probes their flags.
@@ -34,9 +39,9 @@ func findBinaries(find func(name string) (string, error)) (*binaries, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.listen = strings.Contains(nodeFlags, "-listen")
-	b.nodeSkew = strings.Contains(nodeFlags, "-clock-offset")
-	b.proxySkew = strings.Contains(proxyFlags, "-clock-offset")
+	b.Listen = strings.Contains(nodeFlags, "-listen")
+	b.NodeClockOffset = strings.Contains(nodeFlags, "-clock-offset")
+	b.ProxyClockOffset = strings.Contains(proxyFlags, "-clock-offset")
 	return b, nil
 }
 

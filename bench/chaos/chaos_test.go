@@ -78,6 +78,7 @@ func TestPartitionBucket(t *testing.T) { runNamed(t, "partition-bucket", 10*time
 func TestAcks(t *testing.T)            { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)      { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second) }
+func TestClockBehind(t *testing.T)     { runNamed(t, "clock-behind", 5*time.Second) }
 func TestHotKeys(t *testing.T)         { runNamed(t, "hot-keys", 6*time.Second) }
 func TestDiskFull(t *testing.T)        { runNamed(t, "disk-full", 8*time.Second) }
 func TestPause(t *testing.T)           { runNamed(t, "pause", 8*time.Second) }

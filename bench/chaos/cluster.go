@@ -29,6 +29,8 @@ type Layout struct {
 	MinFreeBytes     string        // storage.min_free_bytes ("" for 12MiB)
 	// Proxies lists one entry per proxy: its -clock-offset (0 for none).
 	Proxies []time.Duration
+	// NodeClockOffsets gives chosen nodes a -clock-offset.
+	NodeClockOffsets map[string]time.Duration
 	// TmpfsNode names a node whose var dir is a tmpfs the harness mounts (disk-full).
 	TmpfsNode string
 }
@@ -106,7 +108,7 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	if s.bins.listen {
+	if s.bins.Listen {
 		c.Interposer = NewInterposer(s.log)
 	}
 	if err := c.configure(l, ports[0], ports[1]); err != nil {
@@ -116,7 +118,7 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 		return nil, err
 	}
 	for i, nd := range c.Nodes {
-		if err := c.addNode(s.bins, i+1, nd); err != nil {
+		if err := c.addNode(s.bins, i+1, nd, l.NodeClockOffsets[nd.ID]); err != nil {
 			return nil, err
 		}
 	}
@@ -175,8 +177,11 @@ func (c *Cluster) configure(l Layout, httpPort, peerPort int) error {
 }
 
 // addNode prepares node i (1-based) and its forwarders; it does not start the process.
-func (c *Cluster) addNode(bins *binaries, i int, nd *Node) error {
+func (c *Cluster) addNode(bins *binaries, i int, nd *Node, offset time.Duration) error {
 	args := []string{"-id", nd.ID, "-cfg", c.CfgPath, "-v", nd.VarDir, "-l", filepath.Join(c.Dir, nd.ID+".log")}
+	if offset != 0 {
+		args = append(args, "-clock-offset", offset.String())
+	}
 	if c.Interposer != nil {
 		nd.RealHTTP = swapHost(nd.HTTP, realHost(i))
 		nd.RealPeer = swapHost(nd.Peer, realHost(i))

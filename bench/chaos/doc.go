@@ -23,7 +23,8 @@
 //     hand-made histories), and Converge, which reads the replicas over the peer protocol
 //     until they agree or a bound passes.
 //   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, acks, read-quorum,
-//     clock-skew, hot-keys, disk-full, pause, soak) and Run, which runs one with a Config.
+//     clock-skew, clock-behind, hot-keys, disk-full, pause, soak) and Run, which runs one
+//     with a Config.
 //     Scenarios with a reply to assert (acks, read-quorum, clock-skew, disk-full) record
 //     their own violations beside the checker's.
 //

@@ -71,7 +71,7 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) 
 	if err != nil {
 		return res, err
 	}
-	if why := sc.unsupported(bins); why != "" {
+	if why := sc.unsupported(bins.Features); why != "" {
 		res.Skipped = why
 		return res, nil
 	}

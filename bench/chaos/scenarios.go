@@ -15,23 +15,41 @@ type Scenario struct {
 	Layout  Layout
 	Default time.Duration // duration when Config.Duration is 0
 	// Needs returns why the binaries cannot run the scenario ("" when they can).
-	Needs func(*binaries) string
+	Needs func(Features) string
 	Run   func(ctx context.Context, e *Env) error
 }
 
-func (s Scenario) unsupported(b *binaries) string {
+func (s Scenario) unsupported(f Features) string {
 	if s.Needs == nil {
 		return ""
 	}
-	return s.Needs(b)
+	return s.Needs(f)
 }
 
 const healEvery = 3 * time.Second // background_healing_interval of every scenario
 
+// layout is the shape most scenarios vary: write_acks quorum, healing every healEvery, and
+// one proxy per clock offset given.
+func layout(buckets, mirrors, perKey int, proxyOffsets ...time.Duration) Layout {
+	return Layout{Buckets: buckets, Mirrors: mirrors, PerKey: perKey, WriteAcks: "quorum", HealEvery: healEvery, Proxies: proxyOffsets}
+}
+
 // mirrored is the small layout most scenarios use: 2 buckets × 2 mirrors, every key on all
 // four nodes, one proxy.
-func mirrored() Layout {
-	return Layout{Buckets: 2, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}}
+func mirrored() Layout { return layout(2, 2, 2, 0) }
+
+// standaloneOnTmpfs is one node whose var dir is a tmpfs, no proxy.
+func standaloneOnTmpfs() Layout {
+	l := layout(1, 1, 1)
+	l.TmpfsNode = "n1"
+	return l
+}
+
+// nodeBehind is mirrored with n1's clock 2 s behind.
+func nodeBehind() Layout {
+	l := mirrored()
+	l.NodeClockOffsets = map[string]time.Duration{"n1": -2 * time.Second}
+	return l
 }
 
 // Scenarios lists every scenario, in the order "all" runs them.
@@ -43,21 +61,19 @@ var Scenarios = []Scenario{
 	{Name: "partition-mirror", About: "one mirror of one bucket cut off from the other nodes and the proxy, then healed",
 		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionMirror},
 	{Name: "partition-bucket", About: "a whole bucket of a buckets_per_key 2 cluster (3 buckets) cut off, then healed",
-		Layout:  Layout{Buckets: 3, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
-		Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
+		Layout: layout(3, 2, 2, 0), Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
-		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{0}},
-		Default: 4 * time.Second, Run: Acks},
+		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
 		Layout: mirrored(), Default: 2 * time.Second, Needs: needListen, Run: ReadQuorum},
 	{Name: "clock-skew", About: "one proxy's clock 30s fast: read-then-write cycles through another proxy keep the later write",
-		Layout:  Layout{Buckets: 2, Mirrors: 2, PerKey: 2, WriteAcks: "quorum", HealEvery: healEvery, Proxies: []time.Duration{30 * time.Second, 0}},
-		Default: 8 * time.Second, Needs: needProxySkew, Run: ClockSkew},
+		Layout: layout(2, 2, 2, 30*time.Second, 0), Default: 8 * time.Second, Needs: needProxySkew, Run: ClockSkew},
+	{Name: "clock-behind", About: "one node's clock 2s behind: read-then-write cycles through it after writes through the proxy keep the later write",
+		Layout: nodeBehind(), Default: 6 * time.Second, Needs: needNodeSkew, Run: NodeClockBehind},
 	{Name: "hot-keys", About: "16 writers on 10 keys through the proxy and two nodes' HTTP ports",
 		Layout: mirrored(), Default: 8 * time.Second, Run: HotKeys},
 	{Name: "disk-full", About: "the disk under a standalone node fills: 507 for writes, reads served, writes resume once freed",
-		Layout:  Layout{Buckets: 1, Mirrors: 1, PerKey: 1, WriteAcks: "quorum", HealEvery: healEvery, MinFreeBytes: "12MiB", TmpfsNode: "n1"},
-		Default: 8 * time.Second, Needs: needRoot, Run: DiskFull},
+		Layout: standaloneOnTmpfs(), Default: 8 * time.Second, Needs: needRoot, Run: DiskFull},
 	{Name: "pause", About: "SIGSTOP a random node for a while, SIGCONT, next",
 		Layout: mirrored(), Default: 10 * time.Second, Run: PauseRotation},
 	{Name: "soak", About: "mixed load through the proxy and two nodes' HTTP ports, a random node killed every tenth of the run (every minute with -d 10m); throughput and RSS each tenth",
@@ -81,21 +97,28 @@ func findScenario(name string) (Scenario, bool) {
 	return Scenarios[i], true
 }
 
-func needListen(b *binaries) string {
-	if !b.listen {
+func needListen(f Features) string {
+	if !f.Listen {
 		return "tako-node has no -listen flag: partitions need the interposer"
 	}
 	return ""
 }
 
-func needProxySkew(b *binaries) string {
-	if !b.proxySkew {
+func needProxySkew(f Features) string {
+	if !f.ProxyClockOffset {
 		return "tako-proxy has no -clock-offset flag"
 	}
 	return ""
 }
 
-func needRoot(*binaries) string {
+func needNodeSkew(f Features) string {
+	if !f.NodeClockOffset {
+		return "tako-node has no -clock-offset flag"
+	}
+	return ""
+}
+
+func needRoot(Features) string {
 	if os.Geteuid() != 0 {
 		return "not root: cannot mount a tmpfs"
 	}

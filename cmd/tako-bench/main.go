@@ -180,6 +180,14 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep each run's dir: config, var dirs, logs, history")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed (workload and nemesis choices)")
 	quiet := fs.Bool("q", false, "do not print events as they happen")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tako-bench chaos -scenario NAME|all [-d DURATION] [-history FILE] [-keep] [-seed N] [-q]\nscenarios:")
+		for _, s := range chaos.Scenarios {
+			fmt.Fprintf(stderr, "  %-17s %s\n", s.Name, s.About)
+		}
+		fmt.Fprintln(stderr, "flags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
 	}
