@@ -78,10 +78,12 @@ const (
 	OpBatchSet           // 6: many Sets, one result each
 	OpScan               // 7: ordered records of a key range
 	OpDigest             // 8: count and hashes of a key range
+	OpSums               // 9: summaries of hash segments (anti-entropy)
+	OpSegmentScan        // 10: record hashes of one hash segment (anti-entropy)
 	numOps
 )
 
-var opNames = [numOps]string{"none", "hello", "ping", "get", "stat", "set", "batchset", "scan", "digest"}
+var opNames = [numOps]string{"none", "hello", "ping", "get", "stat", "set", "batchset", "scan", "digest", "sums", "segmentscan"}
 
 func (o Op) String() string {
 	if o < numOps {

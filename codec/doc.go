@@ -82,6 +82,19 @@ connection. Other bodies, by op:
 	                values, bit 1 = 8-byte value
 	                hashes in their place; not both)
 	8 Digest      start bytes32, end bytes32           count u64, xor u64, sum u64
+	9 Sums        shift u8 (0..16)                     u32 count, then per group that holds a
+	              u32 count, then per range:             requested segment, in group order:
+	                lo u16, hi u16 (segments,            group u16 (segment >> shift),
+	                inclusive, lo <= hi)                 count u64, xor u64
+	10 SegmentScan segment u16                         as Scan's reply; each record's value is
+	              after bytes32 (exclusive; empty =      its 8-byte record hash
+	                from the first key)
+	              limit u32 (records; 0 = default)
+
+A segment (Sums, SegmentScan) is one of the 65536 slices of the ring named by the top 16
+bits of a key's ring hash (hashring.Hash); the sums are the store's per-segment XOR of
+record hashes and record count (kv.SegmentSum), which replicas compare to find the few
+segments whose records differ.
 
 A delete is a Set of a record with the tombstone flag and an empty value. Get returns a
 stored tombstone as StatusOK with the tombstone flag (replicas need its timestamp to resolve

@@ -42,6 +42,10 @@ func requestSamples() []sample {
 		{"scan/unbounded", AppendScan(nil, 12, nil, nil, 0, 0, ScanKeys)},
 		{"scan/hashes", AppendScan(nil, 13, []byte("a"), nil, 0, 0, ScanHashes)},
 		{"digest", AppendDigest(nil, 13, []byte("a"), nil)},
+		{"sums", AppendSums(nil, 14, 8, []SegmentRange{{0, 0}, {7, math.MaxUint16}})},
+		{"sums/empty", AppendSums(nil, 15, 0, nil)},
+		{"segmentscan", AppendSegmentScan(nil, 16, math.MaxUint16, []byte("after"), 100)},
+		{"segmentscan/first", AppendSegmentScan(nil, 17, 0, nil, 0)},
 	}
 }
 
@@ -68,6 +72,9 @@ func replySamples() []sample {
 		{"scan/empty", AppendScanReply(nil, 14, nil, false, nil)},
 		{"digest", AppendDigestReply(nil, 15, Digest{Count: 3, XOR: math.MaxUint64, Sum: 7})},
 		{"unsupported", AppendErrorReply(nil, OpDigest, 16, StatusUnsupported, "")},
+		{"sums", AppendSumsReply(nil, 17, []Sum{{0, 1, 2}, {math.MaxUint16, math.MaxUint64, math.MaxUint64}})},
+		{"sums/empty", AppendSumsReply(nil, 18, nil)},
+		{"segmentscan", segmentScanReply(19, []Record{recA, recB}, true, []byte("b"))},
 	}
 }
 
@@ -101,6 +108,14 @@ func encodeRequest(r *Request) []byte {
 		return AppendScan(nil, r.ID, r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
 	case OpDigest:
 		return AppendDigest(nil, r.ID, r.Key, r.End)
+	case OpSums:
+		ranges := make([]SegmentRange, r.Ranges.Len())
+		for i := range ranges {
+			ranges[i] = r.Ranges.At(i)
+		}
+		return AppendSums(nil, r.ID, r.Shift, ranges)
+	case OpSegmentScan:
+		return AppendSegmentScan(nil, r.ID, r.Segment, r.Key, r.Limit)
 	}
 	panic(fmt.Sprintf("encodeRequest: %s", r.Op))
 }
@@ -132,15 +147,24 @@ func encodeReply(r *Reply) []byte {
 			res[i] = r.Results.At(i)
 		}
 		return AppendBatchSetReply(nil, r.ID, res)
-	case OpScan:
-		it := r.Records
+	case OpScan, OpSegmentScan:
 		w := BeginScanReply(nil, r.ID)
+		if r.Op == OpSegmentScan {
+			w = BeginSegmentScanReply(nil, r.ID)
+		}
+		it := r.Records
 		for rec, ok := it.Next(); ok; rec, ok = it.Next() {
 			w.Add(rec)
 		}
 		return w.Finish(r.More, r.Next)
 	case OpDigest:
 		return AppendDigestReply(nil, r.ID, r.Digest)
+	case OpSums:
+		sums := make([]Sum, r.Sums.Len())
+		for i := range sums {
+			sums[i] = r.Sums.At(i)
+		}
+		return AppendSumsReply(nil, r.ID, sums)
 	}
 	panic(fmt.Sprintf("encodeReply: %s", r.Op))
 }
@@ -165,6 +189,14 @@ func describeRequest(r *Request) string {
 		fmt.Fprintf(&b, " start=%q end=%q limit=%d limitbytes=%d mode=%d", r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
 	case OpDigest:
 		fmt.Fprintf(&b, " start=%q end=%q", r.Key, r.End)
+	case OpSums:
+		fmt.Fprintf(&b, " shift=%d", r.Shift)
+		for i := range r.Ranges.Len() {
+			g := r.Ranges.At(i)
+			fmt.Fprintf(&b, " [%d..%d]", g.Lo, g.Hi)
+		}
+	case OpSegmentScan:
+		fmt.Fprintf(&b, " segment=%d after=%q limit=%d", r.Segment, r.Key, r.Limit)
 	}
 	return b.String()
 }
@@ -194,13 +226,26 @@ func describeReply(r *Reply) string {
 			res := r.Results.At(i)
 			fmt.Fprintf(&b, " [%s %d]", res.Status, res.TS)
 		}
-	case OpScan:
+	case OpScan, OpSegmentScan:
 		fmt.Fprintf(&b, " more=%v next=%q", r.More, r.Next)
 		describeRecords(&b, r.Records)
+	case OpSums:
+		for i := range r.Sums.Len() {
+			g := r.Sums.At(i)
+			fmt.Fprintf(&b, " [%d count=%d xor=%#x]", g.Group, g.Count, g.XOR)
+		}
 	case OpDigest:
 		fmt.Fprintf(&b, " count=%d xor=%#x sum=%#x", r.Digest.Count, r.Digest.XOR, r.Digest.Sum)
 	}
 	return b.String()
+}
+
+func segmentScanReply(id uint64, recs []Record, more bool, next []byte) []byte {
+	w := BeginSegmentScanReply(nil, id)
+	for _, r := range recs {
+		w.Add(r)
+	}
+	return w.Finish(more, next)
 }
 
 func describeTLVs(b *strings.Builder, it TLVIter) {

@@ -34,6 +34,10 @@ type Reply struct {
 	// Digest: summary of the range.
 	Digest Digest
 
+	// Sums: the group sums, in group order. (SegmentScan replies fill
+	// Records, More and Next as Scan replies do.)
+	Sums Sums
+
 	// Hello: the version the server chose, its node id and options.
 	Version uint16
 	NodeID  []byte
@@ -179,10 +183,12 @@ func DecodeReply(frame []byte, r *Reply) error {
 		r.TS = int64(rd.u64("ts"))
 	case OpBatchSet:
 		r.Results = rd.results("results")
-	case OpScan:
+	case OpScan, OpSegmentScan:
 		r.More = rd.flags("scan flags", scanMore) != 0
 		r.Records = rd.records("records")
 		r.Next = rd.bytes32("next")
+	case OpSums:
+		r.Sums = rd.sums("sums")
 	case OpDigest:
 		r.Digest = Digest{Count: rd.u64("count"), XOR: rd.u64("xor"), Sum: rd.u64("sum")}
 	}
@@ -196,7 +202,7 @@ func replyStatusOK(op Op, s Status) bool {
 		return s == StatusOK || s == StatusNotFound
 	case OpSet:
 		return s == StatusApplied || s == StatusStale
-	case OpHello, OpPing, OpBatchSet, OpScan, OpDigest:
+	case OpHello, OpPing, OpBatchSet, OpScan, OpDigest, OpSums, OpSegmentScan:
 		return s == StatusOK
 	}
 	return false

@@ -32,6 +32,12 @@ type Request struct {
 	// BatchSet: the records to write, validated.
 	Records RecordIter
 
+	// Sums: group sums by segment >> Shift, over the segments in Ranges.
+	// SegmentScan: Segment, the records after Key, at most Limit.
+	Shift   uint8
+	Ranges  SegmentRanges
+	Segment uint16
+
 	// Hello: the protocol versions the client speaks, its node id (empty for proxies) and
 	// options.
 	MinVersion uint16
@@ -178,6 +184,15 @@ func DecodeRequest(frame []byte, r *Request) error {
 	case OpDigest:
 		r.Key = rd.bytes32("start")
 		r.End = rd.bytes32("end")
+	case OpSums:
+		if r.Shift = rd.u8("shift"); r.Shift > MaxSumShift {
+			rd.fail("shift", "exceeds 16")
+		}
+		r.Ranges = rd.ranges("ranges")
+	case OpSegmentScan:
+		r.Segment = rd.u16("segment")
+		r.Key = rd.bytes32("after")
+		r.Limit = rd.u32("limit")
 	default:
 		return fmt.Errorf("%w: %s", ErrUnknownOp, h.Op)
 	}

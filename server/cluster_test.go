@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -91,18 +90,64 @@ func (m *memReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.
 	return out, nil
 }
 
-func (m *memReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
+// segment returns m's records of segment seg in key order.
+func (m *memReplica) segment(seg int) ([]string, error) {
 	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.down {
-		return errDown
+		return nil, errDown
 	}
-	keys := slices.Sorted(maps.Keys(m.recs))
+	var keys []string
+	for k := range m.recs {
+		if kv.Segment([]byte(k)) == seg {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func (m *memReplica) Sums(_ context.Context, shift uint8, ranges []codec.SegmentRange) ([]codec.Sum, error) {
+	m.stall()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, errDown
+	}
+	sums := map[int]kv.SegmentSum{}
+	for k, r := range m.recs {
+		seg := kv.Segment([]byte(k))
+		s := sums[seg]
+		s.XOR ^= kv.RecordHash([]byte(k), r)
+		s.Count++
+		sums[seg] = s
+	}
+	var out []codec.Sum
+	for _, r := range ranges {
+		for seg := int(r.Lo); seg <= int(r.Hi); seg++ {
+			g := uint16(seg >> shift)
+			if k := len(out) - 1; k < 0 || out[k].Group != g {
+				out = append(out, codec.Sum{Group: g})
+			}
+			out[len(out)-1].Count += uint64(sums[seg].Count)
+			out[len(out)-1].XOR ^= sums[seg].XOR
+		}
+	}
+	return out, nil
+}
+
+func (m *memReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, kv.Meta, uint64)) error {
+	keys, err := m.segment(seg)
+	if err != nil {
+		return err
+	}
 	for _, k := range keys {
-		if k >= string(first) && k <= string(last) {
-			r := m.recs[k]
-			fn([]byte(k), r.Meta(), valueHash(r.Value))
+		m.mu.Lock()
+		r, ok := m.recs[k]
+		m.mu.Unlock()
+		if ok {
+			fn([]byte(k), r.Meta(), kv.RecordHash([]byte(k), r))
 		}
 	}
 	return nil

@@ -5,39 +5,54 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
 )
 
-// Background healing. Each node walks its own records in key order, a chunk
-// at a time, spread over the deployment's background_healing_interval. For
-// every chunk it asks each other replica of those keys for its metadata over
-// the chunk's key range (one Scan without values), pushes the records the
-// replica lacks or holds older (BatchSet; last-write-wins makes a push
-// idempotent), and drops its own copy of a key it no longer owns once every
-// current replica holds that record or a newer one. So replicas that missed
-// writes converge, a restarted node is caught up by its peers, and during a
-// migration the new owners receive every key before the old ones let go.
+// Anti-entropy. The store keeps a summary of its records per hash segment
+// (kv.SegmentSum: the XOR of their record hashes and their count), current
+// as writes land. A pass compares, with each peer, the sums of the segments
+// both hold in full — two levels, groups of 256 segments then the segments
+// of the groups that differ — and reconciles only the segments whose sums
+// differ: it lists the peer's records of the segment (keys, timestamps and
+// record hashes, no values), and pushes the records the peer lacks or holds
+// older (BatchSet; last-write-wins makes a push idempotent). The peer's own
+// healer pushes the other way. So the cost of a pass follows the
+// differences, not the data set.
+//
+// Segments that ring points divide between replica sets, and segments this
+// node holds records of but does not own (a migration, a shrink), are
+// reconciled key by key with every replica of each key; a record this node
+// does not own is dropped once every current replica holds it or newer.
+//
+// A pass runs every background_healing_interval, and at once when poked: a
+// configuration change, a peer that comes back (hinted hand-off replayed to
+// it), an operator's request. Its rate is bounded: it pauses minPace after
+// every chunkRecords records listed or pushed, so foreground requests keep
+// the node.
 
-// healer runs background healing for one node.
+// healer runs anti-entropy for one node.
 type healer struct {
 	store   *kv.Store
 	cluster *Cluster
 	log     *slog.Logger
-	// chunk bounds one step: records and bytes of values.
+	// chunk bounds one push (BatchSet): records and bytes of values; it is
+	// also the unit of work between pauses.
 	chunkRecords int
 	chunkBytes   int
-	// minPace is the least pause after each chunk, whatever the interval:
-	// it bounds the rate of a pass that must hurry (a configuration change,
-	// a peer back) so that foreground requests keep the node.
-	minPace time.Duration
-	// wake starts a pass at once, and lets the one running hurry.
+	minPace      time.Duration
+	// wake starts a pass at once.
 	wake chan struct{}
+	// exchanged counts the bytes of sums, listings and pushes a pass moved
+	// (as encoded on the wire), over the healer's life.
+	exchanged atomic.Int64
 }
 
-// healChunkBytes bounds the values of one healing step, so of one BatchSet.
+// healChunkBytes bounds the values of one healing push, so of one BatchSet.
 const healChunkBytes = 4 << 20
 
 func newHealer(store *kv.Store, c *Cluster, log *slog.Logger) *healer {
@@ -45,8 +60,7 @@ func newHealer(store *kv.Store, c *Cluster, log *slog.Logger) *healer {
 		minPace: 10 * time.Millisecond, wake: make(chan struct{}, 1)}
 }
 
-// poke asks for an exchange now: the configuration changed, a peer came
-// back, or an operator asked.
+// poke asks for a pass now.
 func (h *healer) poke() {
 	select {
 	case h.wake <- struct{}{}:
@@ -54,214 +68,230 @@ func (h *healer) poke() {
 	}
 }
 
-// sleep waits d, or less when poked; it reports whether it was poked, and
-// ok false when ctx ended.
-func (h *healer) sleep(ctx context.Context, d time.Duration) (poked, ok bool) {
+// sleep waits d or until poked; ok is false when ctx ended.
+func (h *healer) sleep(ctx context.Context, d time.Duration) (ok bool) {
 	if d <= 0 {
-		return false, ctx.Err() == nil
+		return ctx.Err() == nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false, false
+		return false
 	case <-h.wake:
-		return true, true
+		return true
 	case <-t.C:
-		return false, true
+		return true
 	}
 }
 
-// run heals until ctx ends, one pass per interval while the active
-// deployment enables background healing, and one at once when poked.
+// run heals until ctx ends: a pass every interval while the active
+// deployment enables background healing, and one at once when poked. The
+// first pass waits a short while after start-up, so a restart storm does
+// not become a healing storm.
 func (h *healer) run(ctx context.Context) {
-	urgent := false
+	wait := min(h.cluster.Config().ActiveDeployment().HealingInterval/10, 10*time.Second)
 	for {
+		if !h.sleep(ctx, wait) {
+			return
+		}
 		d := h.cluster.Config().ActiveDeployment()
+		wait = d.HealingInterval
 		if !d.BackgroundHealing {
-			if _, ok := h.sleep(ctx, time.Second); !ok {
-				return
-			}
+			wait = time.Second
 			continue
 		}
-		// Start a pass no sooner than a short while after start-up or the
-		// previous pass, so a restart storm does not become a healing storm.
-		if !urgent {
-			poked, ok := h.sleep(ctx, min(d.HealingInterval/10, 10*time.Second))
-			if !ok {
-				return
-			}
-			urgent = poked
-		}
 		began := time.Now()
-		st, err := h.pass(ctx, d.HealingInterval, urgent)
+		before := h.exchanged.Load()
+		st, err := h.pass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Info("healing pass done", "records", st.records, "pushed", st.pushed, "dropped", st.dropped,
-			"urgent", urgent, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
-		urgent = st.poked
+		h.log.Info("healing pass done", "segments", st.segments, "records", st.records, "pushed", st.pushed,
+			"dropped", st.dropped, "exchanged_bytes", h.exchanged.Load()-before,
+			"took", time.Since(began).Round(time.Millisecond).String(), "err", err)
 	}
 }
 
-type healStats struct {
-	records, pushed, dropped int
-	poked                    bool // a poke arrived during the pass: run another at once
-}
+// healStats counts one pass: segments reconciled, local records listed in
+// them, records pushed to peers and dropped here.
+type healStats struct{ segments, records, pushed, dropped int }
 
-// pass walks every local record once, spread over interval: each chunk is
-// followed by a pause of interval times the chunk's share of the store's
-// bytes (estimated at the start of the pass), so a pass takes about the
-// interval whatever an earlier one counted. An urgent pass, and the rest of
-// one that is poked, pause only minPace.
-func (h *healer) pass(ctx context.Context, interval time.Duration, urgent bool) (healStats, error) {
+// pass compares this node's segments with every peer's and reconciles the
+// ones that differ.
+func (h *healer) pass(ctx context.Context) (healStats, error) {
 	var st healStats
-	var start []byte
-	total := h.store.EstimateBytes(nil, nil)
-	for {
-		chunk, next, err := h.readChunk(start)
-		if err != nil || len(chunk) == 0 {
-			return st, err
-		}
-		began := time.Now()
-		pushed, dropped, err := h.healChunk(ctx, chunk)
-		st.records += len(chunk)
-		st.pushed += pushed
-		st.dropped += dropped
-		if err != nil && ctx.Err() != nil {
-			return st, err
-		}
-		if err != nil {
-			h.log.Warn("healing chunk", "err", err)
-		}
-		if next == nil {
-			return st, nil
-		}
-		pace := h.minPace
-		if !urgent && total > 0 {
-			share := float64(h.store.EstimateBytes(start, next)) / float64(total)
-			pace = max(pace, time.Duration(float64(interval)*share))
-		}
-		start = next
-		poked, ok := h.sleep(ctx, pace-time.Since(began))
-		if !ok {
-			return st, ctx.Err()
-		}
-		if poked {
-			urgent, st.poked = true, true
-		}
-	}
-}
-
-// readChunk copies up to a chunk of local records from start on; next is
-// where the following chunk starts, nil at the end.
-func (h *healer) readChunk(start []byte) (chunk []codec.Record, next []byte, err error) {
-	size := 0
-	errFull := errors.New("chunk full")
-	err = h.store.Scan(start, nil, func(key []byte, rec kv.Record) error {
-		// A record that would take the chunk past its limit starts the next
-		// one; a record larger than the limit goes alone (a frame holds it).
-		if len(chunk) > 0 && (len(chunk) >= h.chunkRecords || size+len(key)+len(rec.Value) > h.chunkBytes) {
-			next = append([]byte(nil), key...)
-			return errFull
-		}
-		chunk = append(chunk, codec.Record{Key: append([]byte(nil), key...), TS: rec.TS,
-			Flags: flagsOf(rec.Tombstone), Value: append([]byte(nil), rec.Value...)})
-		size += len(key) + len(rec.Value)
-		return nil
-	})
-	if errors.Is(err, errFull) {
-		err = nil
-	}
-	return chunk, next, err
-}
-
-// healChunk brings every other replica of chunk's keys up to date and drops
-// the keys this node does not own once their owners have them.
-func (h *healer) healChunk(ctx context.Context, chunk []codec.Record) (pushed, dropped int, err error) {
 	t := h.cluster.topo.Load()
-	var rt route
-	byNode := map[int][]int{}       // replica node -> chunk indexes it should hold
-	need := make([]int, len(chunk)) // replicas other than this node, per record
-	owned := make([]bool, len(chunk))
-	for i, r := range chunk {
-		t.fill(&rt, r.Key)
-		for _, n := range rt.reps {
-			if n == t.self {
-				owned[i] = true
-				continue
-			}
-			byNode[n] = append(byNode[n], i)
-			need[i]++
-		}
-	}
-	have := make([]int, len(chunk)) // replicas confirmed to hold the record or newer
-	for n, idx := range byNode {
-		p, e := h.healReplica(ctx, t.replicas[n], chunk, idx, have)
-		pushed += p
-		if e != nil {
-			err = errors.Join(err, e)
-		}
-	}
-	for i, r := range chunk {
-		if owned[i] || need[i] == 0 || have[i] < need[i] {
+	plan := t.segmentPlan()
+	var errs error
+	todo := map[int][]int{} // segment -> peers to reconcile it with (nil: every replica of each key)
+	for seg := range kv.NumSegments {
+		if h.store.SegmentSum(seg).Count == 0 {
 			continue
 		}
-		ok, e := h.store.Drop(r.Key, recordOf(r.TS, r.Flags, r.Value))
-		if e != nil {
-			return pushed, dropped, errors.Join(err, e)
-		}
-		if ok {
-			dropped++
+		if reps := plan.replicas(seg); reps == nil || !slices.Contains(reps, t.self) {
+			todo[seg] = nil // divided, or not ours: key by key
 		}
 	}
-	return pushed, dropped, err
+	for peer := range t.nodes {
+		if peer == t.self {
+			continue
+		}
+		diff, err := h.compare(ctx, t, plan, peer)
+		if err != nil {
+			errs = errors.Join(errs, fmt.Errorf("compare with %s: %w", t.nodes[peer].ID, err))
+			continue
+		}
+		for _, seg := range diff {
+			if h.store.SegmentSum(seg).Count == 0 {
+				continue // nothing here to push; the peer pushes its records
+			}
+			if peers, ok := todo[seg]; !ok || peers != nil {
+				todo[seg] = append(peers, peer)
+			}
+		}
+	}
+	segs := make([]int, 0, len(todo))
+	for seg := range todo {
+		segs = append(segs, seg)
+	}
+	slices.Sort(segs)
+	work := 0
+	for _, seg := range segs {
+		rs, err := h.reconcile(ctx, t, seg, todo[seg])
+		st.segments++
+		st.records += rs.records
+		st.pushed += rs.pushed
+		st.dropped += rs.dropped
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, err
+			}
+			errs = errors.Join(errs, fmt.Errorf("segment %d: %w", seg, err))
+		}
+		if work += rs.records + rs.pushed; work >= h.chunkRecords {
+			work = 0
+			if !sleepCtx(ctx, h.minPace) {
+				return st, ctx.Err()
+			}
+		}
+	}
+	return st, errs
 }
 
-// healReplica compares the records chunk[idx] with what rr holds, pushes the
-// missing and older ones, and counts in have the records rr now holds.
-func (h *healer) healReplica(ctx context.Context, rr Replica, chunk []codec.Record, idx []int, have []int) (int, error) {
+// compare returns the segments whose sums differ between this node and peer,
+// among those both own in full, that this node holds records of (the peer
+// pushes the others). Segments this node holds nothing of are compared too,
+// so that the ranges sent stay few: they break only where ownership does.
+func (h *healer) compare(ctx context.Context, t *topology, plan *segmentPlan, peer int) ([]int, error) {
+	var shared []codec.SegmentRange
+	for seg := range kv.NumSegments {
+		reps := plan.replicas(seg)
+		if reps == nil || !slices.Contains(reps, t.self) || !slices.Contains(reps, peer) {
+			continue
+		}
+		if k := len(shared) - 1; k >= 0 && int(shared[k].Hi) == seg-1 {
+			shared[k].Hi = uint16(seg)
+		} else {
+			shared = append(shared, codec.SegmentRange{Lo: uint16(seg), Hi: uint16(seg)})
+		}
+	}
+	if len(shared) == 0 {
+		return nil, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
 	defer cancel()
-	type version struct {
-		meta kv.Meta
-		hash uint64
-	}
-	theirs := make(map[string]version)
-	first, last := chunk[idx[0]].Key, chunk[idx[len(idx)-1]].Key
-	err := rr.Metas(ctx, first, last, func(key []byte, m kv.Meta, hash uint64) { theirs[string(key)] = version{m, hash} })
-	if err != nil {
-		return 0, err
-	}
-	var push []codec.Record
-	var pushIdx []int
-	for _, i := range idx {
-		r := chunk[i]
-		v, ok := theirs[string(r.Key)]
-		mine := kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}
-		// Theirs is current when newer, or the same record. Records that tie
-		// on timestamp and kind but differ in value are pushed: the
-		// replica's last-write-wins tie-break keeps the greater, and its own
-		// healer pushes the other way, so both converge.
-		if ok && (newerMeta(v.meta, mine) || v.meta == mine && v.hash == valueHash(r.Value)) {
-			have[i]++
-			continue
+	r := t.replicas[peer]
+	// Descend a tree of 16, then 16, then 256... groups: sums of groups of
+	// 256 segments, then of 16 within the groups that differ, then single
+	// segments within the 16s that differ.
+	var diff []int
+	for i, shift := range sumShifts {
+		theirs, err := r.Sums(ctx, shift, shared)
+		if err != nil {
+			return nil, err
 		}
-		push = append(push, r)
-		pushIdx = append(pushIdx, i)
+		h.exchanged.Add(int64(len(shared)*4 + len(theirs)*18))
+		diff = differing(theirs, segmentSums(h.store, shift, shared))
+		if len(diff) == 0 || i == len(sumShifts)-1 {
+			break
+		}
+		var deeper []codec.SegmentRange
+		for _, g := range diff {
+			deeper = appendClipped(deeper, shared, g<<shift, (g+1)<<shift-1)
+		}
+		shared = deeper
 	}
-	if len(push) == 0 {
-		return 0, nil
+	return diff, nil
+}
+
+// sumShifts are the levels of the comparison tree: the segment bits each
+// level's groups leave out.
+var sumShifts = []uint8{8, 4, 0}
+
+// differing returns the groups whose sums differ between a and b (both in
+// group order; a group missing on one side differs).
+func differing(a, b []codec.Sum) []int {
+	var out []int
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].Group < b[j].Group:
+			out = append(out, int(a[i].Group))
+			i++
+		case i == len(a) || b[j].Group < a[i].Group:
+			out = append(out, int(b[j].Group))
+			j++
+		default:
+			if a[i] != b[j] {
+				out = append(out, int(a[i].Group))
+			}
+			i, j = i+1, j+1
+		}
 	}
-	res, err := rr.ApplyBatch(ctx, push)
-	if err != nil {
-		return 0, err
+	return out
+}
+
+// appendClipped appends the parts of ranges within lo..hi.
+func appendClipped(dst, ranges []codec.SegmentRange, lo, hi int) []codec.SegmentRange {
+	for _, r := range ranges {
+		a, b := max(int(r.Lo), lo), min(int(r.Hi), hi)
+		if a <= b {
+			dst = append(dst, codec.SegmentRange{Lo: uint16(a), Hi: uint16(b)})
+		}
 	}
-	if len(res) != len(push) {
-		return 0, fmt.Errorf("heal: %d results for %d records pushed", len(res), len(push))
+	return dst
+}
+
+// segmentSums sums the segments of store in ranges, grouped by segment >>
+// shift, in group order; groups holding no requested segment are left out.
+// It answers Sums for the local store and for the peer protocol alike.
+func segmentSums(store *kv.Store, shift uint8, ranges []codec.SegmentRange) []codec.Sum {
+	var out []codec.Sum
+	for _, r := range ranges {
+		for seg := int(r.Lo); seg <= int(r.Hi); seg++ {
+			g := uint16(seg >> shift)
+			if k := len(out) - 1; k < 0 || out[k].Group != g {
+				out = append(out, codec.Sum{Group: g})
+			}
+			s := store.SegmentSum(seg)
+			out[len(out)-1].Count += uint64(s.Count)
+			out[len(out)-1].XOR ^= s.XOR
+		}
 	}
-	for k := range res {
-		have[pushIdx[k]]++ // applied, or stale: a newer record is there
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
 	}
-	return len(push), nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

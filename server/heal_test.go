@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
 )
@@ -74,8 +75,8 @@ deployments:
 			ss["n2"].Apply(key, kv.Record{TS: 10, Value: key})
 		}
 	}
-	st, err := h.pass(context.Background(), 0, false)
-	if err != nil || st.records != 200 || st.pushed != 100 || st.dropped != 0 {
+	st, err := h.pass(context.Background())
+	if err != nil || st.pushed != 100 || st.dropped != 0 {
 		t.Fatalf("pass: %+v %v", st, err)
 	}
 	for i := range 200 {
@@ -113,7 +114,7 @@ deployments:
 		key := fmt.Appendf(nil, "m%03d", i)
 		ss["n1"].Apply(key, kv.Record{TS: 1, Value: key})
 	}
-	st, err := h.pass(context.Background(), 0, false)
+	st, err := h.pass(context.Background())
 	if err != nil || st.pushed != total || st.dropped != 0 {
 		t.Fatalf("pass while migrating: %+v %v", st, err)
 	}
@@ -135,7 +136,7 @@ deployments:
 	if err := c.Update(done); err != nil {
 		t.Fatal(err)
 	}
-	st, err = h.pass(context.Background(), 0, false)
+	st, err = h.pass(context.Background())
 	if err != nil || st.pushed != 0 || st.dropped != total {
 		t.Fatalf("pass after migration: %+v %v", st, err)
 	}
@@ -150,7 +151,22 @@ deployments:
 	}
 }
 
-// TestHealChunkLimits: a chunk never passes its byte limit, except a single
+// batchSizes is a replica that records the size of each batch pushed to it.
+type batchSizes struct {
+	*memReplica
+	sizes [][2]int // records, bytes of keys and values
+}
+
+func (b *batchSizes) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
+	size := 0
+	for _, r := range recs {
+		size += len(r.Key) + len(r.Value)
+	}
+	b.sizes = append(b.sizes, [2]int{len(recs), size})
+	return b.memReplica.ApplyBatch(ctx, recs)
+}
+
+// TestHealChunkLimits: a push never passes its byte limit, except a single
 // record larger than the limit, which goes alone.
 func TestHealChunkLimits(t *testing.T) {
 	ss := newStores(t, "n1")
@@ -163,31 +179,104 @@ deployments:
 `)
 	h.chunkBytes = 1000
 	sizes := []int{300, 300, 300, 5000, 300, 900, 200, 2000}
+	var keys [][]byte
 	for i, n := range sizes {
-		ss["n1"].Apply(fmt.Appendf(nil, "c%d", i), kv.Record{TS: 1, Value: make([]byte, n)})
+		key := fmt.Appendf(nil, "c%d", i)
+		ss["n1"].Apply(key, kv.Record{TS: 1, Value: make([]byte, n)})
+		keys = append(keys, key)
 	}
-	var start []byte
-	seen := 0
-	for {
-		chunk, next, err := h.readChunk(start)
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := 0
-		for _, r := range chunk {
-			size += len(r.Key) + len(r.Value)
-		}
-		if size > h.chunkBytes && len(chunk) > 1 {
-			t.Fatalf("chunk of %d records holds %d bytes, limit %d", len(chunk), size, h.chunkBytes)
-		}
-		seen += len(chunk)
-		if next == nil {
-			break
-		}
-		start = next
+	r := &batchSizes{memReplica: &memReplica{recs: map[string]kv.Record{}}}
+	sent, err := h.push(context.Background(), r, keys)
+	if err != nil || sent != len(sizes) {
+		t.Fatalf("pushed %d of %d: %v", sent, len(sizes), err)
 	}
-	if seen != len(sizes) {
-		t.Fatalf("chunks covered %d records, want %d", seen, len(sizes))
+	for _, b := range r.sizes {
+		if b[1] > h.chunkBytes+codec.RecordSize(0, 0)*b[0] && b[0] > 1 {
+			t.Fatalf("push of %d records holds %d bytes, limit %d", b[0], b[1], h.chunkBytes)
+		}
+	}
+	if len(r.memReplica.recs) != len(sizes) {
+		t.Fatalf("replica holds %d of %d", len(r.memReplica.recs), len(sizes))
+	}
+}
+
+// fill writes n keys to every store in ids, the same record everywhere.
+func (ss storeSet) fill(t *testing.T, n int, ids ...string) int {
+	t.Helper()
+	size := 0
+	for i := range n {
+		key := fmt.Appendf(nil, "key-%06d", i)
+		val := fmt.Appendf(nil, "value-%06d-%s", i, "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567")
+		size += len(key) + len(val)
+		for _, id := range ids {
+			if _, err := ss[id].Apply(key, kv.Record{TS: int64(i + 1), Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return size
+}
+
+// TestHealCostFollowsDifferences: two replicas of 100,000 keys that differ
+// in 10 converge, and the comparison moves less than 1% of the data set.
+func TestHealCostFollowsDifferences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 200,000 records")
+	}
+	ss := newStores(t, "n1", "n2")
+	doc := `
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+`
+	h, _ := ss.healerFor(t, "n1", doc)
+	size := ss.fill(t, 100_000, "n1", "n2")
+	for i := range 10 {
+		key := fmt.Appendf(nil, "key-%06d", i*9973)
+		ss["n1"].Apply(key, kv.Record{TS: 1 << 40, Value: []byte("newer on n1")})
+	}
+	st, err := h.pass(context.Background())
+	if err != nil || st.pushed != 10 {
+		t.Fatalf("pass: %+v %v", st, err)
+	}
+	moved := h.exchanged.Load()
+	t.Logf("data set %d bytes; the pass moved %d bytes (%.3f%%) over %d segments", size, moved, 100*float64(moved)/float64(size), st.segments)
+	if moved*100 >= int64(size) {
+		t.Fatalf("moved %d bytes for 10 differences in %d bytes of data", moved, size)
+	}
+	for i := range 10 {
+		key := fmt.Appendf(nil, "key-%06d", i*9973)
+		if rec, err := ss["n2"].Get(key, nil); err != nil || string(rec.Value) != "newer on n1" {
+			t.Fatalf("n2 %s = %q %v", key, rec.Value, err)
+		}
+	}
+	// In sync now: the next pass reconciles nothing.
+	if st, err := h.pass(context.Background()); err != nil || st.segments != 0 {
+		t.Fatalf("second pass: %+v %v", st, err)
+	}
+}
+
+// TestHealRefillsWipedNode: a node that lost its data directory gets every
+// key back from its mirror by anti-entropy alone.
+func TestHealRefillsWipedNode(t *testing.T) {
+	ss := newStores(t, "n1", "n2")
+	doc := `
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+`
+	h, _ := ss.healerFor(t, "n1", doc)
+	ss.fill(t, 3000, "n1")
+	st, err := h.pass(context.Background())
+	if err != nil || st.pushed != 3000 {
+		t.Fatalf("pass: %+v %v", st, err)
+	}
+	if n := ss.count(t, "n2"); n != 3000 {
+		t.Fatalf("wiped node holds %d of 3000", n)
 	}
 }
 
@@ -210,7 +299,7 @@ deployments:
 	ss["n1"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("a")})
 	ss["n2"].Apply([]byte("t2"), kv.Record{TS: 10, Value: []byte("b")})
 	for _, h := range []*healer{h1, h2} {
-		if _, err := h.pass(context.Background(), 0, false); err != nil {
+		if _, err := h.pass(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -132,9 +132,19 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, mode := req.Limit, req.LimitBytes, req.Mode
 		h.offload(rw, func() { h.scan(start, end, limit, limitBytes, mode, rw) })
-	case codec.OpDigest:
-		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
-		h.offload(rw, func() { h.digest(start, end, rw) })
+	case codec.OpSums:
+		ranges := make([]codec.SegmentRange, req.Ranges.Len())
+		for i := range ranges {
+			ranges[i] = req.Ranges.At(i)
+		}
+		shift := req.Shift
+		h.offload(rw, func() {
+			sums := segmentSums(h.store, shift, ranges)
+			rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendSumsReply(dst, id, sums) })
+		})
+	case codec.OpSegmentScan:
+		seg, after, limit := int(req.Segment), append([]byte(nil), req.Key...), req.Limit
+		h.offload(rw, func() { h.segmentScan(seg, after, limit, rw) })
 	default:
 		rw.Error(codec.StatusUnsupported, "op "+req.Op.String()+" not served")
 	}
@@ -336,33 +346,41 @@ func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, mode cod
 	})
 }
 
-// digest summarises the records of a range for healing: two replicas with
-// the same records in a range have the same Digest.
-func (h *peerHandler) digest(start, end []byte, rw *eventloop.ReplyWriter) {
-	var d codec.Digest
-	err := h.store.Scan(start, end, func(key []byte, rec kv.Record) error {
-		x := recordHash(key, rec)
-		d.Count++
-		d.XOR ^= x
-		d.Sum += x
+// segmentScan answers a SegmentScan with at most limit records of segment
+// seg after the key after, each with its record hash as value.
+func (h *peerHandler) segmentScan(seg int, after []byte, limit uint32, rw *eventloop.ReplyWriter) {
+	if limit == 0 || limit > scanMaxCount {
+		limit = scanMaxCount
+	}
+	var recs []codec.Record
+	var next []byte
+	errFull := errors.New("full")
+	err := h.store.ScanSegment(seg, after, func(key []byte, m kv.Meta, hash uint64) error {
+		if uint32(len(recs)) >= limit {
+			return errFull
+		}
+		recs = append(recs, codec.Record{Key: append([]byte(nil), key...), TS: m.TS, Flags: flagsOf(m.Tombstone),
+			Value: binary.BigEndian.AppendUint64(nil, hash)})
 		return nil
 	})
-	if err != nil {
+	if err != nil && err != errFull {
 		rw.Error(codec.StatusError, err.Error())
 		return
 	}
-	rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendDigestReply(dst, id, d) })
+	more := err == errFull
+	if len(recs) > 0 {
+		next = recs[len(recs)-1].Key
+	}
+	rw.Reply(func(dst []byte, id uint64) []byte {
+		w := codec.BeginSegmentScanReply(dst, id)
+		for _, r := range recs {
+			w.Add(r)
+		}
+		return w.Finish(more, next)
+	})
 }
 
 // valueHash identifies a value in ScanHashes replies: healing compares
 // records that tie on timestamp and kind by it.
 func valueHash(v []byte) uint64 { return hashring.Hash(v) }
 
-// recordHash identifies one version of one key: its key, timestamp, kind and
-// value.
-func recordHash(key []byte, rec kv.Record) uint64 {
-	var b [9]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(rec.TS))
-	b[8] = flagsOf(rec.Tombstone)
-	return hashring.Hash(key) ^ hashring.Hash(b[:])*31 ^ hashring.Hash(rec.Value)*961
-}

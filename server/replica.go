@@ -20,10 +20,12 @@ type Replica interface {
 	// Apply writes rec durably under last-write-wins.
 	Apply(ctx context.Context, key []byte, rec kv.Record) (kv.Result, error)
 	// ApplyBatch writes recs under last-write-wins, one result per record
-	// (healing and hinted hand-off).
+	// (anti-entropy and hinted hand-off).
 	ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error)
-	// Metas calls fn for each record the replica holds with first <= key <=
-	// last, in key order, with the hash of its value (valueHash); key is
-	// valid only during fn.
-	Metas(ctx context.Context, first, last []byte, fn func(key []byte, m kv.Meta, hash uint64)) error
+	// Sums returns the replica's sums of the segments in ranges, grouped by
+	// segment >> shift, in group order (see segmentSums).
+	Sums(ctx context.Context, shift uint8, ranges []codec.SegmentRange) ([]codec.Sum, error)
+	// SegmentRecords calls fn for each record of segment seg, in key order,
+	// with its kv.RecordHash; key is valid only during fn.
+	SegmentRecords(ctx context.Context, seg int, fn func(key []byte, m kv.Meta, hash uint64)) error
 }

@@ -24,14 +24,6 @@ func (l localReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Re
 	return l.store.Apply(key, rec)
 }
 
-// Metas implements Replica for this node's store.
-func (l localReplica) Metas(_ context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
-	return l.store.Scan(first, append(append([]byte(nil), last...), 0), func(key []byte, rec kv.Record) error {
-		fn(key, rec.Meta(), valueHash(rec.Value))
-		return nil
-	})
-}
-
 // ApplyBatch implements Replica for this node's store.
 func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.Result, error) {
 	out := make([]kv.Result, len(recs))
@@ -43,4 +35,17 @@ func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.R
 		out[i] = res
 	}
 	return out, nil
+}
+
+// Sums implements Replica.
+func (l localReplica) Sums(_ context.Context, shift uint8, ranges []codec.SegmentRange) ([]codec.Sum, error) {
+	return segmentSums(l.store, shift, ranges), nil
+}
+
+// SegmentRecords implements Replica.
+func (l localReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, kv.Meta, uint64)) error {
+	return l.store.ScanSegment(seg, nil, func(key []byte, m kv.Meta, h uint64) error {
+		fn(key, m, h)
+		return nil
+	})
 }

@@ -46,32 +46,6 @@ func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.R
 	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
 }
 
-// Metas implements Replica over the peer protocol, scanning with value
-// hashes instead of values.
-func (p peerReplica) Metas(ctx context.Context, first, last []byte, fn func([]byte, kv.Meta, uint64)) error {
-	start, end := first, append(append([]byte(nil), last...), 0)
-	for {
-		resp, err := p.c.Scan(ctx, start, end, 0, 0, codec.ScanHashes)
-		if err != nil {
-			return err
-		}
-		it := resp.Records
-		for r, ok := it.Next(); ok; r, ok = it.Next() {
-			if len(r.Value) != 8 {
-				resp.Release()
-				return fmt.Errorf("heal: scan of %s: %d-byte value hash", p.c.Addr(), len(r.Value))
-			}
-			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}, binary.BigEndian.Uint64(r.Value))
-		}
-		more, next := resp.More, append([]byte(nil), resp.Next...)
-		resp.Release()
-		if !more {
-			return nil
-		}
-		start = next
-	}
-}
-
 // ApplyBatch implements Replica over the peer protocol.
 func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
 	resp, err := p.c.BatchSet(ctx, recs)
@@ -85,4 +59,46 @@ func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.
 		out[i] = kv.Result{TS: r.TS, Applied: r.Status == codec.StatusApplied}
 	}
 	return out, nil
+}
+
+// Sums implements Replica over the peer protocol.
+func (p peerReplica) Sums(ctx context.Context, shift uint8, ranges []codec.SegmentRange) ([]codec.Sum, error) {
+	resp, err := p.c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendSums(dst, id, shift, ranges) })
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Release()
+	out := make([]codec.Sum, resp.Sums.Len())
+	for i := range out {
+		out[i] = resp.Sums.At(i)
+	}
+	return out, nil
+}
+
+// SegmentRecords implements Replica over the peer protocol, a page at a
+// time.
+func (p peerReplica) SegmentRecords(ctx context.Context, seg int, fn func([]byte, kv.Meta, uint64)) error {
+	var after []byte
+	for {
+		resp, err := p.c.Do(ctx, func(dst []byte, id uint64) []byte {
+			return codec.AppendSegmentScan(dst, id, uint16(seg), after, 0)
+		})
+		if err != nil {
+			return err
+		}
+		it := resp.Records
+		for r, ok := it.Next(); ok; r, ok = it.Next() {
+			if len(r.Value) != 8 {
+				resp.Release()
+				return fmt.Errorf("segment scan of %s: %d-byte record hash", p.c.Addr(), len(r.Value))
+			}
+			fn(r.Key, kv.Meta{TS: r.TS, Tombstone: r.Flags&codec.Tombstone != 0}, binary.BigEndian.Uint64(r.Value))
+		}
+		more, next := resp.More, append(after[:0:0], resp.Next...)
+		resp.Release()
+		if !more {
+			return nil
+		}
+		after = next
+	}
 }

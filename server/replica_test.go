@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -77,14 +78,32 @@ func conformance(t *testing.T, r Replica) {
 	if err != nil || len(res) != 2 || res[0] != (kv.Result{TS: 1, Applied: true}) || res[1] != (kv.Result{TS: 10}) {
 		t.Fatalf("apply batch: %+v %v", res, err)
 	}
-	var keys []string
-	err = r.Metas(ctx, []byte("a"), []byte("b"), func(key []byte, m kv.Meta, hash uint64) {
-		keys = append(keys, string(key))
-		if string(key) == "a" && (m != kv.Meta{TS: 10} || hash != valueHash([]byte("two"))) {
-			t.Errorf("meta a: %+v %x", m, hash)
+	// Segment sums and listings agree with the records.
+	seg := kv.Segment([]byte("a"))
+	want := kv.RecordHash([]byte("a"), kv.Record{TS: 10, Value: []byte("two")})
+	var found []string
+	err = r.SegmentRecords(ctx, seg, func(key []byte, m kv.Meta, hash uint64) {
+		found = append(found, string(key))
+		if string(key) == "a" && (m != kv.Meta{TS: 10} || hash != want) {
+			t.Errorf("segment record a: %+v %x, want hash %x", m, hash, want)
 		}
 	})
-	if err != nil || len(keys) != 2 || keys[0] != "a" || keys[1] != "b" {
-		t.Fatalf("metas [a, b]: %v %v", keys, err)
+	if err != nil || !slices.Contains(found, "a") {
+		t.Fatalf("segment %d records: %v %v", seg, found, err)
+	}
+	var x uint64
+	for _, k := range []string{"a", "b", "c"} {
+		if kv.Segment([]byte(k)) == seg {
+			rec, _ := r.Get(ctx, []byte(k), nil)
+			x ^= kv.RecordHash([]byte(k), rec)
+		}
+	}
+	sums, err := r.Sums(ctx, 0, []codec.SegmentRange{{Lo: uint16(seg), Hi: uint16(seg)}})
+	if err != nil || len(sums) != 1 || sums[0] != (codec.Sum{Group: uint16(seg), Count: uint64(len(found)), XOR: x}) {
+		t.Fatalf("sums of segment %d: %+v %v, want count %d xor %x", seg, sums, err, len(found), x)
+	}
+	all, err := r.Sums(ctx, 16, []codec.SegmentRange{{Lo: 0, Hi: 65535}})
+	if err != nil || len(all) != 1 || all[0].Count != 3 {
+		t.Fatalf("sums of every segment: %+v %v", all, err)
 	}
 }

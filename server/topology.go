@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tako-kv/tako/hashring"
 	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
 )
 
@@ -22,6 +24,80 @@ type topology struct {
 	readRepair  bool
 	strictReads bool
 	acks        httpproxy.Acks
+
+	plan     *segmentPlan // built on first use by anti-entropy
+	planOnce sync.Once
+}
+
+// segmentPlan is a topology seen by hash segment (kv.Segment): the replicas
+// of each segment whose keys all have the same ones in every live
+// deployment.
+type segmentPlan struct {
+	lists [][]int // distinct replica sets, indexes into topology.nodes, sorted
+	of    []int32 // per segment: index into lists, -1 when ring points divide it
+}
+
+// replicas returns segment seg's replicas, or nil when its keys differ.
+func (p *segmentPlan) replicas(seg int) []int {
+	if li := p.of[seg]; li >= 0 {
+		return p.lists[li]
+	}
+	return nil
+}
+
+// segmentPlan returns the topology's segment plan, building it once.
+func (t *topology) segmentPlan() *segmentPlan {
+	t.planOnce.Do(func() { t.plan = t.buildPlan() })
+	return t.plan
+}
+
+func (t *topology) buildPlan() *segmentPlan {
+	type layoutLists struct {
+		lists [][]int
+		of    []int32
+	}
+	per := make([]layoutLists, len(t.layouts))
+	for i, l := range t.layouts {
+		per[i].lists, per[i].of = l.ring.SegmentLists(kv.SegmentBits, l.perKey)
+	}
+	p := &segmentPlan{of: make([]int32, kv.NumSegments)}
+	index := map[string]int32{}
+	var nodes []int
+	var key []byte
+	for seg := range p.of {
+		nodes = nodes[:0]
+		for i, l := range t.layouts {
+			li := per[i].of[seg]
+			if li < 0 {
+				nodes = nil
+				break
+			}
+			for _, b := range per[i].lists[li] {
+				for _, n := range l.buckets[b] {
+					if !slices.Contains(nodes, n) {
+						nodes = append(nodes, n)
+					}
+				}
+			}
+		}
+		if nodes == nil {
+			p.of[seg] = -1
+			continue
+		}
+		slices.Sort(nodes)
+		key = key[:0]
+		for _, n := range nodes {
+			key = append(key, byte(n>>8), byte(n))
+		}
+		li, ok := index[string(key)]
+		if !ok {
+			li = int32(len(p.lists))
+			index[string(key)] = li
+			p.lists = append(p.lists, slices.Clone(nodes))
+		}
+		p.of[seg] = li
+	}
+	return p
 }
 
 // layout is one deployment's placement: its ring and, per bucket index, the
