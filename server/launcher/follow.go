@@ -24,10 +24,10 @@ func (c *cluster) follow(ctx context.Context) error {
 	configs := make(chan *config.Config)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
+	go func(started *config.Config) {
 		defer wg.Done()
-		c.watch(ctx, configs)
-	}()
+		watch(ctx, c.o, started, configs)
+	}(c.cfg)
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -53,25 +53,23 @@ func (c *cluster) follow(ctx context.Context) error {
 	}
 }
 
-// watch sends every configuration that differs from the one the cluster
-// started with on configs, until ctx ends. It follows what the nodes
-// follow: the coordinators when there are any (so a node started for a new
-// configuration finds it served), else the file. It runs in its own
-// goroutine and shares nothing but configs; the start-up configuration is
-// read before it starts.
-func (c *cluster) watch(ctx context.Context, configs chan<- *config.Config) {
-	so := configsource.Options{Poll: c.o.Poll, Logger: c.o.Logger}
-	for _, id := range coordinatorIDs(c.cfg) {
-		so.Coordinators = append(so.Coordinators, c.cfg.Coordinators[id].String())
+// watch sends every configuration that differs from started on configs,
+// until ctx ends. It follows what the nodes follow: started's coordinators
+// when there are any (so a node started for a new configuration finds it
+// served), else the file. It runs in its own goroutine and shares nothing
+// with the cluster but configs.
+func watch(ctx context.Context, o Options, started *config.Config, configs chan<- *config.Config) {
+	so := configsource.Options{Poll: o.Poll, Logger: o.Logger}
+	for _, id := range coordinatorIDs(started) {
+		so.Coordinators = append(so.Coordinators, started.Coordinators[id].String())
 	}
 	if len(so.Coordinators) == 0 {
-		so.File = c.o.ConfigPath
+		so.File = o.ConfigPath
 	}
-	started := c.cfg.Version
 	src, first, err := configsource.Open(ctx, so)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.o.Logger.Error("cannot follow the configuration: nodes it adds will not be started", "err", err)
+			o.Logger.Error("cannot follow the configuration: nodes it adds will not be started", "err", err)
 		}
 		return
 	}
@@ -81,7 +79,7 @@ func (c *cluster) watch(ctx context.Context, configs chan<- *config.Config) {
 		case <-ctx.Done():
 		}
 	}
-	if first.Version != started { // edited while the cluster was starting
+	if first.Version != started.Version { // edited while the cluster was starting
 		deliver(first)
 	}
 	src.Watch(ctx, deliver)
