@@ -75,6 +75,7 @@ func TestKill(t *testing.T)            { runNamed(t, "kill", 8*time.Second) }
 func TestKillAll(t *testing.T)         { runNamed(t, "kill-all", 8*time.Second) }
 func TestPartitionMirror(t *testing.T) { runNamed(t, "partition-mirror", 10*time.Second) }
 func TestPartitionBucket(t *testing.T) { runNamed(t, "partition-bucket", 10*time.Second) }
+func TestPartitionEntry(t *testing.T)  { runNamed(t, "partition-entry", 10*time.Second) }
 func TestAcks(t *testing.T)            { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)      { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second) }

@@ -62,6 +62,8 @@ var Scenarios = []Scenario{
 		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionMirror},
 	{Name: "partition-bucket", About: "a whole bucket of a buckets_per_key 2 cluster (3 buckets) cut off, then healed",
 		Layout: layout(3, 2, 2, 0), Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
+	{Name: "partition-entry", About: "one mirror cut off from the other nodes while clients still use its HTTP port",
+		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionEntry},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
@@ -164,21 +166,32 @@ func KillAll(ctx context.Context, e *Env) error {
 
 // PartitionMirror isolates the first mirror of the first bucket.
 func PartitionMirror(ctx context.Context, e *Env) error {
-	return partitioned(ctx, e, e.C.Bucket("b1")[:1])
+	return partitioned(ctx, e, e.C.Bucket("b1")[:1], true)
 }
 
 // PartitionBucket isolates every node of the first bucket.
 func PartitionBucket(ctx context.Context, e *Env) error {
-	return partitioned(ctx, e, e.C.Bucket("b1"))
+	return partitioned(ctx, e, e.C.Bucket("b1"), true)
 }
 
-// partitioned cuts the nodes off from the rest and from the clients (the proxy and the
-// majority node that also takes requests) for the middle of the run, at most 30 s.
-func partitioned(ctx context.Context, e *Env, minority []*Node) error {
-	majority := e.C.Nodes[len(e.C.Nodes)-1]
-	defer e.Start(ctx, mixed(append(e.Proxies(), majority.HTTP)))()
+// PartitionEntry isolates the first mirror of the first bucket from the other nodes only:
+// clients still send it requests, which it cannot complete at quorum. Its writes must not
+// be acknowledged and its reads must say they had no quorum, or the checker sees them stale.
+func PartitionEntry(ctx context.Context, e *Env) error {
+	return partitioned(ctx, e, e.C.Bucket("b1")[:1], false)
+}
+
+// partitioned cuts the nodes off from the rest, and from the clients with cutClients, for
+// the middle of the run, at most 30 s. The workload goes through the proxy and a majority
+// node, and through the first isolated node when the clients can reach it.
+func partitioned(ctx context.Context, e *Env, minority []*Node, cutClients bool) error {
+	entries := append(e.Proxies(), e.C.Nodes[len(e.C.Nodes)-1].HTTP)
+	if !cutClients {
+		entries = append(entries, minority[0].HTTP)
+	}
+	defer e.Start(ctx, mixed(entries))()
 	e.Wait(ctx, e.D/5)
-	p := Partition{CutClients: true}
+	p := Partition{CutClients: cutClients}
 	for _, nd := range minority {
 		p.Isolated = append(p.Isolated, nd.ID)
 	}
@@ -186,7 +199,7 @@ func partitioned(ctx context.Context, e *Env, minority []*Node) error {
 		return err
 	}
 	healAt := time.Now().Add(min(30*time.Second, e.D*3/5))
-	e.provePartition(ctx, minority)
+	e.provePartition(ctx, p, minority)
 	sleep(ctx, time.Until(healAt))
 	if err := e.N.Partition(Partition{}); err != nil {
 		return err
@@ -195,25 +208,29 @@ func partitioned(ctx context.Context, e *Env, minority []*Node) error {
 	return nil
 }
 
-// provePartition checks that the partition holds: a write to a key of the isolated nodes
-// (acknowledged or not) must not reach them, and a client request to an isolated node's HTTP
-// port must get no answer.
-func (e *Env) provePartition(ctx context.Context, isolated []*Node) {
+// provePartition checks that partition p holds: a write through another node to a key of the
+// isolated nodes (acknowledged or not) must not reach them, and with CutClients a client request to an
+// isolated node's HTTP port must get no answer.
+func (e *Env) provePartition(ctx context.Context, p Partition, isolated []*Node) {
 	key := ""
 	for i := 0; key == ""; i++ {
 		if k := fmt.Sprintf("marker%d", i); slices.Contains(e.C.Replicas(k), isolated[0]) {
 			key = k
 		}
 	}
+	i := slices.IndexFunc(e.C.Nodes, func(nd *Node) bool { return !slices.Contains(isolated, nd) })
 	d := e.Client()
 	defer d.Close()
-	w := d.Do(ctx, OpWrite, e.Proxies()[0], key, "during-the-partition", "")
+	w := d.Do(ctx, OpWrite, e.C.Nodes[i].HTTP, key, "during-the-partition", "")
 	r := e.C.newReplicaReader()
 	defer r.close()
 	for _, nd := range isolated {
 		if rec := r.read(ctx, nd.ID, key); rec.Value == w.Value {
-			e.Fail(key, "the partition leaked: %s stored %v, written through the proxy (status %d)", nd.ID, rec, w.Status)
+			e.Fail(key, "the partition leaked: %s stored %v, written through %s (status %d)", nd.ID, rec, e.C.Nodes[i].ID, w.Status)
 		}
+	}
+	if !p.CutClients {
+		return
 	}
 	if op := d.Do(ctx, OpRead, isolated[0].HTTP, key, "", ""); op.Err != errTimeout {
 		e.Fail(key, "a client reached isolated %s: status %d %s", isolated[0].ID, op.Status, op.Err)
