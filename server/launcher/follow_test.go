@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,4 +325,31 @@ func TestRunReportsCleanExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkAllGone(pids)
+}
+
+// TestFollowEditDuringStartup: an edit made while the cluster starts (here,
+// while the proxy comes up) is applied once it runs.
+func TestFollowEditDuringStartup(t *testing.T) {
+	f := newFollowFixture(t, "", false)
+	start, grow := f.doc("b1:n1", ""), f.doc("b1:n1", "b1:n1 b2:n2")
+	f.healthFor(start, grow)
+	f.write(start)
+	var once sync.Once
+	healthy, proxy := f.o.Health, healthURL("", f.o.ProxyPorts[0])
+	f.o.Health = func(ctx context.Context, url string) error {
+		if url == proxy {
+			// Run's goroutine: a failed write shows as the edit never applied.
+			once.Do(func() { os.WriteFile(f.o.ConfigPath, []byte(grow), 0o644) })
+		}
+		return healthy(ctx, url)
+	}
+	cancel, wait := f.run()
+	f.waitOutput("Ctrl-C")
+	version, _ := config.Parse([]byte(grow))
+	f.inUse(version.Version)
+	f.checkAlive("n1", "n2")
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
 }
