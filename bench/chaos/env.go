@@ -22,7 +22,8 @@ type Env struct {
 	hist  *History
 	out   io.Writer
 	seed  uint64
-	rng   *rand.Rand // scenario goroutine only
+	rng   *rand.Rand // scenario goroutine only, like order
+	order []int      // nodes pick has yet to return this round
 	start time.Time
 
 	mu     sync.Mutex
@@ -157,5 +158,13 @@ func (e *Env) Proxies() []string {
 	return out
 }
 
-// pick returns a random node.
-func (e *Env) pick() *Node { return e.C.Nodes[e.rng.IntN(len(e.C.Nodes))] }
+// pick returns a random node: the nodes in a shuffled order, reshuffled after each round, so
+// that a short run reaches every node.
+func (e *Env) pick() *Node {
+	if len(e.order) == 0 {
+		e.order = e.rng.Perm(len(e.C.Nodes))
+	}
+	nd := e.C.Nodes[e.order[0]]
+	e.order = e.order[1:]
+	return nd
+}

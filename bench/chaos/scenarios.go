@@ -78,6 +78,8 @@ var Scenarios = []Scenario{
 		Layout: standaloneOnTmpfs(), Default: 8 * time.Second, Needs: needRoot, Run: DiskFull},
 	{Name: "pause", About: "SIGSTOP a random node for a while, SIGCONT, next",
 		Layout: mirrored(), Default: 10 * time.Second, Run: PauseRotation},
+	{Name: "mixed", About: "one random fault at a time on a random node: SIGKILL, SIGSTOP or a partition, held 1-3 s",
+		Layout: mirrored(), Default: 12 * time.Second, Run: Mixed},
 	{Name: "soak", About: "mixed load through the proxy and two nodes' HTTP ports, a random node killed every tenth of the run (every minute with -d 10m); throughput and RSS each tenth",
 		Layout: mirrored(), Default: time.Minute, Run: Soak},
 }
@@ -255,6 +257,36 @@ func PauseRotation(ctx context.Context, e *Env) error {
 		}
 		sleep(ctx, 1500*time.Millisecond)
 		if err := e.N.Resume(nd); err != nil {
+			return err
+		}
+		e.Wait(ctx, time.Second)
+		return nil
+	})
+}
+
+// Mixed injects one random fault at a time on a random node (SIGKILL, SIGSTOP, or a partition
+// that may also cut the clients off), holds it 1–3 s, undoes it, and goes on.
+func Mixed(ctx context.Context, e *Env) error {
+	defer e.Start(ctx, mixed(append(e.Proxies(), e.C.Nodes[0].HTTP, e.C.Nodes[2].HTTP)))()
+	faults := []func(*Node) (undo func() error, err error){
+		func(nd *Node) (func() error, error) {
+			return func() error { return e.N.Restart(ctx, nd) }, e.N.Kill(nd)
+		},
+		func(nd *Node) (func() error, error) { return func() error { return e.N.Resume(nd) }, e.N.Pause(nd) },
+	}
+	if e.C.Interposer != nil {
+		faults = append(faults, func(nd *Node) (func() error, error) {
+			p := Partition{Isolated: []string{nd.ID}, CutClients: e.rng.IntN(2) == 0}
+			return func() error { return e.N.Partition(Partition{}) }, e.N.Partition(p)
+		})
+	}
+	return e.Loop(ctx, func() error {
+		undo, err := faults[e.rng.IntN(len(faults))](e.pick())
+		if err != nil {
+			return err
+		}
+		sleep(ctx, time.Second+time.Duration(e.rng.IntN(2000))*time.Millisecond)
+		if err := undo(); err != nil {
 			return err
 		}
 		e.Wait(ctx, time.Second)
