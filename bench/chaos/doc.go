@@ -24,10 +24,9 @@
 //     until they agree or a bound passes.
 //   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, partition-entry, acks,
 //     read-quorum, clock-skew, clock-behind, hot-keys, disk-full, pause, mixed, soak) and
-//     Run, which runs one with a Config.
-//     Scenarios with replies to assert (acks, read-quorum, clock-skew, clock-behind,
-//     disk-full) record
-//     their own violations beside the checker's.
+//     Run, which runs one with a Config. Scenarios with replies to assert (acks,
+//     read-quorum, clock-skew, clock-behind, disk-full) record their own violations beside
+//     the checker's.
 //
 // Invariants: every process the harness starts runs in its own process group and is killed,
 // every tmpfs unmounted and every temp dir removed (unless Config.Keep) before Run returns,
