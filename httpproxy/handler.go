@@ -100,6 +100,9 @@ type Config struct {
 	Logger        *slog.Logger
 	// ConfigVersion, when set, is reported by /health in X-Config-Version.
 	ConfigVersion func() string
+	// Routes serves further paths (exact match, any method), such as a
+	// node's /status.
+	Routes map[string]fasthttp.RequestHandler
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -198,6 +201,10 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetBodyString("ok\n")
 	default:
+		if route, ok := h.cfg.Routes[string(uri)]; ok {
+			route(ctx)
+			return
+		}
 		textError(ctx, fasthttp.StatusNotFound, "no such path; use /values/<key>, /stat/<key> or /health")
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/nodestatus"
 )
 
 // Anti-entropy. The store keeps a summary of its records per hash segment
@@ -50,6 +51,8 @@ type healer struct {
 	// exchanged counts the bytes of sums, listings and pushes a pass moved
 	// (as encoded on the wire), over the healer's life.
 	exchanged atomic.Int64
+	pushed    atomic.Int64 // records pushed over the healer's life
+	last      atomic.Pointer[nodestatus.Pass]
 }
 
 // healChunkBytes bounds the values of one healing push, so of one BatchSet.
@@ -101,21 +104,40 @@ func (h *healer) run(ctx context.Context) {
 			wait = time.Second
 			continue
 		}
-		began := time.Now()
-		before := h.exchanged.Load()
-		st, err := h.pass(ctx)
+		rep := h.runPass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Info("healing pass done", "segments", st.segments, "records", st.records, "pushed", st.pushed,
-			"dropped", st.dropped, "exchanged_bytes", h.exchanged.Load()-before,
-			"took", time.Since(began).Round(time.Millisecond).String(), "err", err)
+		h.log.Info("healing pass done", "in_sync", rep.InSync, "pushed", rep.Pushed, "dropped", rep.Dropped,
+			"unconfirmed", rep.Unconfirmed, "not_owned", rep.NotOwned, "exchanged_bytes", rep.Exchanged,
+			"took", rep.Ended.Sub(rep.Began).Round(time.Millisecond).String(), "err", rep.Err)
 	}
 }
 
+// runPass runs one pass and publishes its report.
+func (h *healer) runPass(ctx context.Context) *nodestatus.Pass {
+	rep := &nodestatus.Pass{ConfigVersion: h.cluster.Config().Version, Began: time.Now()}
+	before := h.exchanged.Load()
+	st, err := h.pass(ctx)
+	rep.Ended = time.Now()
+	rep.Unconfirmed, rep.NotOwned, rep.Pushed, rep.Dropped = st.unconfirmed, st.notOwned, st.pushed, st.dropped
+	rep.Exchanged = h.exchanged.Load() - before
+	rep.InSync = err == nil && st.unconfirmed == 0
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	h.pushed.Add(int64(st.pushed))
+	h.last.Store(rep)
+	return rep
+}
+
+// lastPass returns the report of the last finished pass, or nil.
+func (h *healer) lastPass() *nodestatus.Pass { return h.last.Load() }
+
 // healStats counts one pass: segments reconciled, local records listed in
-// them, records pushed to peers and dropped here.
-type healStats struct{ segments, records, pushed, dropped int }
+// them, records pushed to peers and dropped here, records not confirmed on
+// every replica, and records held but not owned.
+type healStats struct{ segments, records, pushed, dropped, unconfirmed, notOwned int }
 
 // pass compares this node's segments with every peer's and reconciles the
 // ones that differ.
@@ -163,6 +185,8 @@ func (h *healer) pass(ctx context.Context) (healStats, error) {
 		st.records += rs.records
 		st.pushed += rs.pushed
 		st.dropped += rs.dropped
+		st.unconfirmed += rs.unconfirmed
+		st.notOwned += rs.notOwned
 		if err != nil {
 			if ctx.Err() != nil {
 				return st, err

@@ -21,6 +21,8 @@ import (
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/nodestatus"
+	"github.com/valyala/fasthttp"
 )
 
 // NodeConfig is what tako-node's flags say.
@@ -125,6 +127,9 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
+		routes: map[string]fasthttp.RequestHandler{
+			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
+		},
 	})
 }
 
@@ -186,6 +191,7 @@ type httpService struct {
 	ready    func()
 	name     string
 	onUpdate func(*config.Config) // after a new configuration is in use
+	routes   map[string]fasthttp.RequestHandler
 }
 
 // serveHTTP serves the HTTP API and follows configuration updates until ctx
@@ -199,6 +205,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
 		ConfigVersion: func() string { return s.cluster.Config().Version },
+		Routes:        s.routes,
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)

@@ -16,7 +16,7 @@ type version struct {
 }
 
 // reconcileStats counts one segment's reconciliation.
-type reconcileStats struct{ records, pushed, dropped int }
+type reconcileStats struct{ records, pushed, dropped, unconfirmed, notOwned int }
 
 // reconcile brings the peers' copies of segment seg up to date with this
 // node's, and drops this node's records of keys it does not own once every
@@ -97,12 +97,20 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 		}
 	}
 	for i, l := range mine {
-		if l.owned || len(l.reps) == 0 || have[i] < len(l.reps) {
+		if have[i] < len(l.reps) {
+			st.unconfirmed++
+		}
+		if l.owned {
+			continue
+		}
+		if len(l.reps) == 0 || have[i] < len(l.reps) {
+			st.notOwned++
 			continue
 		}
 		rec, err := h.store.Get(l.key, nil)
 		if err != nil || kv.RecordHash(l.key, rec) != l.v.hash {
-			continue // gone, or a newer write arrived: keep it for the next pass
+			st.notOwned++ // gone, or a newer write arrived: keep it for the next pass
+			continue
 		}
 		dropped, err := h.store.Drop(l.key, rec)
 		if err != nil {
@@ -111,6 +119,8 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 		}
 		if dropped {
 			st.dropped++
+		} else {
+			st.notOwned++
 		}
 	}
 	return st, joinErrs(errs)

@@ -231,22 +231,16 @@ func (r *route) groupsWith(set []bool, from, to int, any bool) int {
 	return n
 }
 
-// eachLayout reports whether ok holds for the groups of every deployment.
-func (r *route) eachLayout(ok func(from, to int) bool) bool {
-	from := 0
-	for _, to := range r.layouts {
-		if !ok(from, to) {
-			return false
-		}
-		from = to
-	}
-	return true
-}
+// active returns the groups [0, to) of the active deployment.
+func (r *route) active() (to int) { return r.layouts[0] }
 
 // acked reports whether the acknowledgements in ok (by position in reps)
-// satisfy level a: one replica; every replica; or, for quorum, in every live
-// deployment a majority of the key's buckets each with at least one
-// acknowledging node.
+// satisfy level a: one replica; every replica; or, for quorum, a majority of
+// the key's buckets in the active deployment each with at least one
+// acknowledging node. During a migration the target's replicas get every
+// write too, but a quorum does not wait for them: a target node that is
+// still starting costs no availability, and what it misses is hinted and
+// copied by anti-entropy before the migration reports ready.
 func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 	switch a {
 	case httpproxy.AcksOne:
@@ -254,20 +248,17 @@ func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 	case httpproxy.AcksAll:
 		return count == len(r.reps)
 	}
-	return r.eachLayout(func(from, to int) bool {
-		return r.groupsWith(ok, from, to, true) >= (to-from)/2+1
-	})
+	groups := r.active()
+	return r.groupsWith(ok, 0, groups, true) >= groups/2+1
 }
 
 // readQuorum reports whether the replicas that answered (by position)
 // intersect every possible quorum write, so that a read hearing from them
-// sees every write acknowledged at quorum: in every deployment, more groups
-// must have answered in full than a write quorum can leave out.
+// sees every write acknowledged at quorum: in the active deployment, more
+// groups must have answered in full than a write quorum can leave out.
 func (r *route) readQuorum(answered []bool) bool {
-	return r.eachLayout(func(from, to int) bool {
-		groups := to - from
-		return r.groupsWith(answered, from, to, false) >= groups-(groups/2+1)+1
-	})
+	groups := r.active()
+	return r.groupsWith(answered, 0, groups, false) >= groups-(groups/2+1)+1
 }
 
 // preferred returns the position in reps of the replica to read a value

@@ -48,6 +48,9 @@ type Coordinator struct {
 	log              *slog.Logger
 	cur              atomic.Pointer[snapshot]
 
+	track   tracker                       // migration progress between looks (migration.go)
+	pending atomic.Pointer[config.Config] // a finishing configuration waiting for ready
+
 	// Owned by the watcher (see watch.go).
 	prevSum  [32]byte // content hash at the previous poll
 	actedSum [32]byte // content hash last served or refused
@@ -139,6 +142,8 @@ func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathConfig, c.serveConfiguration) // GET patterns match HEAD too
 	mux.HandleFunc("GET "+PathHealth, c.serveHealth)
+	mux.HandleFunc("GET "+PathStatus, c.serveStatus)
+	mux.HandleFunc("POST "+PathForceFinish, c.serveForceFinish)
 	return mux
 }
 

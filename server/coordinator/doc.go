@@ -10,6 +10,25 @@
 //	                     With If-None-Match naming the current version: 304,
 //	                     no body, so pollers pay a few bytes per poll.
 //	GET /health          200 "ok"; X-Config-Version as above.
+//	GET /status          200, JSON Status: every node of the configuration
+//	                     (and of the previous one while it may hold keys),
+//	                     up or down with its own report (GET /status on the
+//	                     node, package nodestatus), and the migration: state
+//	                     none | copying | ready | dropping, records copied and
+//	                     remaining, an estimate of the time left.
+//	POST /force-finish   applies a finishing configuration held back because
+//	                     the migration was not ready; 409 when none waits.
+//
+// # Migrations
+//
+// The state comes from the nodes' reports, never from elapsed time: a
+// migration is ready once every node of the active deployment reports an
+// anti-entropy pass, run under the migration's configuration, that
+// confirmed every record it holds on every owner, with no hints pending. An
+// edit that finishes a migration (the target becomes the active deployment)
+// before it is ready is held back and logged; it applies by itself once the
+// migration is ready, or at once on POST /force-finish. Any other edit
+// replaces a held-back one.
 //
 // HEAD works like GET without a body.
 //

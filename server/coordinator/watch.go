@@ -20,6 +20,7 @@ func (c *Coordinator) Watch(ctx context.Context) {
 			return
 		case <-t.C:
 			c.check()
+			c.retryPending()
 		}
 	}
 }
@@ -61,15 +62,51 @@ func (c *Coordinator) apply(data []byte) {
 		c.log.Info("configuration file rewritten without a change", "version", old.Version)
 		return
 	}
-	if err := c.publish(cfg); err != nil {
-		c.log.Error("configuration edit refused", "err", err, "version", old.Version)
-		return
+	c.pending.Store(nil) // a newer edit replaces a held-back one
+	if finishing(old, cfg) {
+		if st := c.status(context.Background(), old); st.Migration.State != StateReady {
+			c.pending.Store(cfg)
+			c.log.Error("finishing the migration refused: it is not ready; the finish applies by itself once it is, or POST "+PathForceFinish,
+				"state", st.Migration.State, "remaining", st.Migration.Remaining, "waiting", st.Migration.Waiting, "version", old.Version)
+			return
+		}
 	}
+	if err := c.serve(cfg); err != nil {
+		c.log.Error("configuration edit refused", "err", err, "version", old.Version)
+	}
+}
+
+// serve publishes cfg, remembering the nodes of the configuration it
+// replaces while they may hold keys to hand off.
+func (c *Coordinator) serve(cfg *config.Config) error {
+	old := c.Config()
+	if err := c.publish(cfg); err != nil {
+		return err
+	}
+	c.track.mu.Lock()
+	c.track.previous = old.Nodes()
+	c.track.mu.Unlock()
 	c.log.Info("serving new configuration", "version", cfg.Version, "previous", old.Version)
 	if self, ok := cfg.Coordinators[c.id]; !ok {
 		c.log.Warn("the new configuration does not list this coordinator; serving it anyway", "id", c.id)
 	} else if self != old.Coordinators[c.id] {
 		c.log.Warn("this coordinator's address changed in the configuration; restart it to move",
 			"id", c.id, "listening", c.listen, "configured", self.String())
+	}
+	return nil
+}
+
+// retryPending applies a held-back finishing configuration once the
+// migration is ready.
+func (c *Coordinator) retryPending() {
+	p := c.pending.Load()
+	if p == nil {
+		return
+	}
+	if st := c.status(context.Background(), c.Config()); st.Migration.State == StateReady && c.pending.CompareAndSwap(p, nil) {
+		c.log.Info("the migration is ready: finishing it as the configuration file asks", "version", p.Version)
+		if err := c.serve(p); err != nil {
+			c.log.Error("finish", "err", err)
+		}
 	}
 }
