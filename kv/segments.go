@@ -117,6 +117,16 @@ func parseIndexValue(v []byte) (m Meta, h uint64, err error) {
 	return Meta{TS: int64(binary.BigEndian.Uint64(v)), Tombstone: v[8]&flagTombstone != 0}, binary.BigEndian.Uint64(v[9:]), nil
 }
 
+// Records returns how many records the store holds (from the segment
+// summaries: no scan).
+func (s *Store) Records() int64 {
+	n := int64(0)
+	for seg := range NumSegments {
+		n += s.segs.get(seg).Count
+	}
+	return n
+}
+
 // SegmentSum returns the summary of segment seg.
 func (s *Store) SegmentSum(seg int) SegmentSum { return s.segs.get(seg) }
 

@@ -62,8 +62,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	self, ok := cfg.FindNode(nc.ID)
-	if !ok {
+	if _, ok := cfg.FindNode(nc.ID); !ok && len(nc.Coordinators) == 0 {
 		return fmt.Errorf("node id %q is not in configuration %s (from %s)", nc.ID, cfg.Version, src.Origin())
 	}
 	store, err := openStore(filepath.Join(dir, "store"), cfg.Storage, log)
@@ -75,6 +74,13 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting to be named
+		}
+		return err
+	}
+	self, _ := cfg.FindNode(nc.ID)
 
 	hs, err := openHints(filepath.Join(dir, "hints"), log)
 	if err != nil {
@@ -131,6 +137,60 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
 		},
 	})
+}
+
+// awaitNamed returns once a configuration names the node. Until then (a
+// node started ahead of the configuration that adds it, or one that left
+// and restarts with records it had not handed off) it hands off what its
+// store holds to the keys' current owners, and says when it is empty.
+func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cfg *config.Config, store *kv.Store, log *slog.Logger) (*config.Config, error) {
+	if _, ok := cfg.FindNode(nc.ID); ok {
+		return cfg, nil
+	}
+	log.Warn("this node is not in the configuration: waiting to be named, handing off what it holds meanwhile",
+		"id", nc.ID, "version", cfg.Version, "from", src.Origin())
+	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
+	defer peers.close()
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Replica: func(n config.Node) Replica { return peers.replica(n) }})
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Close()
+	named := make(chan *config.Config, 1)
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go src.Watch(watchCtx, func(next *config.Config) {
+		if err := cluster.Update(next); err != nil {
+			log.Error("configuration refused", "version", next.Version, "err", err)
+			return
+		}
+		if _, ok := next.FindNode(nc.ID); ok {
+			select {
+			case named <- next:
+			default:
+			}
+		}
+	})
+	h := newHealer(store, cluster, log)
+	empty := false
+	for {
+		if !empty {
+			rep := h.runPass(watchCtx)
+			left := h.store.Records()
+			log.Info("handing off", "pushed", rep.Pushed, "dropped", rep.Dropped, "records_left", left, "err", rep.Err)
+			if empty = left == 0; empty {
+				log.Info("this node holds nothing now; waiting to be named", "id", nc.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case next := <-named:
+			log.Info("named by the configuration", "id", nc.ID, "version", next.Version)
+			return next, nil
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // runBackground runs each fn on its own goroutine until ctx ends or the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,4 +305,45 @@ func TestHintedHandOffCatchesUpMirror(t *testing.T) {
 		return true
 	})
 	t.Logf("n1 holds all %d of its writes %v after its return", len(mine), time.Since(back).Round(100*time.Millisecond))
+}
+
+// TestLeftNodeHandsOff: a node that leaves the configuration while down,
+// holding records no other node has, starts again with its coordinator (it
+// is no longer named), hands those records to their current owners, drops
+// them and says it is empty.
+func TestLeftNodeHandsOff(t *testing.T) {
+	c := startCluster(t)
+	n1 := c.clientFor("n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var only [][]byte // on n1 alone: written to its peer port directly
+	for i := 0; len(only) < 100 && i < 10000; i++ {
+		key := fmt.Appendf(nil, "stranded-%04d", i)
+		if !slices.Contains(c.replicas(key), "n1") {
+			continue
+		}
+		if _, err := n1.Set(ctx, key, time.Now().UnixMicro(), 0, key); err != nil {
+			t.Fatal(err)
+		}
+		only = append(only, key)
+	}
+	c.nodes["n1"].kill(syscall.SIGKILL)
+	seed, err := os.ReadFile(c.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := regexp.MustCompile(`(?m)^\s*n1: \[.*\]\n`).ReplaceAllString(string(seed), "")
+	c.setConfig(without)
+	c.startNode("n1")
+	eventually(t, 60*time.Second, "n1 empty after handing off", func() bool {
+		return bytes.Contains(c.nodes["n1"].logs.Bytes(), []byte("this node holds nothing now"))
+	})
+	for _, key := range only {
+		for _, id := range c.replicas(key) {
+			if !c.peerHas(c.clientFor(id), key, key) {
+				t.Fatalf("%s lacks %s, handed off by n1", id, key)
+			}
+		}
+	}
+	t.Logf("n1 handed off %d records it alone held", len(only))
 }
