@@ -76,15 +76,21 @@ func TestKillAll(t *testing.T)         { runNamed(t, "kill-all", 8*time.Second) 
 func TestPartitionMirror(t *testing.T) { runNamed(t, "partition-mirror", 10*time.Second) }
 func TestPartitionBucket(t *testing.T) { runNamed(t, "partition-bucket", 10*time.Second) }
 func TestPartitionEntry(t *testing.T)  { runNamed(t, "partition-entry", 10*time.Second) }
-func TestAcks(t *testing.T)            { runNamed(t, "acks", 2*time.Second) }
-func TestReadQuorum(t *testing.T)      { runNamed(t, "read-quorum", 2*time.Second) }
-func TestClockSkew(t *testing.T)       { runNamed(t, "clock-skew", 6*time.Second) }
-func TestClockBehind(t *testing.T)     { runNamed(t, "clock-behind", 5*time.Second) }
-func TestHotKeys(t *testing.T)         { runNamed(t, "hot-keys", 6*time.Second) }
-func TestDiskFull(t *testing.T)        { runNamed(t, "disk-full", 8*time.Second) }
-func TestPause(t *testing.T)           { runNamed(t, "pause", 8*time.Second) }
-func TestMixed(t *testing.T)           { runNamed(t, "mixed", 10*time.Second) }
-func TestSoak(t *testing.T)            { runNamed(t, "soak", 8*time.Second) }
+func TestHeal(t *testing.T) {
+	res := runNamed(t, "heal", 6*time.Second)
+	if res.Convergence.DivergedAtFirst == 0 {
+		t.Errorf("no key differed after the partition: nothing was left for healing to do")
+	}
+}
+func TestAcks(t *testing.T)        { runNamed(t, "acks", 2*time.Second) }
+func TestReadQuorum(t *testing.T)  { runNamed(t, "read-quorum", 2*time.Second) }
+func TestClockSkew(t *testing.T)   { runNamed(t, "clock-skew", 6*time.Second) }
+func TestClockBehind(t *testing.T) { runNamed(t, "clock-behind", 5*time.Second) }
+func TestHotKeys(t *testing.T)     { runNamed(t, "hot-keys", 6*time.Second) }
+func TestDiskFull(t *testing.T)    { runNamed(t, "disk-full", 8*time.Second) }
+func TestPause(t *testing.T)       { runNamed(t, "pause", 8*time.Second) }
+func TestMixed(t *testing.T)       { runNamed(t, "mixed", 10*time.Second) }
+func TestSoak(t *testing.T)        { runNamed(t, "soak", 8*time.Second) }
 
 // TestCheckerCatchesWipedReplicas is the checker's negative control on a real cluster: after
 // a workload, every node loses its data (killed, var dir emptied, restarted). Every

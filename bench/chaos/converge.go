@@ -63,31 +63,47 @@ func (c *Cluster) finals(ctx context.Context, r *replicaReader, keys []string) m
 	return out
 }
 
-// converged reports whether every key's replicas were read and agree.
-func converged(finals map[string][]Record) bool {
+// diverged counts the keys whose replicas were not all read or do not agree.
+func diverged(finals map[string][]Record) int {
+	n := 0
 	for _, recs := range finals {
 		for _, r := range recs {
 			if !r.same(recs[0]) {
-				return false
+				n++
+				break
 			}
 		}
 	}
-	return true
+	return n
+}
+
+func converged(finals map[string][]Record) bool { return diverged(finals) == 0 }
+
+// Convergence is how the replicas came to agree at the end of a run.
+type Convergence struct {
+	DivergedAtFirst int           // keys whose replicas disagreed at the first reading
+	Wait            time.Duration // until they agreed, or the bound
+	Converged       bool
 }
 
 // Converge reads the keys from every replica until they agree or bound passes (healing runs
-// every background_healing_interval), and returns the last reading, how long it waited and
-// whether the replicas converged.
-func (c *Cluster) Converge(ctx context.Context, keys []string, bound time.Duration) (map[string][]Record, time.Duration, bool) {
+// every background_healing_interval), and returns the last reading.
+func (c *Cluster) Converge(ctx context.Context, keys []string, bound time.Duration) (map[string][]Record, Convergence) {
 	r := c.newReplicaReader()
 	defer r.close()
 	start := time.Now()
 	deadline := start.Add(bound)
-	for {
+	var cv Convergence
+	for round := 0; ; round++ {
 		f := c.finals(ctx, r, keys)
-		if converged(f) || time.Now().After(deadline) || ctx.Err() != nil {
-			return f, time.Since(start), converged(f)
+		n := diverged(f)
+		if round == 0 {
+			cv.DivergedAtFirst = n
 		}
-		sleep(ctx, 500*time.Millisecond)
+		if n == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			cv.Wait, cv.Converged = time.Since(start), n == 0
+			return f, cv
+		}
+		sleep(ctx, 200*time.Millisecond)
 	}
 }

@@ -22,8 +22,8 @@
 //   - Check: the verdict over a History and each replica's final record (pure, tested with
 //     hand-made histories), and Converge, which reads the replicas over the peer protocol
 //     until they agree or a bound passes.
-//   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, partition-entry, acks,
-//     read-quorum, clock-skew, clock-behind, hot-keys, disk-full, pause, mixed, soak) and
+//   - Scenarios (kill, kill-all, partition-mirror, partition-bucket, partition-entry, heal,
+//     acks, read-quorum, clock-skew, clock-behind, hot-keys, disk-full, pause, mixed, soak) and
 //     Run, which runs one with a Config. Scenarios with replies to assert (acks,
 //     read-quorum, clock-skew, clock-behind, disk-full) record their own violations beside
 //     the checker's.

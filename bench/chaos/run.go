@@ -30,25 +30,24 @@ type Config struct {
 
 // Result is what a run did and what the checker found.
 type Result struct {
-	Scenario     string         `json:"scenario"`
-	Mode         string         `json:"mode"`
-	Skipped      string         `json:"skipped,omitempty"` // why the scenario could not run here
-	Duration     time.Duration  `json:"duration"`          // workload and nemesis
-	Events       []Event        `json:"events"`
-	Notes        []string       `json:"notes,omitempty"` // the scenario's own figures
-	Ops          int            `json:"ops"`
-	Acked        int            `json:"acked"` // writes and deletes answered 200
-	Reads        int            `json:"reads"` // reads answered 200 or 404
-	Outcomes     map[string]int `json:"outcomes"`
-	OpsPerSec    float64        `json:"ops_per_sec"` // every operation, whatever its outcome
-	OKPerSec     float64        `json:"ok_per_sec"`
-	KeysChecked  int            `json:"keys_checked"`
-	Finals       map[string]int `json:"finals"` // final records by kind: value, tombstone, absent, mixed
-	Converged    bool           `json:"converged"`
-	ConvergeWait time.Duration  `json:"converge_wait"`
-	Violations   []Violation    `json:"violations"`
-	History      string         `json:"history,omitempty"`
-	Dir          string         `json:"dir,omitempty"` // kept run dir
+	Scenario    string         `json:"scenario"`
+	Mode        string         `json:"mode"`
+	Skipped     string         `json:"skipped,omitempty"` // why the scenario could not run here
+	Duration    time.Duration  `json:"duration"`          // workload and nemesis
+	Events      []Event        `json:"events"`
+	Notes       []string       `json:"notes,omitempty"` // the scenario's own figures
+	Ops         int            `json:"ops"`
+	Acked       int            `json:"acked"` // writes and deletes answered 200
+	Reads       int            `json:"reads"` // reads answered 200 or 404
+	Outcomes    map[string]int `json:"outcomes"`
+	OpsPerSec   float64        `json:"ops_per_sec"` // every operation, whatever its outcome
+	OKPerSec    float64        `json:"ok_per_sec"`
+	KeysChecked int            `json:"keys_checked"`
+	Finals      map[string]int `json:"finals"` // final records by kind: value, tombstone, absent, mixed
+	Convergence Convergence    `json:"convergence"`
+	Violations  []Violation    `json:"violations"`
+	History     string         `json:"history,omitempty"`
+	Dir         string         `json:"dir,omitempty"` // kept run dir
 }
 
 // convergeBound bounds the wait for healing to make the replicas agree at the end.
@@ -120,8 +119,8 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 		return errors.Join(serr, fmt.Errorf("chaos: heal: %w", err))
 	}
 	e.logf("checking %d keys: waiting up to %v for the replicas to converge", len(e.checkedKeys()), convergeBound)
-	finals, wait, ok := e.C.Converge(ctx, e.checkedKeys(), convergeBound)
-	res.Converged, res.ConvergeWait = ok, wait
+	finals, cv := e.C.Converge(ctx, e.checkedKeys(), convergeBound)
+	res.Convergence = cv
 	res.Events = e.N.Events()
 	e.mu.Lock()
 	res.Notes = e.notes
@@ -192,8 +191,10 @@ func (r *Result) WriteReport(w io.Writer) {
 	}
 	fmt.Fprintf(w, "); %.0f ops/s, %.0f ok/s\n", r.OpsPerSec, r.OKPerSec)
 	fmt.Fprintf(w, "  checked: %d acknowledged writes and deletes, %d reads\n", r.Acked, r.Reads)
-	fmt.Fprintf(w, "  keys checked: %d on every replica (%d values, %d tombstones, %d absent, %d mixed); converged: %v after %.1fs\n",
-		r.KeysChecked, r.Finals["value"], r.Finals["tombstone"], r.Finals["absent"], r.Finals["mixed"], r.Converged, r.ConvergeWait.Seconds())
+	fmt.Fprintf(w, "  keys checked: %d on every replica (%d values, %d tombstones, %d absent, %d mixed)\n",
+		r.KeysChecked, r.Finals["value"], r.Finals["tombstone"], r.Finals["absent"], r.Finals["mixed"])
+	fmt.Fprintf(w, "  convergence: %d keys differed once every fault was undone; converged %v after %.1fs\n",
+		r.Convergence.DivergedAtFirst, r.Convergence.Converged, r.Convergence.Wait.Seconds())
 	if r.History != "" {
 		fmt.Fprintf(w, "  history: %s\n", r.History)
 	}

@@ -64,6 +64,8 @@ var Scenarios = []Scenario{
 		Layout: layout(3, 2, 2, 0), Default: 12 * time.Second, Needs: needListen, Run: PartitionBucket},
 	{Name: "partition-entry", About: "one mirror cut off from the other nodes while clients still use its HTTP port",
 		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionEntry},
+	{Name: "heal", About: "one mirror cut off during writes on 300 keys without reads (no read repair), then healed: healing alone converges them",
+		Layout: mirrored(), Default: 8 * time.Second, Needs: needListen, Run: Heal},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
@@ -237,6 +239,22 @@ func (e *Env) provePartition(ctx context.Context, p Partition, isolated []*Node)
 	if op := d.Do(ctx, OpRead, isolated[0].HTTP, key, "", ""); op.Err != errTimeout {
 		e.Fail(key, "a client reached isolated %s: status %d %s", isolated[0].ID, op.Status, op.Err)
 	}
+}
+
+// Heal cuts one mirror off (clients too) during writes and deletes on 300 keys, without
+// reads, so that no read repair runs; it then heals the partition and stops. Background
+// healing alone must make every replica agree within the checker's bound.
+func Heal(ctx context.Context, e *Env) error {
+	nd := e.C.Bucket("b1")[0]
+	w := Workload{Clients: 4, Keys: Keys("h", 300), Entries: e.Proxies(), WritePct: 85, DeletePct: 15}
+	stop := e.Start(ctx, w)
+	defer stop()
+	if err := e.N.Partition(Partition{Isolated: []string{nd.ID}, CutClients: true}); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	stop()
+	return e.N.Partition(Partition{})
 }
 
 // HotKeys runs 16 writers on 10 keys through the proxy and two nodes' HTTP ports.
