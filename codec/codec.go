@@ -80,10 +80,11 @@ const (
 	OpDigest             // 8: count and hashes of a key range
 	OpSums               // 9: summaries of hash segments (anti-entropy)
 	OpSegmentScan        // 10: record hashes of one hash segment (anti-entropy)
+	OpPurge              // 11: remove records still exactly as given (tombstone GC)
 	numOps
 )
 
-var opNames = [numOps]string{"none", "hello", "ping", "get", "stat", "set", "batchset", "scan", "digest", "sums", "segmentscan"}
+var opNames = [numOps]string{"none", "hello", "ping", "get", "stat", "set", "batchset", "scan", "digest", "sums", "segmentscan", "purge"}
 
 func (o Op) String() string {
 	if o < numOps {

@@ -90,6 +90,8 @@ connection. Other bodies, by op:
 	              after bytes32 (exclusive; empty =      its 8-byte record hash
 	                from the first key)
 	              limit u32 (records; 0 = default)
+	11 Purge      record list: remove each if still    as BatchSet's reply: Applied = removed,
+	                stored exactly so                    Stale = kept (it changed)
 
 A segment (Sums, SegmentScan) is one of the 65536 slices of the ring named by the top 16
 bits of a key's ring hash (hashring.Hash); the sums are the store's per-segment XOR of

@@ -46,6 +46,7 @@ func requestSamples() []sample {
 		{"sums/empty", AppendSums(nil, 15, 0, nil)},
 		{"segmentscan", AppendSegmentScan(nil, 16, math.MaxUint16, []byte("after"), 100)},
 		{"segmentscan/first", AppendSegmentScan(nil, 17, 0, nil, 0)},
+		{"purge", AppendPurge(nil, 18, []Record{recA, recC})},
 	}
 }
 
@@ -75,6 +76,7 @@ func replySamples() []sample {
 		{"sums", AppendSumsReply(nil, 17, []Sum{{0, 1, 2}, {math.MaxUint16, math.MaxUint64, math.MaxUint64}})},
 		{"sums/empty", AppendSumsReply(nil, 18, nil)},
 		{"segmentscan", segmentScanReply(19, []Record{recA, recB}, true, []byte("b"))},
+		{"purge", AppendPurgeReply(nil, 20, []Result{{StatusApplied, 3}, {StatusStale, 4}})},
 	}
 }
 
@@ -116,6 +118,13 @@ func encodeRequest(r *Request) []byte {
 		return AppendSums(nil, r.ID, r.Shift, ranges)
 	case OpSegmentScan:
 		return AppendSegmentScan(nil, r.ID, r.Segment, r.Key, r.Limit)
+	case OpPurge:
+		var recs []Record
+		it := r.Records
+		for rec, ok := it.Next(); ok; rec, ok = it.Next() {
+			recs = append(recs, rec)
+		}
+		return AppendPurge(nil, r.ID, recs)
 	}
 	panic(fmt.Sprintf("encodeRequest: %s", r.Op))
 }
@@ -141,10 +150,13 @@ func encodeReply(r *Reply) []byte {
 		return AppendStatReply(nil, r.ID, r.Status, r.TS, r.Flags)
 	case OpSet:
 		return AppendSetReply(nil, r.ID, r.Status, r.TS)
-	case OpBatchSet:
+	case OpBatchSet, OpPurge:
 		res := make([]Result, r.Results.Len())
 		for i := range res {
 			res[i] = r.Results.At(i)
+		}
+		if r.Op == OpPurge {
+			return AppendPurgeReply(nil, r.ID, res)
 		}
 		return AppendBatchSetReply(nil, r.ID, res)
 	case OpScan, OpSegmentScan:
@@ -183,7 +195,7 @@ func describeRequest(r *Request) string {
 		fmt.Fprintf(&b, " key=%q", r.Key)
 	case OpSet:
 		fmt.Fprintf(&b, " key=%q ts=%d flags=%#x value=%q", r.Key, r.TS, r.Flags, r.Value)
-	case OpBatchSet:
+	case OpBatchSet, OpPurge:
 		describeRecords(&b, r.Records)
 	case OpScan:
 		fmt.Fprintf(&b, " start=%q end=%q limit=%d limitbytes=%d mode=%d", r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
@@ -221,7 +233,7 @@ func describeReply(r *Reply) string {
 		fmt.Fprintf(&b, " ts=%d flags=%#x", r.TS, r.Flags)
 	case OpSet:
 		fmt.Fprintf(&b, " ts=%d", r.TS)
-	case OpBatchSet:
+	case OpBatchSet, OpPurge:
 		for i := 0; i < r.Results.Len(); i++ {
 			res := r.Results.At(i)
 			fmt.Fprintf(&b, " [%s %d]", res.Status, res.TS)

@@ -22,7 +22,8 @@ type Reply struct {
 	Flags uint8
 	Value []byte
 
-	// BatchSet: one result per request record, in request order.
+	// BatchSet: one result per request record, in request order. Purge: the
+	// same, Applied for a record removed, Stale for one kept (it changed).
 	Results Results
 
 	// Scan: the records in key order, whether the range continues past them, and the key to
@@ -181,7 +182,7 @@ func DecodeReply(frame []byte, r *Reply) error {
 		r.Flags = rd.u8("flags")
 	case OpSet:
 		r.TS = int64(rd.u64("ts"))
-	case OpBatchSet:
+	case OpBatchSet, OpPurge:
 		r.Results = rd.results("results")
 	case OpScan, OpSegmentScan:
 		r.More = rd.flags("scan flags", scanMore) != 0
@@ -202,7 +203,7 @@ func replyStatusOK(op Op, s Status) bool {
 		return s == StatusOK || s == StatusNotFound
 	case OpSet:
 		return s == StatusApplied || s == StatusStale
-	case OpHello, OpPing, OpBatchSet, OpScan, OpDigest, OpSums, OpSegmentScan:
+	case OpHello, OpPing, OpBatchSet, OpScan, OpDigest, OpSums, OpSegmentScan, OpPurge:
 		return s == StatusOK
 	}
 	return false

@@ -29,7 +29,8 @@ type Request struct {
 	LimitBytes uint32
 	Mode       ScanMode
 
-	// BatchSet: the records to write, validated.
+	// BatchSet: the records to write, validated. Purge: the records to
+	// remove.
 	Records RecordIter
 
 	// Sums: group sums by segment >> Shift, over the segments in Ranges.
@@ -170,7 +171,7 @@ func DecodeRequest(frame []byte, r *Request) error {
 	case OpSet:
 		rec := rd.record("record")
 		r.Key, r.TS, r.Flags, r.Value = rec.Key, rec.TS, rec.Flags, rec.Value
-	case OpBatchSet:
+	case OpBatchSet, OpPurge:
 		r.Records = rd.records("records")
 	case OpScan:
 		r.Key = rd.bytes32("start")

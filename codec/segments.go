@@ -109,3 +109,26 @@ func (s Sums) At(i int) Sum {
 	p := s.b[i*sumSize:]
 	return Sum{Group: binary.BigEndian.Uint16(p), Count: binary.BigEndian.Uint64(p[2:]), XOR: binary.BigEndian.Uint64(p[10:])}
 }
+
+// AppendPurge appends a Purge request: remove each of recs from the store
+// if its stored record is still exactly that one (timestamp, kind, value).
+// The reply is a BatchSet reply with op Purge: Applied for a record
+// removed, Stale for one kept.
+func AppendPurge(dst []byte, id uint64, recs []Record) []byte {
+	var w BatchSetWriter
+	w.l.begin(dst, OpPurge, 0, id)
+	for _, r := range recs {
+		w.Add(r)
+	}
+	return w.Finish()
+}
+
+// AppendPurgeReply appends a Purge reply.
+func AppendPurgeReply(dst []byte, id uint64, results []Result) []byte {
+	dst = appendHeader(dst, OpPurge, StatusOK, FlagReply, id, 4+len(results)*resultSize)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(results)))
+	for _, r := range results {
+		dst = AppendResult(dst, r)
+	}
+	return dst
+}

@@ -26,6 +26,7 @@ type write struct {
 	// is: the old record's hash out (hadOld), the new one in (!drop).
 	indexed bool
 	hadOld  bool
+	oldTomb bool
 	seg     int
 	oldHash uint64
 	newHash uint64
@@ -371,12 +372,12 @@ func (s *Store) index(b *pebble.Batch, w *write, found bool) error {
 		v, closer, err := s.db.Get(w.ibuf)
 		switch {
 		case err == nil:
-			_, h, perr := parseIndexValue(v)
+			m, h, perr := parseIndexValue(v)
 			closer.Close()
 			if perr != nil {
 				return perr
 			}
-			w.oldHash, w.hadOld = h, true
+			w.oldHash, w.oldTomb, w.hadOld = h, m.Tombstone, true
 		case !errors.Is(err, pebble.ErrNotFound):
 			return fmt.Errorf("kv: index get: %w", err)
 		}
@@ -403,10 +404,10 @@ func (s *Store) summarise(group []*write) {
 			continue
 		}
 		if w.hadOld {
-			s.segs.update(w.seg, w.oldHash, -1)
+			s.segs.update(w.seg, w.oldHash, w.oldTomb, -1)
 		}
 		if !w.drop {
-			s.segs.update(w.seg, w.newHash, 1)
+			s.segs.update(w.seg, w.newHash, w.rec.Tombstone, 1)
 		}
 		w.indexed = false
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
@@ -50,14 +51,18 @@ func Segment(key []byte) int { return int(hashring.Hash(key) >> segmentShift) }
 
 // SegmentSum summarises the records of one segment.
 type SegmentSum struct {
-	XOR   uint64 // of the records' RecordHash
-	Count int64
+	XOR        uint64 // of the records' RecordHash
+	Count      int64
+	Tombstones int64 // how many of them are tombstones (tombstone GC looks here)
 }
 
-// Add folds one record hash into the sum (sign -1 removes it).
-func (s *SegmentSum) add(h uint64, sign int64) {
+// add folds one record into the sum (sign -1 removes it).
+func (s *SegmentSum) add(h uint64, tombstone bool, sign int64) {
 	s.XOR ^= h
 	s.Count += sign
+	if tombstone {
+		s.Tombstones += sign
+	}
 }
 
 // RecordHash identifies one version of one key: its key, timestamp, kind and
@@ -84,10 +89,10 @@ type segTable struct {
 	sums [NumSegments]SegmentSum
 }
 
-func (t *segTable) update(seg int, h uint64, sign int64) {
+func (t *segTable) update(seg int, h uint64, tombstone bool, sign int64) {
 	m := &t.mu[seg&255]
 	m.Lock()
-	t.sums[seg].add(h, sign)
+	t.sums[seg].add(h, tombstone, sign)
 	m.Unlock()
 }
 
@@ -125,6 +130,42 @@ func (s *Store) Records() int64 {
 		n += s.segs.get(seg).Count
 	}
 	return n
+}
+
+// aliveKey holds the last time (µs, wall clock) the node was known up.
+var aliveKey = []byte{metaPrefix, 'a', 'l', 'i', 'v', 'e'}
+
+// MarkAlive records now as the last time the store's node was up; a node
+// calls it periodically and at shutdown (see LastAlive).
+func (s *Store) MarkAlive(now time.Time) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(now.UnixMicro()))
+	if err := s.db.Set(aliveKey, b[:], pebble.NoSync); err != nil {
+		return fmt.Errorf("kv: mark alive: %w", err)
+	}
+	return nil
+}
+
+// LastAlive returns the time MarkAlive last recorded; ok is false for a
+// store that never had one.
+func (s *Store) LastAlive() (t time.Time, ok bool, err error) {
+	v, closer, err := s.db.Get(aliveKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("kv: last alive: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return time.Time{}, false, fmt.Errorf("%w: %d-byte alive marker", ErrCorrupt, len(v))
+	}
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(v))), true, nil
 }
 
 // SegmentSum returns the summary of segment seg.
@@ -185,12 +226,12 @@ func (s *Store) openSegments() error {
 	}
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
-		_, h, err := parseIndexValue(it.Value())
+		m, h, err := parseIndexValue(it.Value())
 		if err != nil || len(k) < 3 {
 			it.Close()
 			return fmt.Errorf("kv: load index: %w", errors.Join(err, ErrCorrupt))
 		}
-		s.segs.sums[int(k[1])<<8|int(k[2])].add(h, 1)
+		s.segs.sums[int(k[1])<<8|int(k[2])].add(h, m.Tombstone, 1)
 	}
 	return it.Close()
 }

@@ -16,7 +16,7 @@ func expectedSums(t *testing.T, s *Store) map[int]SegmentSum {
 	if err := s.Scan(nil, nil, func(key []byte, rec Record) error {
 		seg := Segment(key)
 		sum := want[seg]
-		sum.add(RecordHash(key, rec), 1)
+		sum.add(RecordHash(key, rec), rec.Tombstone, 1)
 		want[seg] = sum
 		return nil
 	}); err != nil {
@@ -35,21 +35,19 @@ func checkSums(t *testing.T, s *Store, what string) {
 	}
 	// The listing agrees with the records.
 	for seg := range want {
-		n := int64(0)
-		var x uint64
+		var sum SegmentSum
 		if err := s.ScanSegment(seg, nil, func(key []byte, m Meta, h uint64) error {
 			rec, err := s.Get(key, nil)
 			if err != nil || rec.Meta() != m || RecordHash(key, rec) != h {
 				t.Fatalf("%s: listing of %q: %+v %x, stored %+v %v", what, key, m, h, rec, err)
 			}
-			n++
-			x ^= h
+			sum.add(h, m.Tombstone, 1)
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if (SegmentSum{XOR: x, Count: n}) != want[seg] {
-			t.Fatalf("%s: segment %d listing sums to %x/%d", what, seg, x, n)
+		if sum != want[seg] {
+			t.Fatalf("%s: segment %d listing sums to %+v", what, seg, sum)
 		}
 	}
 }

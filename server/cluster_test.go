@@ -153,6 +153,24 @@ func (m *memReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, 
 	return nil
 }
 
+func (m *memReplica) Purge(_ context.Context, recs []codec.Record) (int, error) {
+	m.stall()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return 0, errDown
+	}
+	n := 0
+	for _, r := range recs {
+		want := recordOf(r.TS, r.Flags, r.Value)
+		if cur, ok := m.recs[string(r.Key)]; ok && !kv.Newer(cur, want) && !kv.Newer(want, cur) {
+			delete(m.recs, string(r.Key))
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (m *memReplica) set(key string, rec kv.Record) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -108,7 +108,7 @@ func (h *healer) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Info("healing pass done", "in_sync", rep.InSync, "pushed", rep.Pushed, "dropped", rep.Dropped,
+		h.log.Info("healing pass done", "in_sync", rep.InSync, "pushed", rep.Pushed, "dropped", rep.Dropped, "purged", rep.Purged,
 			"unconfirmed", rep.Unconfirmed, "not_owned", rep.NotOwned, "exchanged_bytes", rep.Exchanged,
 			"took", rep.Ended.Sub(rep.Began).Round(time.Millisecond).String(), "err", rep.Err)
 	}
@@ -120,7 +120,7 @@ func (h *healer) runPass(ctx context.Context) *nodestatus.Pass {
 	before := h.exchanged.Load()
 	st, err := h.pass(ctx)
 	rep.Ended = time.Now()
-	rep.Unconfirmed, rep.NotOwned, rep.Pushed, rep.Dropped = st.unconfirmed, st.notOwned, st.pushed, st.dropped
+	rep.Unconfirmed, rep.NotOwned, rep.Pushed, rep.Dropped, rep.Purged = st.unconfirmed, st.notOwned, st.pushed, st.dropped, st.purged
 	rep.Exchanged = h.exchanged.Load() - before
 	rep.InSync = err == nil && st.unconfirmed == 0
 	if err != nil {
@@ -136,14 +136,28 @@ func (h *healer) lastPass() *nodestatus.Pass { return h.last.Load() }
 
 // healStats counts one pass: segments reconciled, local records listed in
 // them, records pushed to peers and dropped here, records not confirmed on
-// every replica, and records held but not owned.
-type healStats struct{ segments, records, pushed, dropped, unconfirmed, notOwned int }
+// every replica, records held but not owned, and tombstones purged.
+type healStats struct{ segments, records, pushed, dropped, unconfirmed, notOwned, purged int }
 
-// pass compares this node's segments with every peer's and reconciles the
-// ones that differ.
+// pass compares this node's segments with every peer's, reconciles the
+// ones that differ, then collects the tombstones past their grace.
 func (h *healer) pass(ctx context.Context) (healStats, error) {
-	var st healStats
 	t := h.cluster.topo.Load()
+	st, err := h.sync(ctx, t)
+	if ctx.Err() != nil {
+		return st, err
+	}
+	purged, gcErr := h.collect(ctx, t, t.cfg.ActiveDeployment().TombstoneGrace)
+	st.purged = purged
+	if gcErr != nil {
+		err = errors.Join(err, fmt.Errorf("tombstone gc: %w", gcErr))
+	}
+	return st, err
+}
+
+// sync reconciles the segments that differ between this node and its peers.
+func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
+	var st healStats
 	plan := t.segmentPlan()
 	var errs error
 	todo := map[int][]int{} // segment -> peers to reconcile it with (nil: every replica of each key)

@@ -81,6 +81,9 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		return err
 	}
 	self, _ := cfg.FindNode(nc.ID)
+	if err := rejoin(store, cfg, nc.ID, log); err != nil {
+		return err
+	}
 
 	hs, err := openHints(filepath.Join(dir, "hints"), log)
 	if err != nil {
@@ -127,7 +130,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	heal := newHealer(store, cluster, log)
 	defer runBackground(ctx, heal.run, func(ctx context.Context) {
 		replayHints(ctx, hs, cluster, log, func(string) { heal.poke() })
-	})()
+	}, func(ctx context.Context) { markAlive(ctx, store, cluster, log) })()
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
@@ -189,6 +192,45 @@ func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cf
 			log.Info("named by the configuration", "id", nc.ID, "version", next.Version)
 			return next, nil
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// rejoin quarantines a node that was away longer than tombstone_grace (see
+// quarantine) and marks it alive.
+func rejoin(store *kv.Store, cfg *config.Config, id string, log *slog.Logger) error {
+	t, err := newTopology(cfg, id, func(config.Node) Replica { return nil })
+	if err != nil {
+		return err
+	}
+	n, err := quarantine(store, t, cfg.ActiveDeployment().TombstoneGrace, log)
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	if n > 0 {
+		log.Warn("discarded records after a long absence", "records", n)
+	}
+	return store.MarkAlive(time.Now())
+}
+
+// markAlive records, until ctx ends and once more then, that the node is
+// up: often enough that a restart within tombstone_grace is never taken
+// for a long absence.
+func markAlive(ctx context.Context, store *kv.Store, c *Cluster, log *slog.Logger) {
+	every := min(time.Minute, c.Config().ActiveDeployment().TombstoneGrace/4)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := store.MarkAlive(time.Now()); err != nil {
+				log.Warn("mark alive", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := store.MarkAlive(time.Now()); err != nil {
+				log.Warn("mark alive", "err", err)
+			}
 		}
 	}
 }

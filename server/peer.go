@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -141,6 +142,20 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		h.offload(rw, func() {
 			sums := segmentSums(h.store, shift, ranges)
 			rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendSumsReply(dst, id, sums) })
+		})
+	case codec.OpPurge:
+		var recs []codec.Record
+		it := req.Records
+		for r, ok := it.Next(); ok; r, ok = it.Next() {
+			recs = append(recs, codec.Record{Key: bytes.Clone(r.Key), TS: r.TS, Flags: r.Flags, Value: bytes.Clone(r.Value)})
+		}
+		h.offload(rw, func() {
+			results := make([]codec.Result, len(recs))
+			if _, err := purge(h.store, recs, results); err != nil {
+				rw.Error(errorStatus(err), err.Error())
+				return
+			}
+			rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendPurgeReply(dst, id, results) })
 		})
 	case codec.OpSegmentScan:
 		seg, after, limit := int(req.Segment), append([]byte(nil), req.Key...), req.Limit

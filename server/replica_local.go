@@ -49,3 +49,31 @@ func (l localReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte,
 		return nil
 	})
 }
+
+// Purge implements Replica.
+func (l localReplica) Purge(_ context.Context, recs []codec.Record) (int, error) {
+	return purge(l.store, recs, nil)
+}
+
+// purge drops each of recs that store still holds exactly so; results, when
+// set, gets one result per record (Applied: removed). It answers Purge for
+// the local store and for the peer protocol alike.
+func purge(store *kv.Store, recs []codec.Record, results []codec.Result) (int, error) {
+	n := 0
+	for i, r := range recs {
+		dropped, err := store.Drop(r.Key, recordOf(r.TS, r.Flags, r.Value))
+		if err != nil {
+			return n, err
+		}
+		if results != nil {
+			results[i] = codec.Result{Status: codec.StatusStale, TS: r.TS}
+			if dropped {
+				results[i].Status = codec.StatusApplied
+			}
+		}
+		if dropped {
+			n++
+		}
+	}
+	return n, nil
+}

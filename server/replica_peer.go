@@ -102,3 +102,19 @@ func (p peerReplica) SegmentRecords(ctx context.Context, seg int, fn func([]byte
 		after = next
 	}
 }
+
+// Purge implements Replica over the peer protocol.
+func (p peerReplica) Purge(ctx context.Context, recs []codec.Record) (int, error) {
+	resp, err := p.c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendPurge(dst, id, recs) })
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Release()
+	n := 0
+	for i := range resp.Results.Len() {
+		if resp.Results.At(i).Status == codec.StatusApplied {
+			n++
+		}
+	}
+	return n, nil
+}

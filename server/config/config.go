@@ -20,6 +20,7 @@ const (
 	DefaultRingPoints      = 120 // the original implementation's points per bucket
 	DefaultWriteAcks       = WriteAcksQuorum
 	DefaultMaxClockSkew    = 60 * time.Second
+	DefaultTombstoneGrace  = 10 * 24 * time.Hour
 	DefaultSync            = SyncAlways
 	DefaultSyncInterval    = 10 * time.Millisecond
 	DefaultMaxValueBytes   = 64 << 20
@@ -101,7 +102,11 @@ type Deployment struct {
 	// StrictReads (strict_reads) answers 503 instead of a value read
 	// without a read quorum.
 	StrictReads bool
-	Buckets     []Bucket
+	// TombstoneGrace (tombstone_grace) is how long a tombstone is kept at
+	// least; it goes once older and held by every replica. It must exceed
+	// HealingInterval.
+	TombstoneGrace time.Duration
+	Buckets        []Bucket
 }
 
 // FindNode returns the node with the given id in this deployment.

@@ -14,7 +14,7 @@ import (
 // Keys of each mapping in the document, in the order the sample explains them.
 var (
 	topKeys        = []string{"master_coordinator", "coordinators", "active_deployment", "target_deployment", "deployments", "storage"}
-	deploymentKeys = []string{"read_repair", "background_healing", "background_healing_interval", "write_acks", "max_clock_skew", "strict_reads", "hash", "buckets"}
+	deploymentKeys = []string{"read_repair", "background_healing", "background_healing_interval", "write_acks", "max_clock_skew", "strict_reads", "tombstone_grace", "hash", "buckets"}
 	hashKeys       = []string{"buckets_per_key", "points"}
 	storageKeys    = []string{"sync", "sync_interval", "max_value_bytes", "cache_bytes", "memtable_bytes", "min_free_bytes"}
 )
@@ -340,6 +340,7 @@ func (d *decoder) deployment(f field) (*Deployment, error) {
 		RingPoints:        DefaultRingPoints,
 		WriteAcks:         DefaultWriteAcks,
 		MaxClockSkew:      DefaultMaxClockSkew,
+		TombstoneGrace:    DefaultTombstoneGrace,
 	}
 	where := deploymentWhere(f.key)
 	fs, err := d.fields(f.val, where)
@@ -360,6 +361,8 @@ func (d *decoder) deployment(f field) (*Deployment, error) {
 			err = d.interval(df, where, &dep.MaxClockSkew)
 		case "strict_reads":
 			err = d.boolean(df, where, &dep.StrictReads)
+		case "tombstone_grace":
+			err = d.interval(df, where, &dep.TombstoneGrace)
 		case "hash":
 			err = d.hash(df, where, dep)
 		case "buckets":

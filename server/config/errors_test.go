@@ -98,6 +98,7 @@ func TestParseErrors(t *testing.T) {
 		{"write_acks", "write_acks: quorum", "write_acks: most", `deployment "a": write_acks "most" is not one of one, quorum, all`},
 		{"max_clock_skew zero", "write_acks: quorum", "write_acks: quorum\n    max_clock_skew: 0s", `deployment "a": max_clock_skew must be positive`},
 		{"max_clock_skew word", "write_acks: quorum", "write_acks: quorum\n    max_clock_skew: soon", `max_clock_skew`},
+		{"tombstone_grace short", "write_acks: quorum", "write_acks: quorum\n    tombstone_grace: 12h", `tombstone_grace 12:00:00 must exceed background_healing_interval 1d`},
 		{"strict_reads word", "write_acks: quorum", "write_acks: quorum\n    strict_reads: maybe", `strict_reads`},
 		{"storage sync", "sync: always", "sync: sometimes", `storage: sync "sometimes" is not one of always, interval, none`},
 		{"storage size unit", "sync: always", "cache_bytes: twelve", `storage: cache_bytes: "twelve" is not a size`},
@@ -140,7 +141,7 @@ func TestValidateBuilt(t *testing.T) {
 		return &Config{
 			Active: "d",
 			Deployments: map[string]*Deployment{"d": {
-				Name: "d", BucketsPerKey: 1, RingPoints: 1, HealingInterval: 1, WriteAcks: WriteAcksAll, MaxClockSkew: 1,
+				Name: "d", BucketsPerKey: 1, RingPoints: 1, HealingInterval: 1, WriteAcks: WriteAcksAll, MaxClockSkew: 1, TombstoneGrace: 2,
 				Buckets: []Bucket{{ID: "b", Nodes: []Node{{ID: "n", Bucket: "b", Host: "h", HTTPPort: 1, PeerPort: 2}}}},
 			}},
 			Storage: DefaultStorage(),

@@ -28,6 +28,7 @@ type (
 		// across an upgrade.
 		MaxClockSkew string                       `json:"max_clock_skew,omitempty"`
 		StrictReads  bool                         `json:"strict_reads,omitempty"`
+		Grace        string                       `json:"tombstone_grace,omitempty"`
 		Hash         jsonHash                     `json:"hash"`
 		Buckets      map[string]map[string][3]any `json:"buckets"`
 	}
@@ -96,6 +97,9 @@ func deploymentJSON(d *Deployment) jsonDeployment {
 	}
 	if d.MaxClockSkew != DefaultMaxClockSkew {
 		out.MaxClockSkew = FormatInterval(d.MaxClockSkew)
+	}
+	if d.TombstoneGrace != DefaultTombstoneGrace {
+		out.Grace = FormatInterval(d.TombstoneGrace)
 	}
 	return out
 }

@@ -106,6 +106,9 @@ func validateDeployment(name string, d *Deployment) error {
 		return invalid(0, where, "hash.points %d out of range 1..%d", d.RingPoints, MaxRingPoints)
 	case d.HealingInterval <= 0:
 		return invalid(0, where, "background_healing_interval must be positive, not %s", FormatInterval(d.HealingInterval))
+	case d.TombstoneGrace <= d.HealingInterval:
+		return invalid(0, where, "tombstone_grace %s must exceed background_healing_interval %s (a tombstone must outlive a healing pass)",
+			FormatInterval(d.TombstoneGrace), FormatInterval(d.HealingInterval))
 	case d.MaxClockSkew <= 0:
 		return invalid(0, where, "max_clock_skew must be positive, not %s", FormatInterval(d.MaxClockSkew))
 	case d.WriteAcks != WriteAcksOne && d.WriteAcks != WriteAcksQuorum && d.WriteAcks != WriteAcksAll:

@@ -37,6 +37,7 @@ type Pass struct {
 	NotOwned    int    `json:"not_owned"`
 	Pushed      int    `json:"pushed"`
 	Dropped     int    `json:"dropped"`
+	Purged      int    `json:"purged_tombstones"`
 	Exchanged   int64  `json:"exchanged_bytes"`
 	Err         string `json:"error,omitempty"`
 }
