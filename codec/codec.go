@@ -69,18 +69,18 @@ type Op uint8
 const (
 	// OpNone is used only by connection-level error replies (request id 0), which
 	// a server sends just before closing a connection it cannot parse.
-	OpNone     Op = iota // 0
-	OpHello              // 1: handshake, must be the first request on a connection
-	OpPing               // 2: liveness, echoes its payload
-	OpGet                // 3: record of one key
-	OpStat               // 4: timestamp and flags of one key, no value
-	OpSet                // 5: last-write-wins write (delete = Set with Tombstone)
-	OpBatchSet           // 6: many Sets, one result each
-	OpScan               // 7: ordered records of a key range
-	OpDigest             // 8: count and hashes of a key range
-	OpSums               // 9: summaries of hash segments (anti-entropy)
-	OpSegmentScan        // 10: record hashes of one hash segment (anti-entropy)
-	OpPurge              // 11: remove records still exactly as given (tombstone GC)
+	OpNone        Op = iota // 0
+	OpHello                 // 1: handshake, must be the first request on a connection
+	OpPing                  // 2: liveness, echoes its payload
+	OpGet                   // 3: record of one key
+	OpStat                  // 4: timestamp and flags of one key, no value
+	OpSet                   // 5: last-write-wins write (delete = Set with Tombstone)
+	OpBatchSet              // 6: many Sets, one result each
+	OpScan                  // 7: ordered records of a key range
+	opDigest                // 8: retired (a key-range digest no version served); never reuse
+	OpSums                  // 9: summaries of hash segments (anti-entropy)
+	OpSegmentScan           // 10: record hashes of one hash segment (anti-entropy)
+	OpPurge                 // 11: remove records still exactly as given (tombstone GC)
 	numOps
 )
 
@@ -94,7 +94,7 @@ func (o Op) String() string {
 }
 
 // Known reports whether this version of the protocol defines o as a request op.
-func (o Op) Known() bool { return o > OpNone && o < numOps }
+func (o Op) Known() bool { return o > OpNone && o < numOps && o != opDigest }
 
 // Status is the outcome carried in a reply header. Requests carry StatusOK (0).
 // Statuses with the high bit set are errors: their body is an error message.

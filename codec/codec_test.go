@@ -106,7 +106,6 @@ func TestDecodedFields(t *testing.T) {
 	f(AppendSet(nil, 4, []byte("k"), -7, Tombstone, nil), `request set id=4 key="k" ts=-7 flags=0x1 value=""`)
 	f(AppendBatchSet(nil, 5, []Record{recA, recB}), `request batchset id=5 {"a" ts=1 flags=0x0 "va"} {"bb" ts=-1 flags=0x1 ""}`)
 	f(AppendScan(nil, 6, []byte("a"), nil, 10, 20, ScanValues), `request scan id=6 start="a" end="" limit=10 limitbytes=20 mode=1`)
-	f(AppendDigest(nil, 7, nil, []byte("z")), `request digest id=7 start="" end="z"`)
 
 	var rep Reply
 	g := func(frame []byte, want string) {
@@ -124,7 +123,6 @@ func TestDecodedFields(t *testing.T) {
 	g(AppendSetReply(nil, 3, StatusStale, 9), `reply set id=3 status=stale ts=9`)
 	g(AppendBatchSetReply(nil, 4, []Result{{StatusApplied, 1}, {StatusStale, 2}}), `reply batchset id=4 status=ok [applied 1] [stale 2]`)
 	g(AppendScanReply(nil, 5, []Record{recA}, true, []byte("b")), `reply scan id=5 status=ok more=true next="b" {"a" ts=1 flags=0x0 "va"}`)
-	g(AppendDigestReply(nil, 6, Digest{1, 2, 3}), `reply digest id=6 status=ok count=1 xor=0x2 sum=0x3`)
 	g(AppendErrorReply(nil, OpSet, 7, StatusError, "boom"), `reply set id=7 status=error msg="boom"`)
 }
 
@@ -212,9 +210,6 @@ func TestBodyBoundaries(t *testing.T) {
 	f("scan end+1", scan, h+4+1, 4, 1+4+4+1+1, decodeReq)
 	f("scan flags", scan, len(scan)-4, 4, 4, decodeReq)      // sets an unknown scan flag bit (last byte)
 	f("scan flags both", scan, len(scan)-4, 4, 3, decodeReq) // values and hashes at once
-
-	dig := AppendDigest(nil, 1, []byte("a"), []byte("b"))
-	f("digest end+1", dig, h+4+1, 4, 2, decodeReq)
 
 	gr := AppendGetReply(nil, 1, StatusOK, 1, 0, []byte("v"))
 	f("get reply value+1", gr, h+9, 4, 2, decodeRep)
@@ -381,7 +376,7 @@ func TestStrings(t *testing.T) {
 			t.Fatalf("op %d has no name", op)
 		}
 	}
-	if OpNone.Known() || !OpDigest.Known() || numOps.Known() {
+	if OpNone.Known() || opDigest.Known() || !OpPurge.Known() || numOps.Known() {
 		t.Fatal("Op.Known")
 	}
 	for _, s := range []Status{StatusOK, StatusNotFound, StatusApplied, StatusStale, StatusError, StatusBadRequest,

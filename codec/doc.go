@@ -81,7 +81,7 @@ connection. Other bodies, by op:
 	              scan flags u8 (ScanMode: bit 0 =
 	                values, bit 1 = 8-byte value
 	                hashes in their place; not both)
-	8 Digest      start bytes32, end bytes32           count u64, xor u64, sum u64
+	8             retired: a key-range digest that no version served; the number stays taken
 	9 Sums        shift u8 (0..16)                     u32 count, then per group that holds a
 	              u32 count, then per range:             requested segment, in group order:
 	                lo u16, hi u16 (segments,            group u16 (segment >> shift),

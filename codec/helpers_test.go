@@ -41,7 +41,6 @@ func requestSamples() []sample {
 		{"scan", AppendScan(nil, 11, []byte("a"), []byte("z"), 100, 1<<20, ScanValues)},
 		{"scan/unbounded", AppendScan(nil, 12, nil, nil, 0, 0, ScanKeys)},
 		{"scan/hashes", AppendScan(nil, 13, []byte("a"), nil, 0, 0, ScanHashes)},
-		{"digest", AppendDigest(nil, 13, []byte("a"), nil)},
 		{"sums", AppendSums(nil, 14, 8, []SegmentRange{{0, 0}, {7, math.MaxUint16}})},
 		{"sums/empty", AppendSums(nil, 15, 0, nil)},
 		{"segmentscan", AppendSegmentScan(nil, 16, math.MaxUint16, []byte("after"), 100)},
@@ -71,8 +70,7 @@ func replySamples() []sample {
 		{"batchset/empty", AppendBatchSetReply(nil, 12, nil)},
 		{"scan", AppendScanReply(nil, 13, []Record{recA, recB, recC}, true, []byte("c\x00"))},
 		{"scan/empty", AppendScanReply(nil, 14, nil, false, nil)},
-		{"digest", AppendDigestReply(nil, 15, Digest{Count: 3, XOR: math.MaxUint64, Sum: 7})},
-		{"unsupported", AppendErrorReply(nil, OpDigest, 16, StatusUnsupported, "")},
+		{"unsupported", AppendErrorReply(nil, opDigest, 16, StatusUnsupported, "")},
 		{"sums", AppendSumsReply(nil, 17, []Sum{{0, 1, 2}, {math.MaxUint16, math.MaxUint64, math.MaxUint64}})},
 		{"sums/empty", AppendSumsReply(nil, 18, nil)},
 		{"segmentscan", segmentScanReply(19, []Record{recA, recB}, true, []byte("b"))},
@@ -108,8 +106,6 @@ func encodeRequest(r *Request) []byte {
 		return w.Finish()
 	case OpScan:
 		return AppendScan(nil, r.ID, r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
-	case OpDigest:
-		return AppendDigest(nil, r.ID, r.Key, r.End)
 	case OpSums:
 		ranges := make([]SegmentRange, r.Ranges.Len())
 		for i := range ranges {
@@ -169,8 +165,6 @@ func encodeReply(r *Reply) []byte {
 			w.Add(rec)
 		}
 		return w.Finish(r.More, r.Next)
-	case OpDigest:
-		return AppendDigestReply(nil, r.ID, r.Digest)
 	case OpSums:
 		sums := make([]Sum, r.Sums.Len())
 		for i := range sums {
@@ -199,8 +193,6 @@ func describeRequest(r *Request) string {
 		describeRecords(&b, r.Records)
 	case OpScan:
 		fmt.Fprintf(&b, " start=%q end=%q limit=%d limitbytes=%d mode=%d", r.Key, r.End, r.Limit, r.LimitBytes, r.Mode)
-	case OpDigest:
-		fmt.Fprintf(&b, " start=%q end=%q", r.Key, r.End)
 	case OpSums:
 		fmt.Fprintf(&b, " shift=%d", r.Shift)
 		for i := range r.Ranges.Len() {
@@ -246,8 +238,6 @@ func describeReply(r *Reply) string {
 			g := r.Sums.At(i)
 			fmt.Fprintf(&b, " [%d count=%d xor=%#x]", g.Group, g.Count, g.XOR)
 		}
-	case OpDigest:
-		fmt.Fprintf(&b, " count=%d xor=%#x sum=%#x", r.Digest.Count, r.Digest.XOR, r.Digest.Sum)
 	}
 	return b.String()
 }

@@ -260,12 +260,3 @@ func (it *TLVIter) Next() (TLV, bool) {
 	it.b, it.n = r.b, it.n-1
 	return t, r.bad == ""
 }
-
-// Digest summarises the records of a key range so that replicas can compare ranges
-// without exchanging them. How XOR and Sum are computed from the records is defined by the
-// store (both are order-independent folds of a per-record hash); the codec only carries them.
-type Digest struct {
-	Count uint64
-	XOR   uint64
-	Sum   uint64
-}

@@ -32,9 +32,6 @@ type Reply struct {
 	More    bool
 	Next    []byte
 
-	// Digest: summary of the range.
-	Digest Digest
-
 	// Sums: the group sums, in group order. (SegmentScan replies fill
 	// Records, More and Next as Scan replies do.)
 	Sums Sums
@@ -135,14 +132,6 @@ func AppendScanReply(dst []byte, id uint64, recs []Record, more bool, next []byt
 	return w.Finish(more, next)
 }
 
-// AppendDigestReply appends a Digest reply.
-func AppendDigestReply(dst []byte, id uint64, d Digest) []byte {
-	dst = appendHeader(dst, OpDigest, StatusOK, FlagReply, id, 8+8+8)
-	dst = binary.BigEndian.AppendUint64(dst, d.Count)
-	dst = binary.BigEndian.AppendUint64(dst, d.XOR)
-	return binary.BigEndian.AppendUint64(dst, d.Sum)
-}
-
 // DecodeReply decodes frame, which must be exactly one reply frame, into r without
 // allocating. r's slices point into frame. After a sound header r.Op, r.ID and r.Status are
 // set even when the body is rejected.
@@ -190,8 +179,6 @@ func DecodeReply(frame []byte, r *Reply) error {
 		r.Next = rd.bytes32("next")
 	case OpSums:
 		r.Sums = rd.sums("sums")
-	case OpDigest:
-		r.Digest = Digest{Count: rd.u64("count"), XOR: rd.u64("xor"), Sum: rd.u64("sum")}
 	}
 	return rd.done()
 }
@@ -203,7 +190,7 @@ func replyStatusOK(op Op, s Status) bool {
 		return s == StatusOK || s == StatusNotFound
 	case OpSet:
 		return s == StatusApplied || s == StatusStale
-	case OpHello, OpPing, OpBatchSet, OpScan, OpDigest, OpSums, OpSegmentScan, OpPurge:
+	case OpHello, OpPing, OpBatchSet, OpScan, OpSums, OpSegmentScan, OpPurge:
 		return s == StatusOK
 	}
 	return false

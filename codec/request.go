@@ -13,9 +13,10 @@ type Request struct {
 	Op Op
 	ID uint64
 
-	// Get, Stat, Set: the key. Scan, Digest: start of the range (inclusive; empty = first key).
+	// Get, Stat, Set: the key. Scan: start of the range (inclusive; empty = first key).
+	// SegmentScan: the key to list after.
 	Key []byte
-	// Scan, Digest: end of the range (exclusive; empty = unbounded).
+	// Scan: end of the range (exclusive; empty = unbounded).
 	End []byte
 	// Set: the value. Ping: the payload to echo.
 	Value []byte
@@ -123,13 +124,6 @@ func AppendScan(dst []byte, id uint64, start, end []byte, limit, limitBytes uint
 	return append(dst, byte(mode))
 }
 
-// AppendDigest appends a Digest request for the keys in [start, end) (end empty = unbounded).
-func AppendDigest(dst []byte, id uint64, start, end []byte) []byte {
-	dst = appendHeader(dst, OpDigest, StatusOK, 0, id, 4+len(start)+4+len(end))
-	dst = appendBytes32(dst, start)
-	return appendBytes32(dst, end)
-}
-
 func appendBytes16(dst, b []byte) []byte {
 	return append(binary.BigEndian.AppendUint16(dst, uint16(len(b))), b...)
 }
@@ -182,9 +176,6 @@ func DecodeRequest(frame []byte, r *Request) error {
 		if r.Mode == ScanValues|ScanHashes {
 			rd.fail("scan flags", "values and hashes are exclusive")
 		}
-	case OpDigest:
-		r.Key = rd.bytes32("start")
-		r.End = rd.bytes32("end")
 	case OpSums:
 		if r.Shift = rd.u8("shift"); r.Shift > MaxSumShift {
 			rd.fail("shift", "exceeds 16")

@@ -455,14 +455,3 @@ func (c *Client) Scan(ctx context.Context, start, end []byte, limit, limitBytes 
 		return codec.AppendScan(dst, id, start, end, limit, limitBytes, mode)
 	})
 }
-
-// Digest fetches the summary of the records with keys in [start, end).
-func (c *Client) Digest(ctx context.Context, start, end []byte) (codec.Digest, error) {
-	resp, err := c.Do(ctx, func(dst []byte, id uint64) []byte { return codec.AppendDigest(dst, id, start, end) })
-	if err != nil {
-		return codec.Digest{}, err
-	}
-	d := resp.Digest
-	resp.Release()
-	return d, nil
-}

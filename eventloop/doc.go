@@ -1,6 +1,6 @@
 /*
 Package eventloop carries Tako's peer protocol (package codec) over TCP: Server, the peer
-server every node runs on its peer_port, and Client/Pool, the pipelined connections nodes
+server every node runs on its peer_port, and Client, the pipelined connections nodes
 and proxies use to reach it.
 
 # Server
@@ -53,7 +53,7 @@ reply, its context, or the death of its connection, which fails every pending re
 once with ErrConnLost (the request may or may not have been applied). A dead connection is
 redialled on the next use; failed dials back off exponentially (20ms doubling to
 MaxBackoff, default 1s, with jitter), during which requests fail fast with ErrUnavailable
-instead of piling up behind a dead peer. A Pool keeps one Client per peer address.
+instead of piling up behind a dead peer.
 
 The client is built on net.Conn with two goroutines per connection rather than on
 gnet.NewClient, because that is both simpler and faster here:

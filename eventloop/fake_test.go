@@ -3,7 +3,6 @@ package eventloop
 import (
 	"bytes"
 	"context"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -108,9 +107,6 @@ func (f *fakeStore) serve(req *codec.Request, rw *ReplyWriter) {
 		_ = rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendBatchSetReply(dst, id, results) })
 	case codec.OpScan:
 		_ = rw.SendFrame(f.scan(req, rw.ID()), nil)
-	case codec.OpDigest:
-		d := f.digest(req.Key, req.End)
-		_ = rw.Reply(func(dst []byte, id uint64) []byte { return codec.AppendDigestReply(dst, id, d) })
 	default:
 		_ = rw.Error(codec.StatusUnsupported, "fake store: "+req.Op.String())
 	}
@@ -162,20 +158,6 @@ func (f *fakeStore) scan(req *codec.Request, id uint64) []byte {
 		w.Add(r)
 	}
 	return w.Finish(false, nil)
-}
-
-func (f *fakeStore) digest(start, end []byte) codec.Digest {
-	var d codec.Digest
-	for _, r := range f.inRange(start, end) {
-		h := fnv.New64a()
-		h.Write(r.Key)
-		h.Write(r.Value)
-		x := h.Sum64()
-		d.Count++
-		d.XOR ^= x
-		d.Sum += x
-	}
-	return d
 }
 
 // testLogger discards logs unless TAKO_TEST_LOG is set.
