@@ -115,34 +115,41 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 	if serr != nil {
 		serr = fmt.Errorf("chaos: scenario %s: %w", e.sc.Name, serr)
 	}
-	if err := e.N.HealAll(ctx); err != nil {
-		return errors.Join(serr, fmt.Errorf("chaos: heal: %w", err))
-	}
-	e.logf("checking %d keys: waiting up to %v for the replicas to converge", len(e.checkedKeys()), convergeBound)
-	finals, cv := e.C.Converge(ctx, e.checkedKeys(), convergeBound)
-	res.Convergence = cv
+	herr := e.N.HealAll(ctx)
 	res.Events = e.N.Events()
 	e.mu.Lock()
 	res.Notes = e.notes
 	e.mu.Unlock()
 	ops := e.hist.Ops()
-	res.Ops = len(ops)
-	for i := range ops {
-		res.Outcomes[ops[i].Outcome()]++
-		if ops[i].Acked() {
-			res.Acked++
-		} else if ops[i].Kind == OpRead && ops[i].Outcome() == OutcomeOK {
-			res.Reads++
-		}
+	res.tally(ops)
+	if herr != nil {
+		return errors.Join(serr, fmt.Errorf("chaos: heal: %w", herr))
 	}
-	if secs := res.Duration.Seconds(); secs > 0 {
-		res.OpsPerSec = float64(res.Ops) / secs
-		res.OKPerSec = float64(res.Outcomes[OutcomeOK]) / secs
-	}
+	keys := e.checkedKeys()
+	e.logf("checking %d keys: waiting up to %v for the replicas to converge", len(keys), convergeBound)
+	finals, cv := e.C.Converge(ctx, keys, convergeBound)
+	res.Convergence = cv
 	res.KeysChecked = len(finals)
 	res.Finals = finalKinds(finals)
 	res.Violations = append(e.failures(), Check(ops, finals, e.C.Cfg.ActiveDeployment().WriteAcks)...)
 	return serr
+}
+
+// tally counts the operations by outcome and their rates over the run.
+func (r *Result) tally(ops []Op) {
+	r.Ops = len(ops)
+	for i := range ops {
+		r.Outcomes[ops[i].Outcome()]++
+		if ops[i].Acked() {
+			r.Acked++
+		} else if ops[i].Kind == OpRead && ops[i].Outcome() == OutcomeOK {
+			r.Reads++
+		}
+	}
+	if secs := r.Duration.Seconds(); secs > 0 {
+		r.OpsPerSec = float64(r.Ops) / secs
+		r.OKPerSec = float64(r.Outcomes[OutcomeOK]) / secs
+	}
 }
 
 func writeHistory(cfg Config, dir string, h *History, res *Result) error {
