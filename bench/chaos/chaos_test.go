@@ -82,6 +82,7 @@ func TestHeal(t *testing.T) {
 		t.Errorf("no key differed after the partition: nothing was left for healing to do")
 	}
 }
+func TestWipeNode(t *testing.T)    { runNamed(t, "wipe-node", 7*time.Second) }
 func TestAcks(t *testing.T)        { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)  { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)   { runNamed(t, "clock-skew", 6*time.Second) }
@@ -107,10 +108,7 @@ func TestCheckerCatchesWipedReplicas(t *testing.T) {
 			return err
 		}
 		for _, nd := range e.C.Nodes {
-			if err := os.RemoveAll(nd.VarDir); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(nd.VarDir, 0o755); err != nil {
+			if err := e.N.Wipe(nd); err != nil {
 				return err
 			}
 		}

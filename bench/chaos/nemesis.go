@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +85,24 @@ func (n *Nemesis) Restart(ctx context.Context, nodes ...*Node) error {
 		}
 	}
 	n.logf("restarted %s", ids(nodes))
+	return nil
+}
+
+// Wipe empties a stopped node's var dir, as if its disk had been replaced.
+func (n *Nemesis) Wipe(nd *Node) error {
+	if nd.proc.running() {
+		return fmt.Errorf("chaos: wipe %s: still running", nd.ID)
+	}
+	ents, err := os.ReadDir(nd.VarDir)
+	if err != nil {
+		return fmt.Errorf("chaos: wipe %s: %w", nd.ID, err)
+	}
+	for _, ent := range ents {
+		if err := os.RemoveAll(filepath.Join(nd.VarDir, ent.Name())); err != nil {
+			return fmt.Errorf("chaos: wipe %s: %w", nd.ID, err)
+		}
+	}
+	n.logf("var dir of %s emptied", nd.ID)
 	return nil
 }
 

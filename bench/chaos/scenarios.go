@@ -66,6 +66,8 @@ var Scenarios = []Scenario{
 		Layout: mirrored(), Default: 12 * time.Second, Needs: needListen, Run: PartitionEntry},
 	{Name: "heal", About: "one mirror cut off during writes on 300 keys without reads (no read repair), then healed: healing alone converges them",
 		Layout: mirrored(), Default: 8 * time.Second, Needs: needListen, Run: Heal},
+	{Name: "wipe-node", About: "a node loses its disk mid-run (killed, var dir emptied, back after the writes stop): healing alone restores it",
+		Layout: mirrored(), Default: 9 * time.Second, Run: WipeNode},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
@@ -255,6 +257,27 @@ func Heal(ctx context.Context, e *Env) error {
 	e.Wait(ctx, e.Left())
 	stop()
 	return e.N.Partition(Partition{})
+}
+
+// WipeNode replaces a node's disk: a third into a run of writes and deletes on 300 keys
+// without reads, n1 is killed and its var dir emptied; it comes back, empty, only once the
+// workload has stopped. Background healing alone must give it back every record, tombstones
+// included.
+func WipeNode(ctx context.Context, e *Env) error {
+	nd := e.C.Bucket("b1")[0]
+	w := Workload{Clients: 4, Keys: Keys("h", 300), Entries: e.Proxies(), WritePct: 85, DeletePct: 15}
+	stop := e.Start(ctx, w)
+	defer stop()
+	e.Wait(ctx, e.D/3)
+	if err := e.N.Kill(nd); err != nil {
+		return err
+	}
+	if err := e.N.Wipe(nd); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	stop()
+	return e.N.Restart(ctx, nd)
 }
 
 // HotKeys runs 16 writers on 10 keys through the proxy and two nodes' HTTP ports.
