@@ -3,9 +3,10 @@
 // the active and target deployments, then a tako-proxy per -p once the nodes
 // answer. It then follows the configuration: nodes that an edit adds (a
 // target_deployment's) are started, nodes that no live deployment names any
-// more are stopped. Ctrl-C (or SIGTERM) stops them all.
+// more are stopped once they have handed off what they hold (or after
+// -handoff, 10m by default). Ctrl-C (or SIGTERM) stops them all.
 //
-//	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-d]
+//	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-handoff 10m] [-d]
 //	tako-cluster examples/local_cluster.yaml -p 8080
 //
 // Flags may follow the configuration file. tako-coordinator, tako-node and

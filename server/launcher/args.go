@@ -15,17 +15,21 @@ const (
 	DefaultVarDir       = "./var/tako"
 	DefaultStartTimeout = 30 * time.Second
 	DefaultStopTimeout  = 10 * time.Second
+	// DefaultHandoffTimeout is generous: a node hands off at the pace of
+	// anti-entropy, a pass per background_healing_interval at worst.
+	DefaultHandoffTimeout = 10 * time.Minute
 )
 
 // Usage is tako-cluster's synopsis.
-const Usage = "usage: tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait DURATION] [-d]"
+const Usage = "usage: tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait DURATION] [-handoff DURATION] [-d]"
 
 // ParseArgs parses tako-cluster's command line. Flags may come before and
 // after the configuration file (`tako-cluster local_cluster.yaml -p 8080`);
 // after `--` everything is positional. -h returns flag.ErrHelp after
 // printing the help to out.
 func ParseArgs(args []string, out io.Writer) (Options, error) {
-	o := Options{VarDir: DefaultVarDir, StartTimeout: DefaultStartTimeout, StopTimeout: DefaultStopTimeout}
+	o := Options{VarDir: DefaultVarDir, StartTimeout: DefaultStartTimeout, StopTimeout: DefaultStopTimeout,
+		HandoffTimeout: DefaultHandoffTimeout}
 	fs := flag.NewFlagSet("tako-cluster", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
@@ -36,6 +40,8 @@ func ParseArgs(args []string, out io.Writer) (Options, error) {
 	fs.Var((*nameList)(&o.Skip), "s", "do not start this node (repeatable; or comma-separated)")
 	fs.StringVar(&o.VarDir, "v", o.VarDir, "var directory: data under VARDIR/<id>, logs in VARDIR/<name>.log")
 	fs.DurationVar(&o.StartTimeout, "wait", o.StartTimeout, "how long each start-up phase may take")
+	fs.DurationVar(&o.HandoffTimeout, "handoff", o.HandoffTimeout,
+		"how long a node the configuration no longer names may take to hand off its data before it is stopped anyway")
 	fs.BoolVar(&o.Debug, "d", false, "debug logging in every process")
 
 	var positional []string
@@ -64,6 +70,9 @@ func ParseArgs(args []string, out io.Writer) (Options, error) {
 	}
 	if o.StartTimeout <= 0 {
 		return Options{}, fmt.Errorf("-wait %v: must be positive", o.StartTimeout)
+	}
+	if o.HandoffTimeout <= 0 {
+		return Options{}, fmt.Errorf("-handoff %v: must be positive", o.HandoffTimeout)
 	}
 	return o, nil
 }

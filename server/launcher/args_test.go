@@ -30,7 +30,7 @@ func TestParseArgs(t *testing.T) {
 		if o.VarDir == "" {
 			o.VarDir = DefaultVarDir
 		}
-		o.StartTimeout, o.StopTimeout = DefaultStartTimeout, DefaultStopTimeout
+		o.StartTimeout, o.StopTimeout, o.HandoffTimeout = DefaultStartTimeout, DefaultStopTimeout, DefaultHandoffTimeout
 		return o
 	}
 	f("local_cluster.yaml -p 8080", def(Options{ConfigPath: "local_cluster.yaml", ProxyPorts: []int{8080}}))
@@ -42,6 +42,9 @@ func TestParseArgs(t *testing.T) {
 	o := def(Options{ConfigPath: "c.yaml"})
 	o.StartTimeout = 90 * time.Second
 	f("c.yaml -wait 90s", o)
+	o = def(Options{ConfigPath: "c.yaml"})
+	o.HandoffTimeout = 30 * time.Second
+	f("c.yaml -handoff 30s", o)
 
 	bad := func(args, want string) {
 		t.Helper()
@@ -56,6 +59,7 @@ func TestParseArgs(t *testing.T) {
 	bad("a.yaml -p http", "want 1..65535")
 	bad("a.yaml -x", "flag provided but not defined: -x")
 	bad("a.yaml -wait 0s", "must be positive")
+	bad("a.yaml -handoff 0s", "-handoff 0s: must be positive")
 	if _, err := ParseArgs([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}

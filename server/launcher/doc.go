@@ -3,7 +3,8 @@
 // and target deployments, then one tako-proxy per requested port, each as a
 // child process logging under the var directory. It follows the
 // configuration as it changes, so a live migration needs no restart: nodes
-// the configuration adds are started, nodes it drops are stopped.
+// the configuration adds are started, nodes it drops are stopped once they
+// have handed off what they hold.
 //
 // # Sequence
 //
@@ -24,7 +25,8 @@
 //     the tail of the failing child's log.
 //  4. Print a table of every process: pid, where it listens, its log file.
 //  5. Follow the configuration until ctx ends (see below): start the nodes
-//     a new configuration names, stop those it no longer names.
+//     a new configuration names, stop those it no longer names once they
+//     have handed off.
 //  6. Meanwhile report children that exit on their own: "stopped" for exit
 //     status 0, "exited unexpectedly" with the tail of the log otherwise;
 //     the others keep running. Run returns ErrAllExited if none is left.
@@ -41,13 +43,24 @@
 // applied in turn, in this order:
 //
 //   - Nodes that no live deployment (neither active nor target) names any
-//     more are stopped as in step 7. During a migration both deployments
-//     are live, so a node leaves only once the migration has finished.
+//     more leave: during a migration both deployments are live, so a node
+//     leaves only once the migration has finished. A leaving node keeps
+//     running while it hands its records to their new owners; a watch polls
+//     its GET /status (server/nodestatus) every Options.Poll and it is
+//     stopped as in step 7 once its report says it is not named and its
+//     last anti-entropy pass under its current configuration was in sync
+//     with nothing it does not own and no hint pending, or once a
+//     coordinator's GET /status says the migration state is none. After
+//     Options.HandoffTimeout (-handoff, 10 minutes) it is stopped anyway,
+//     with a warning saying what it still held.
+//   - Leavers that the configuration names again stay, as nodes.
 //   - Nodes it names that have no running process (new ones, ones that left
 //     and came back, ones that exited) are started exactly as at start-up:
 //     by the same function, with the start-up flags (the same -c list, or
 //     -cfg), after the same free-port check, waiting for /health, then
-//     printed in a table like step 4's. -s names are never started.
+//     printed in a table like step 4's. -s names are never started. A
+//     node that would listen where a leaver does waits until the leaver has
+//     stopped; each stop of a leaver starts the named nodes not running.
 //   - One line says the configuration is in use and which nodes run.
 //
 // A failure (a child that exits, a wait that times out, a busy port) is
@@ -69,9 +82,13 @@
 // # Concurrency
 //
 // Run's goroutine owns every child and all of the cluster's state: it
-// starts and stops children, applies configurations and reports exits, one
-// thing at a time (an exit that arrives while a configuration is applied
-// waits for it). Each child has one goroutine blocked in Wait that closes
+// starts and stops children, applies configurations, stops leavers whose
+// watch has ended and reports exits, one thing at a time (an exit that
+// arrives while a configuration is applied waits for it). Each leaver's
+// watch runs in its own goroutine, shares nothing with the cluster, and
+// hands its verdict to Run on a channel; a verdict about a leaver that was
+// named again or exited meanwhile is ignored. Run cancels the watches and
+// waits for them before returning. Each child has one goroutine blocked in Wait that closes
 // the child's done channel and then hands the child to Run (or gives up
 // once Run has returned). The configuration watcher runs in its own
 // goroutine and hands each new configuration over on a channel, waiting

@@ -31,6 +31,7 @@ func (c *cluster) follow(ctx context.Context) error {
 	defer func() {
 		cancel()
 		wg.Wait()
+		c.watches.Wait()
 	}()
 	for {
 		select {
@@ -38,12 +39,17 @@ func (c *cluster) follow(ctx context.Context) error {
 			return nil
 		case cfg := <-configs:
 			c.apply(ctx, cfg)
+		case e := <-c.handedOff:
+			c.endHandoff(ctx, e)
 		case ch := <-c.exits:
 			if ch.expected {
 				continue
 			}
 			if sleep(ctx, exitGrace); ctx.Err() != nil {
 				return nil
+			}
+			if l := c.leaving[ch.spec.Name]; l != nil && l.ch == ch {
+				c.forget(ch.spec.Name) // nothing left to watch
 			}
 			c.reportExit(ch)
 			if len(live(c.children)) == 0 {
@@ -85,37 +91,60 @@ func watch(ctx context.Context, o Options, started *config.Config, configs chan<
 	src.Watch(ctx, deliver)
 }
 
-// apply makes the running nodes those cfg names: it stops the nodes no
-// live deployment (active or target) names any more, then starts those it
-// names that are not running, exactly as at start-up (stopping first frees
-// the ports of a node that a new one replaces). Coordinators and
-// proxies are left as they are. A node that fails to start is reported and
-// the rest of the cluster keeps running; the next configuration retries it.
+// apply makes the running nodes those cfg names: the nodes no live
+// deployment (active or target) names any more leave (they keep running
+// until they have handed off what they hold, see leave), leavers cfg names
+// again stay, then those it names that are not running start, exactly as
+// at start-up. Coordinators and proxies are left as they are. A node that
+// fails to start is reported and the rest of the cluster keeps running;
+// the next configuration retries it.
 func (c *cluster) apply(ctx context.Context, cfg *config.Config) {
+	old := c.cfg
 	c.cfg = cfg
-	var leaving []*child
-	var gone []string
-	for id, ch := range c.nodes {
-		if _, named := cfg.FindNode(id); !named {
-			delete(c.nodes, id)
-			if !ch.exited() {
-				leaving = append(leaving, ch)
-				gone = append(gone, fmt.Sprintf("%s (pid %d)", id, ch.pid()))
-			}
+	for _, id := range sortedIDs(c.leaving) {
+		if _, named := cfg.FindNode(id); named {
+			ch := c.forget(id)
+			c.nodes[id] = ch
+			fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s names %s (pid %d) again: it keeps running\n", cfg.Version, id, ch.pid())
 		}
 	}
-	if len(leaving) > 0 {
-		slices.SortFunc(leaving, func(a, b *child) int { return config.NaturalCompare(a.spec.Name, b.spec.Name) })
-		slices.SortFunc(gone, config.NaturalCompare)
-		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s no longer names %s: stopping\n", cfg.Version, strings.Join(gone, ", "))
-		c.stop(leaving)
-		fmt.Fprintf(c.o.Out, "tako-cluster: stopped %s\n", strings.Join(gone, ", "))
+	for _, id := range sortedIDs(c.nodes) {
+		ch := c.nodes[id]
+		if _, named := cfg.FindNode(id); named {
+			continue
+		}
+		delete(c.nodes, id)
+		if ch.exited() {
+			continue
+		}
+		n, _ := old.FindNode(id)
+		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s no longer names %s (pid %d): it stops once it has handed off what it holds (at most %v)\n",
+			cfg.Version, id, ch.pid(), c.o.HandoffTimeout)
+		c.leave(ctx, ch, n)
 	}
 	c.startNamed(ctx, cfg)
 	if ctx.Err() == nil {
-		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s in use (%s); nodes running: %s\n",
-			cfg.Version, deployments(cfg), strings.Join(c.runningNodes(), ", "))
+		fmt.Fprintf(c.o.Out, "tako-cluster: configuration %s in use (%s); nodes running: %s%s\n",
+			cfg.Version, deployments(cfg), strings.Join(c.runningNodes(), ", "), c.handingOff())
 	}
+}
+
+// sortedIDs returns m's keys in natural order, so reports read in order.
+func sortedIDs[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, config.NaturalCompare)
+	return ids
+}
+
+// handingOff ends the "in use" line with the leavers, if any.
+func (c *cluster) handingOff() string {
+	if len(c.leaving) == 0 {
+		return ""
+	}
+	return "; handing off: " + strings.Join(sortedIDs(c.leaving), ", ")
 }
 
 // deployments says which deployments are live: "active d, target t".
@@ -128,25 +157,30 @@ func deployments(cfg *config.Config) string {
 
 func (c *cluster) runningNodes() []string {
 	var ids []string
-	for id, ch := range c.nodes {
-		if !ch.exited() {
+	for _, id := range sortedIDs(c.nodes) {
+		if !c.nodes[id].exited() {
 			ids = append(ids, id)
 		}
 	}
-	slices.SortFunc(ids, config.NaturalCompare)
 	return ids
 }
 
 // startNamed starts the nodes cfg names that have no running process
 // (minus -s), waits for them and prints them as the start-up table does.
+// A node that would listen where a leaver does waits for it to stop.
 func (c *cluster) startNamed(ctx context.Context, cfg *config.Config) {
 	var nodes []config.Node
 	var specs []Spec
 	for _, n := range cfg.Nodes() {
-		if ch := c.nodes[n.ID]; (ch == nil || ch.exited()) && !slices.Contains(c.o.Skip, n.ID) {
-			nodes = append(nodes, n)
-			specs = append(specs, c.plan.node(n))
+		if ch := c.nodes[n.ID]; (ch != nil && !ch.exited()) || slices.Contains(c.o.Skip, n.ID) {
+			continue
 		}
+		if l := c.leaverAt(n); l != nil {
+			fmt.Fprintf(c.o.Out, "tako-cluster: %s starts once %s, which listens where it will, has handed off\n", n.ID, l.node.ID)
+			continue
+		}
+		nodes = append(nodes, n)
+		specs = append(specs, c.plan.node(n))
 	}
 	if len(specs) == 0 {
 		return

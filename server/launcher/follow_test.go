@@ -24,6 +24,7 @@ type followFixture struct {
 	*fixture
 	ports       map[string][2]int // node id -> http, peer
 	coordinator int               // c1's port, when the documents have one
+	statusDir   string            // <name>.json: what the fake serves at GET /status
 }
 
 func newFollowFixture(t *testing.T, mode string, withCoordinator bool) *followFixture {
@@ -39,6 +40,11 @@ func newFollowFixture(t *testing.T, mode string, withCoordinator bool) *followFi
 	}
 	t.Setenv("TAKO_FAKE_RECORD", f.record)
 	t.Setenv("TAKO_FAKE_MODE", mode)
+	f.statusDir = filepath.Join(dir, "status")
+	if err := os.Mkdir(f.statusDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TAKO_FAKE_STATUS", f.statusDir)
 	f.o = Options{
 		ConfigPath: filepath.Join(dir, "tako.yaml"), ProxyPorts: []int{p[7]}, VarDir: filepath.Join(dir, "var"),
 		StartTimeout: 10 * time.Second, StopTimeout: 5 * time.Second, Poll: 20 * time.Millisecond,
@@ -141,8 +147,8 @@ func TestFollowMigration(t *testing.T) {
 
 	f.inUse(f.write(grow))
 	pids, args, termed := f.started()
-	v := f.o.VarDir
-	if want := "-id n2 -cfg " + f.o.ConfigPath + " -v " + v + " -l " + v + "/n2.log"; !strings.HasSuffix(args["n2"], " "+want) {
+	vd := f.o.VarDir
+	if want := "-id n2 -cfg " + f.o.ConfigPath + " -v " + vd + " -l " + vd + "/n2.log"; !strings.HasSuffix(args["n2"], " "+want) {
 		t.Errorf("n2 started as %q, want the start-up flags %q", args["n2"], want)
 	}
 	out := f.out.String()
@@ -152,7 +158,7 @@ func TestFollowMigration(t *testing.T) {
 		}
 	}
 	row := regexp.MustCompile(fmt.Sprintf(`\nn2 +%d +http 127\.0\.0\.1:%d  peer 127\.0\.0\.1:%d +%s/n2\.log\n`,
-		pids["n2"], f.ports["n2"][0], f.ports["n2"][1], regexp.QuoteMeta(v)))
+		pids["n2"], f.ports["n2"][0], f.ports["n2"][1], regexp.QuoteMeta(vd)))
 	if !row.MatchString(out) {
 		t.Errorf("no table row for n2 (pid %d):\n%s", pids["n2"], out)
 	}
@@ -170,7 +176,10 @@ func TestFollowMigration(t *testing.T) {
 	if _, _, termed := f.started(); len(termed) != 0 {
 		t.Fatalf("stopped %v while a live deployment still names every node", termed)
 	}
+	v := f.mustVersion(shrunk)
+	f.setStatus("n1", report(v, v, nil)) // nothing to hand off: it stops at once
 	f.inUse(f.write(shrunk))
+	f.waitOutput("stopped n1\n")
 	_, _, termed = f.started()
 	if !termed[pids["n1"]] || len(termed) != 1 {
 		t.Errorf("SIGTERMed %v, want only n1 (pid %d)", termed, pids["n1"])
@@ -178,7 +187,8 @@ func TestFollowMigration(t *testing.T) {
 	f.checkAllGone(map[string]int{"n1": pids["n1"]})
 	f.checkAlive("n2", proxy)
 	out = f.out.String()
-	for _, s := range []string{fmt.Sprintf("no longer names n1 (pid %d): stopping", pids["n1"]), "stopped n1", "nodes running: n2\n"} {
+	for _, s := range []string{fmt.Sprintf("no longer names n1 (pid %d): it stops once it has handed off", pids["n1"]),
+		fmt.Sprintf("n1 (pid %d) has handed off what it held", pids["n1"]), "nodes running: n2; handing off: n1\n"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
@@ -29,9 +30,13 @@ type Options struct {
 	Debug        bool     // -d, passed on to every child
 	StartTimeout time.Duration
 	StopTimeout  time.Duration
-	// Poll is how often the running configuration is checked for changes;
-	// configsource.DefaultPoll when zero.
+	// Poll is how often the running configuration is checked for changes,
+	// and a leaving node's report; configsource.DefaultPoll when zero.
 	Poll time.Duration
+	// HandoffTimeout bounds how long a node that no live deployment names
+	// keeps running to hand off what it holds (-handoff);
+	// DefaultHandoffTimeout when zero.
+	HandoffTimeout time.Duration
 
 	// BinDir is searched for the binaries before $PATH; empty means the
 	// directory of the running executable.
@@ -56,6 +61,9 @@ func (o Options) withDefaults() Options {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
+	if o.HandoffTimeout <= 0 {
+		o.HandoffTimeout = DefaultHandoffTimeout
+	}
 	if o.Poll <= 0 {
 		o.Poll = configsource.DefaultPoll
 	}
@@ -78,9 +86,13 @@ type cluster struct {
 	plan     planner        // the start-up flags, for nodes that appear later
 	bins     map[Kind]string
 	children []*child          // every child ever started, in start order
-	nodes    map[string]*child // node id -> its latest process
+	nodes    map[string]*child // node id -> its latest process, while a live deployment names it
 	exits    chan *child       // children that exited, read by follow
 	closed   chan struct{}     // closed when Run returns: exits is not read any more
+
+	leaving   map[string]*leaver // node id -> its process, named no more, handing off
+	handedOff chan handoffEnd    // leavers' watches end here, read by follow
+	watches   sync.WaitGroup     // the leavers' watches; follow waits for them
 }
 
 // Run starts the cluster, follows its configuration until ctx ends (or
@@ -108,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("var directory: %w", err)
 	}
 	c := &cluster{o: o, cfg: cfg, plan: newPlanner(cfg, o), bins: bins, nodes: map[string]*child{},
-		exits: make(chan *child), closed: make(chan struct{})}
+		exits: make(chan *child), closed: make(chan struct{}), leaving: map[string]*leaver{}, handedOff: make(chan handoffEnd)}
 	defer close(c.closed)
 	defer c.stopAll()
 	for _, kind := range []Kind{Coordinator, Node, Proxy} {

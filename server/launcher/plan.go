@@ -166,11 +166,14 @@ func checkProxyPorts(cfg *config.Config, ports []int) error {
 	return nil
 }
 
-// healthURL is where to poll a process; an empty or wildcard host is
-// reached over loopback.
-func healthURL(host string, port int) string {
+// healthURL is where to poll a process.
+func healthURL(host string, port int) string { return localURL(host, port, "/health") }
+
+// localURL is path on a process of this machine; an empty or wildcard host
+// is reached over loopback.
+func localURL(host string, port int, path string) string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/health"
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
 }

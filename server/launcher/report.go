@@ -26,7 +26,7 @@ func (c *cluster) printHints() {
 		p := c.o.ProxyPorts[0]
 		fmt.Fprintf(out, "try: curl --data-binary @FILE http://localhost:%d/values/KEY; curl http://localhost:%d/values/KEY\n", p, p)
 	}
-	fmt.Fprintf(out, "Following %s: nodes it adds are started, nodes it drops are stopped.\n", c.o.ConfigPath)
+	fmt.Fprintf(out, "Following %s: nodes it adds are started, nodes it drops are stopped once they have handed off their data.\n", c.o.ConfigPath)
 	fmt.Fprintln(out, "Ctrl-C (or SIGTERM) stops every process.")
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +50,8 @@ func TestMain(m *testing.M) {
 //
 // A fake coordinator also serves its -cfg file at GET /configuration (as
 // the real one does, with X-Config-Version and If-None-Match) and records
-// "fetch PID" for every such request.
+// "fetch PID" for every such request. With $TAKO_FAKE_STATUS set, fake
+// nodes and coordinators serve GET /status (see serveStatus).
 //
 // Every mode ends by itself within a minute, so a test bug leaks nothing
 // for long.
@@ -80,8 +82,17 @@ func fakeChild(as string, args []string) int {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
-	if as == Coordinator.Binary() {
-		serveConfiguration(name, cfgPath, func() { record("fetch %d", os.Getpid()) })
+	var status http.Handler // GET /status, when the test controls it
+	if dir := os.Getenv("TAKO_FAKE_STATUS"); dir != "" {
+		status = statusFile(dir, name, func() { record("status %d %s", os.Getpid(), name) })
+	}
+	switch as {
+	case Coordinator.Binary():
+		serveConfiguration(name, cfgPath, func() { record("fetch %d", os.Getpid()) }, status)
+	case Node.Binary():
+		if status != nil {
+			serveNodeStatus(name, args, status)
+		}
 	}
 	record("start %d %s %s %s", os.Getpid(), name, as, strings.Join(args, " "))
 	switch mode {
@@ -111,8 +122,8 @@ func fakeChild(as string, args []string) int {
 // serveConfiguration is the fake coordinator's GET /configuration: the file
 // as it is now, on the address the file gives coordinator id. Nothing is
 // served when the file or address is unusable; tests that rely on it fail
-// on what they then miss.
-func serveConfiguration(id, path string, fetched func()) {
+// on what they then miss. A non-nil status serves GET /status.
+func serveConfiguration(id, path string, fetched func(), status http.Handler) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return
@@ -122,6 +133,10 @@ func serveConfiguration(id, path string, fetched func()) {
 		return
 	}
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" && status != nil {
+			status.ServeHTTP(w, r)
+			return
+		}
 		cfg, err := config.Load(path)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -252,22 +267,26 @@ func recordHealth(o Options, record string) (func(context.Context, string) error
 // while the latest one is alive (a name started again is then not up until
 // its new process recorded itself).
 func recordHealthFor(o Options, record string, mustLive bool, cfgs ...*config.Config) (func(context.Context, string) error, error) {
-	names := map[string]string{}
+	names := map[string][]string{} // several when nodes share an address in turn
 	for _, cfg := range cfgs {
 		specs, err := Plan(cfg, o)
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range specs {
-			names[s.Health] = s.Name
+			if !slices.Contains(names[s.Health], s.Name) {
+				names[s.Health] = append(names[s.Health], s.Name)
+			}
 		}
 	}
 	return func(_ context.Context, url string) error {
 		pids, _, _ := readRecord(record)
-		if pid := pids[names[url]]; pid == 0 || mustLive && !alive(pid) {
-			return errors.New("not started")
+		for _, name := range names[url] {
+			if pid := pids[name]; pid != 0 && (!mustLive || alive(pid)) {
+				return nil
+			}
 		}
-		return nil
+		return errors.New("not started")
 	}, nil
 }
 
