@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
+	"github.com/tako-kv/tako/kv/lww"
 	"github.com/valyala/fasthttp"
 )
 
@@ -68,21 +68,21 @@ func ParseAcks(s string) (Acks, error) {
 // cluster behind a proxy. Implementations are safe for concurrent use.
 type Backend interface {
 	// Get returns key's current record (tombstones included) with the value
-	// appended to dst[:0]; kv.ErrNotFound when no replica has it. With
+	// appended to dst[:0]; lww.ErrNotFound when no replica has it. With
 	// ErrNoReadQuorum the record is valid too.
-	Get(key, dst []byte) (kv.Record, error)
+	Get(key, dst []byte) (lww.Record, error)
 	// Stat is Get without the value.
-	Stat(key []byte) (kv.Meta, error)
+	Stat(key []byte) (lww.Meta, error)
 	// Apply writes rec under last-write-wins and returns once acks replicas
 	// have it durably.
-	Apply(key []byte, rec kv.Record, acks Acks) (kv.Result, error)
+	Apply(key []byte, rec lww.Record, acks Acks) (lww.Result, error)
 }
 
 // Reader is one replica's own store, read without routing.
 type Reader interface {
 	// Get returns the stored record (tombstones included), value appended
-	// to dst[:0]; kv.ErrNotFound when there is none.
-	Get(key, dst []byte) (kv.Record, error)
+	// to dst[:0]; lww.ErrNotFound when there is none.
+	Get(key, dst []byte) (lww.Record, error)
 }
 
 // Config configures a Handler.
@@ -134,7 +134,7 @@ func (h *Handler) NewServer() *fasthttp.Server {
 		Name:    "tako",
 		// The request line carries the key: a 64 KiB key percent-encoded is
 		// up to 192 KiB. Longer lines are refused by fasthttp itself.
-		ReadBufferSize:        3*kv.MaxKeyLen + 8<<10,
+		ReadBufferSize:        3*lww.MaxKeyLen + 8<<10,
 		MaxRequestBodySize:    h.cfg.MaxValueBytes,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -220,7 +220,7 @@ func (h *Handler) withKey(ctx *fasthttp.RequestCtx, raw []byte, serve func(*fast
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
 	case len(key) == 0:
 		textError(ctx, fasthttp.StatusBadRequest, "empty key")
-	case len(key) > kv.MaxKeyLen:
+	case len(key) > lww.MaxKeyLen:
 		textError(ctx, fasthttp.StatusRequestURITooLong, "key longer than 65536 bytes")
 	default:
 		serve(ctx, key)
@@ -251,7 +251,7 @@ func (h *Handler) serveReplica(ctx *fasthttp.RequestCtx, key []byte) {
 }
 
 // serveRecord answers a read of key's record from get.
-func (h *Handler) serveRecord(ctx *fasthttp.RequestCtx, key []byte, get func(key, dst []byte) (kv.Record, error)) {
+func (h *Handler) serveRecord(ctx *fasthttp.RequestCtx, key []byte, get func(key, dst []byte) (lww.Record, error)) {
 	// Read straight into the response's body buffer: no copy, no allocation.
 	buf := ctx.Response.SwapBody(nil)
 	rec, err := get(key, buf[:0])
@@ -268,7 +268,7 @@ func (h *Handler) serveRecord(ctx *fasthttp.RequestCtx, key []byte, get func(key
 // readResult observes a read's record and marks the reply: a read without a
 // read quorum, a tombstone (its timestamp, then not found). It returns the
 // error left to answer with.
-func (h *Handler) readResult(ctx *fasthttp.RequestCtx, err error, m kv.Meta) error {
+func (h *Handler) readResult(ctx *fasthttp.RequestCtx, err error, m lww.Meta) error {
 	if errors.Is(err, ErrNoReadQuorum) {
 		ctx.Response.Header.SetCanonical(hdrReadQuorum, valueNo)
 		err = nil
@@ -280,7 +280,7 @@ func (h *Handler) readResult(ctx *fasthttp.RequestCtx, err error, m kv.Meta) err
 	if m.Tombstone {
 		setTimestamp(ctx, m.TS)
 		ctx.Response.Header.SetCanonical(hdrTombstone, valueYes)
-		return kv.ErrNotFound
+		return lww.ErrNotFound
 	}
 	return nil
 }
@@ -318,7 +318,7 @@ func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	rec := kv.Record{TS: ts, Tombstone: tombstone}
+	rec := lww.Record{TS: ts, Tombstone: tombstone}
 	if !tombstone {
 		rec.Value = ctx.PostBody()
 		if len(rec.Value) > h.cfg.MaxValueBytes {
@@ -377,13 +377,13 @@ func setTimestamp(ctx *fasthttp.RequestCtx, ts int64) {
 
 func (h *Handler) backendError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
-	case errors.Is(err, kv.ErrNotFound):
+	case errors.Is(err, lww.ErrNotFound):
 		textError(ctx, fasthttp.StatusNotFound, "not found")
-	case errors.Is(err, kv.ErrKeyTooLong):
+	case errors.Is(err, lww.ErrKeyTooLong):
 		textError(ctx, fasthttp.StatusRequestURITooLong, err.Error())
-	case errors.Is(err, kv.ErrKeyEmpty):
+	case errors.Is(err, lww.ErrKeyEmpty):
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
-	case errors.Is(err, kv.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, lww.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
 		textError(ctx, fasthttp.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, ErrUnavailable):
 		textError(ctx, fasthttp.StatusServiceUnavailable, err.Error())

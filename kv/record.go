@@ -1,25 +1,41 @@
 package kv
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/tako-kv/tako/kv/lww"
+)
+
+// The data model lives in package lww, a leaf the HTTP layer uses without
+// linking the store; these names are the store's view of it.
+type (
+	Record = lww.Record
+	Meta   = lww.Meta
+	Result = lww.Result
 )
 
 // Sentinel errors.
 var (
-	ErrNotFound   = errors.New("kv: not found")
+	ErrNotFound   = lww.ErrNotFound
+	ErrKeyEmpty   = lww.ErrKeyEmpty
+	ErrKeyTooLong = lww.ErrKeyTooLong
+	ErrDiskFull   = lww.ErrDiskFull
 	ErrClosed     = errors.New("kv: store closed")
 	ErrCorrupt    = errors.New("kv: corrupt record")
-	ErrKeyEmpty   = errors.New("kv: empty key")
-	ErrKeyTooLong = errors.New("kv: key too long")
 	// ErrBusy: ApplyAsync's queue is full.
 	ErrBusy = errors.New("kv: too many writes queued")
 )
 
 // MaxKeyLen is the longest key the store accepts (SPEC: 1 byte to 64 KiB).
-const MaxKeyLen = 64 << 10
+const MaxKeyLen = lww.MaxKeyLen
+
+// Newer reports whether a beats b under last-write-wins (lww.Newer).
+func Newer(a, b Record) bool { return lww.Newer(a, b) }
+
+// CheckKey validates a user key (lww.CheckKey).
+func CheckKey(key []byte) error { return lww.CheckKey(key) }
 
 const (
 	flagTombstone  = 1 << 0
@@ -31,56 +47,6 @@ const (
 	// dataPrefix namespaces user keys inside Pebble.
 	dataPrefix = 'd'
 )
-
-// Record is one stored version of a key. For records returned by the store,
-// Value aliases the caller's dst buffer (see Store.Get).
-type Record struct {
-	TS        int64 // microseconds since the Unix epoch
-	Tombstone bool
-	Value     []byte
-}
-
-// Meta is a record without its value.
-type Meta struct {
-	TS        int64
-	Tombstone bool
-}
-
-// Meta returns r without its value.
-func (r Record) Meta() Meta { return Meta{TS: r.TS, Tombstone: r.Tombstone} }
-
-// Result is the outcome of a write.
-type Result struct {
-	// TS is the timestamp of the record current after the write: the written
-	// one when Applied, else the newer stored one that beat it.
-	TS int64
-	// Applied reports whether the written record is now current.
-	Applied bool
-}
-
-// Newer reports whether a beats b under last-write-wins. The order is total
-// over (TS, Tombstone, Value) so that every replica breaks ties the same way:
-// higher timestamp, then tombstone over value, then greater value bytes.
-func Newer(a, b Record) bool {
-	if a.TS != b.TS {
-		return a.TS > b.TS
-	}
-	if a.Tombstone != b.Tombstone {
-		return a.Tombstone
-	}
-	return bytes.Compare(a.Value, b.Value) > 0
-}
-
-// CheckKey validates a user key.
-func CheckKey(key []byte) error {
-	switch {
-	case len(key) == 0:
-		return ErrKeyEmpty
-	case len(key) > MaxKeyLen:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLong, len(key), MaxKeyLen)
-	}
-	return nil
-}
 
 // appendDataKey appends the Pebble key for user key k.
 func appendDataKey(dst, k []byte) []byte {

@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,11 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrDiskFull is returned for writes of values while the store's file
-// system has less free space than Options.MinFreeBytes. Reads, tombstones
-// and drops still work, so an operator can free space through the API.
-var ErrDiskFull = errors.New("kv: disk full")
 
 // spaceGuard watches the free space of the store's file system. Refusing
 // writes before the disk is full matters: a WAL write that fails with ENOSPC
