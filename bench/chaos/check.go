@@ -151,18 +151,13 @@ func checkDurable(key string, ops []Op, final Record) []Violation {
 			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record at that ts is another: %v", opString(op), op.TS, final)})
 		}
 	}
-	if final.Present && !slices.ContainsFunc(ops, func(o Op) bool { return o.MayHaveHappened() && o.produced(final) }) {
+	if final.Present && !slices.ContainsFunc(ops, func(o Op) bool { return o.made(final) }) {
 		out = append(out, Violation{KindUnknown, key, "final record " + final.String() + " is no operation's that may have happened"})
 	}
 	return out
 }
 
-// sent reports whether a write that may have happened sent value.
-func sent(ops []Op, value string) bool {
-	return slices.ContainsFunc(ops, func(o Op) bool { return o.Kind == OpWrite && o.MayHaveHappened() && o.Value == value })
-}
-
-// produced reports whether r is the record op would have stored.
+// produced reports whether r holds what op would have stored (timestamps aside).
 func (o *Op) produced(r Record) bool {
 	if !r.Present {
 		return false
@@ -173,12 +168,24 @@ func (o *Op) produced(r Record) bool {
 	return !r.Tombstone && r.Value == o.Value
 }
 
-// tied reports whether an operation other than op that may have happened explains final: it
-// produced that record and its timestamp is final's (or unknown: no reply).
+// ownTS returns the timestamp op's record was stored with, when the reply says so: an
+// applied 200 carries its own, a write that lost carries the winner's and others none.
+func (o *Op) ownTS() (int64, bool) {
+	return o.TS, o.Status == 200 && o.Applied != "no" && o.TS != 0
+}
+
+// made reports whether r may be op's record: op may have happened, r holds what it would
+// have stored, and r's timestamp is op's own when that is known.
+func (o *Op) made(r Record) bool {
+	ts, known := o.ownTS()
+	return o.MayHaveHappened() && o.produced(r) && (!known || ts == r.TS)
+}
+
+// tied reports whether an operation other than op made final: a tie on final's timestamp
+// that last-write-wins broke against op.
 func tied(ops []Op, op *Op, final Record) bool {
 	for i := range ops {
-		o := &ops[i]
-		if o != op && o.MayHaveHappened() && o.produced(final) && (o.TS == final.TS || o.TS == 0) {
+		if o := &ops[i]; o != op && o.made(final) {
 			return true
 		}
 	}
@@ -211,8 +218,8 @@ func checkReads(key string, ops []Op, defaultAcks string) []Violation {
 		if r.Kind != OpRead {
 			continue
 		}
-		if r.Status == 200 && !sent(ops, r.Value) {
-			out = append(out, Violation{KindUnknown, key, opString(r) + " returned a value no write sent"})
+		if rec := (Record{Present: true, TS: r.TS, Value: r.Value}); r.Status == 200 && !slices.ContainsFunc(ops, func(o Op) bool { return o.made(rec) }) {
+			out = append(out, Violation{KindUnknown, key, fmt.Sprintf("%s returned %q at ts %d: no write that may have happened made it", opString(r), r.Value, r.TS)})
 		}
 		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {
 			continue

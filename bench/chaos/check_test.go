@@ -87,6 +87,9 @@ func TestCheck(t *testing.T) {
 		[]Record{tomb("n1", 20), tomb("n2", 20)})
 	f("final tombstone nobody wrote", []Op{w}, []Record{tomb("n1", 20), tomb("n2", 20)}, KindUnknown)
 	f("final value of a refused write", []Op{write("a", 0, 5, 400, 0)}, []Record{val("n1", "a", 10), val("n2", "a", 10)}, KindUnknown)
+	f("final value with another write's timestamp", []Op{write("a", 0, 5, 200, 10), write("b", 6, 9, 200, 20)},
+		[]Record{val("n1", "a", 20), val("n2", "a", 20)}, KindLost, KindUnknown)
+	f("read returns a value with another timestamp", []Op{w, read("a", 6, 7, 200, 11)}, []Record{a, b}, KindUnknown)
 	f("read returns a value nobody wrote", []Op{w, read("zz", 6, 7, 200, 10)}, []Record{a, b}, KindUnknown)
 }
 
