@@ -3,11 +3,12 @@
 //
 // # Records
 //
-// Every key maps to one Record: a timestamp (microseconds since the Unix
-// epoch) and either a value or a tombstone. Keys are stored in Pebble under a
-// one-byte namespace prefix (see dataPrefix) so that node metadata can live
-// beside user data later without colliding with any user key. The Pebble value
-// is a 9-byte header followed by the payload:
+// Every key maps to one Record (package lww): a timestamp (microseconds
+// since the Unix epoch) and either a value or a tombstone. Pebble's key space
+// is split by a one-byte prefix: 'd' user records, 'x' the anti-entropy
+// index (one entry per record; see segments.go), 'm' node metadata (the
+// index marker, the last time the node was alive). The Pebble value of a
+// record is a 9-byte header followed by the payload:
 //
 //	offset 0   flags   uint8   bit0 tombstone, bit1 payload is s2-compressed,
 //	                            bits 2..7 zero (reserved; a reader refuses others)
@@ -26,6 +27,9 @@
 //     stored record its answer rests on is durable.
 //   - Values are refused (ErrDiskFull) while the file system has less free
 //     space than Options.MinFreeBytes; tombstones and drops pass.
+//   - A record and its index entry change in the same batch; the in-memory
+//     segment sums change once that batch is applied, under the key's
+//     stripe lock, and are rebuilt from the index when the store opens.
 //   - The LWW decision and the write of a key happen under the key's stripe
 //     lock, so two concurrent writes of one key cannot both be acknowledged
 //     as current when only one is.

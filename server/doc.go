@@ -19,8 +19,13 @@
 //     the process's hybrid logical clock (kv/hlc).
 //   - handoff.go: hinted hand-off — writes a replica missed, kept in
 //     server/hints, replayed once it answers again.
-//   - heal.go: background healing, hand-off of keys this node no longer
-//     owns, and drop.
+//   - heal.go, reconcile.go: anti-entropy — a tree of hash-segment sums
+//     compared with each peer, records exchanged only in the segments that
+//     differ, keys this node no longer owns handed over and dropped; each
+//     pass is reported (status.go, GET /status) for the coordinator's
+//     migration state.
+//   - tombstones.go: tombstone GC once every replica holds a tombstone past
+//     tombstone_grace, and the quarantine of a node away for longer.
 //   - node.go, proxy.go, peers.go: process wiring, one client per peer.
 //
 // # Invariants
@@ -35,7 +40,8 @@
 //     is unavailable, never not-found.
 //   - A hint never counts toward write_acks.
 //   - A node drops a key it no longer owns only after every current replica
-//     holds that record or a newer one.
+//     holds that record or a newer one; a tombstone goes only after every
+//     replica holds it.
 //
 // # Concurrency
 //
