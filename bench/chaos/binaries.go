@@ -17,11 +17,11 @@ type Features struct {
 
 // binaries are the programs a cluster runs.
 type binaries struct {
-	node, proxy string
+	node, proxy, coord string
 	Features
 }
 
-// findBinaries resolves tako-node and tako-proxy with find and probes their flags.
+// findBinaries resolves tako-node, tako-proxy and tako-coordinator with find and probes their flags.
 func findBinaries(find func(name string) (string, error)) (*binaries, error) {
 	b := &binaries{}
 	var err error
@@ -29,6 +29,9 @@ func findBinaries(find func(name string) (string, error)) (*binaries, error) {
 		return nil, err
 	}
 	if b.proxy, err = find("tako-proxy"); err != nil {
+		return nil, err
+	}
+	if b.coord, err = find("tako-coordinator"); err != nil {
 		return nil, err
 	}
 	nodeFlags, err := flagsOf(b.node)

@@ -24,7 +24,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir, "../../cmd/tako-node", "../../cmd/tako-proxy")
+	cmd := exec.Command("go", "build", "-o", dir, "../../cmd/tako-node", "../../cmd/tako-proxy", "../../cmd/tako-coordinator")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -83,6 +83,7 @@ func TestHeal(t *testing.T) {
 	}
 }
 func TestWipeNode(t *testing.T)    { runNamed(t, "wipe-node", 7*time.Second) }
+func TestMigrate(t *testing.T)     { runNamed(t, "migrate", 12*time.Second) }
 func TestAcks(t *testing.T)        { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)  { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)   { runNamed(t, "clock-skew", 6*time.Second) }

@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tako-kv/tako/bench"
-	"github.com/tako-kv/tako/hashring"
 	"github.com/tako-kv/tako/server/config"
 )
 
@@ -33,6 +33,9 @@ type Layout struct {
 	NodeClockOffsets map[string]time.Duration
 	// TmpfsNode names a node whose var dir is a tmpfs the harness mounts (disk-full).
 	TmpfsNode string
+	// Grow > 0 gives the cluster a coordinator, which every process takes its configuration
+	// from, and a migration (SetPhase) to a deployment with Grow more buckets.
+	Grow int
 }
 
 // Node is one tako-node of the cluster.
@@ -61,9 +64,16 @@ type Cluster struct {
 	// Interposer is nil in direct mode, when tako-node has no -listen flag: the nodes then
 	// listen on their configured addresses and partitions are unavailable.
 	Interposer *Interposer
-	ring       *hashring.Ring
-	log        *slog.Logger
-	tmpfs      string // mounted dir, "" if none
+
+	layout             Layout
+	httpPort, peerPort int      // of every node
+	coord              *process // nil without a migration
+	log                *slog.Logger
+	tmpfs              string // mounted dir, "" if none
+
+	mu    sync.Mutex // guards the configuration below, which SetPhase replaces
+	live  []placement
+	phase Phase
 }
 
 // Mode names how the hosts are separated.
@@ -78,6 +88,9 @@ func nodeHost(i int) string  { return "127.0.0." + strconv.Itoa(10+i) }
 func realHost(i int) string  { return "127.0.1." + strconv.Itoa(10+i) }
 func proxyHost(i int) string { return "127.0.2." + strconv.Itoa(10+i) }
 
+// coordHost is the coordinator's host; it listens on the nodes' HTTP port.
+const coordHost = "127.0.3.10"
+
 // clusterSpec is what StartCluster needs besides the layout.
 type clusterSpec struct {
 	layout Layout
@@ -90,7 +103,7 @@ type clusterSpec struct {
 // everything started is stopped (the caller removes dir).
 func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	l := s.layout
-	n := l.Buckets * l.Mirrors
+	n := (l.Buckets + l.Grow) * l.Mirrors
 	var hosts []string
 	for i := 1; i <= n; i++ {
 		hosts = append(hosts, nodeHost(i), realHost(i))
@@ -98,11 +111,14 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	for i := range l.Proxies {
 		hosts = append(hosts, proxyHost(i+1))
 	}
+	if l.Grow > 0 {
+		hosts = append(hosts, coordHost)
+	}
 	ports, err := sharedPorts(hosts, 2)
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Dir: s.dir, log: s.log}
+	c = &Cluster{Dir: s.dir, CfgPath: filepath.Join(s.dir, "tako.yaml"), layout: l, httpPort: ports[0], peerPort: ports[1], log: s.log}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -111,11 +127,22 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	if s.bins.Listen {
 		c.Interposer = NewInterposer(s.log)
 	}
-	if err := c.configure(l, ports[0], ports[1]); err != nil {
+	if err := c.writeConfig(PhaseInitial); err != nil {
 		return nil, err
+	}
+	for i := 1; i <= n; i++ {
+		c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("n%d", i), Bucket: fmt.Sprintf("b%d", (i-1)/l.Mirrors+1),
+			HTTP:     net.JoinHostPort(nodeHost(i), strconv.Itoa(c.httpPort)),
+			Peer:     net.JoinHostPort(nodeHost(i), strconv.Itoa(c.peerPort)),
+			RealHTTP: net.JoinHostPort(nodeHost(i), strconv.Itoa(c.httpPort)),
+			RealPeer: net.JoinHostPort(nodeHost(i), strconv.Itoa(c.peerPort)),
+			VarDir:   filepath.Join(c.Dir, fmt.Sprintf("var-n%d", i))})
 	}
 	if err := c.mountTmpfs(l.TmpfsNode); err != nil {
 		return nil, err
+	}
+	if l.Grow > 0 {
+		c.addCoordinator(s.bins)
 	}
 	for i, nd := range c.Nodes {
 		if err := c.addNode(s.bins, i+1, nd, l.NodeClockOffsets[nd.ID]); err != nil {
@@ -131,54 +158,23 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	return c, nil
 }
 
-// configure writes the YAML configuration and loads it back: the harness reads it exactly as
-// the processes do.
-func (c *Cluster) configure(l Layout, httpPort, peerPort int) error {
-	minFree := l.MinFreeBytes
-	if minFree == "" {
-		minFree = "12MiB"
+// source returns the flags that tell a process where its configuration comes from.
+func (c *Cluster) source() []string {
+	if c.coord != nil {
+		return []string{"-c", net.JoinHostPort(coordHost, strconv.Itoa(c.httpPort))}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "active_deployment: chaos\n")
-	fmt.Fprintf(&b, "storage: {sync: always, memtable_bytes: 4MiB, cache_bytes: 8MiB, min_free_bytes: %s}\n", minFree)
-	fmt.Fprintf(&b, "deployments:\n  chaos:\n    read_repair: yes\n    background_healing: yes\n")
-	fmt.Fprintf(&b, "    background_healing_interval: %s\n", l.HealEvery)
-	fmt.Fprintf(&b, "    write_acks: %s\n    hash: {buckets_per_key: %d}\n    buckets:\n", l.WriteAcks, l.PerKey)
-	i := 0
-	for bk := 1; bk <= l.Buckets; bk++ {
-		fmt.Fprintf(&b, "      b%d:\n", bk)
-		for range l.Mirrors {
-			i++
-			fmt.Fprintf(&b, "        n%d: [%s, %d, %d]\n", i, nodeHost(i), httpPort, peerPort)
-		}
-	}
-	c.CfgPath = filepath.Join(c.Dir, "tako.yaml")
-	if err := os.WriteFile(c.CfgPath, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("chaos: write config: %w", err)
-	}
-	cfg, err := config.Load(c.CfgPath)
-	if err != nil {
-		return fmt.Errorf("chaos: generated config: %w", err)
-	}
-	c.Cfg = cfg
-	d := cfg.ActiveDeployment()
-	var ids []string
-	for _, bk := range d.Buckets {
-		ids = append(ids, bk.ID)
-	}
-	if c.ring, err = hashring.New(ids, d.RingPoints); err != nil {
-		return fmt.Errorf("chaos: ring: %w", err)
-	}
-	for _, nd := range d.Nodes() {
-		c.Nodes = append(c.Nodes, &Node{ID: nd.ID, Bucket: nd.Bucket, HTTP: nd.HTTPAddr(), Peer: nd.PeerAddr(),
-			RealHTTP: nd.HTTPAddr(), RealPeer: nd.PeerAddr(), VarDir: filepath.Join(c.Dir, "var-"+nd.ID)})
-	}
-	return nil
+	return []string{"-cfg", c.CfgPath}
+}
+
+func (c *Cluster) addCoordinator(bins *binaries) {
+	c.coord = &process{name: "coordinator", bin: bins.coord, out: filepath.Join(c.Dir, "coordinator.out"),
+		args: []string{"-id", "c1", "-cfg", c.CfgPath, "-v", filepath.Join(c.Dir, "var-coordinator"),
+			"-l", filepath.Join(c.Dir, "coordinator.log"), "-poll", "100ms"}}
 }
 
 // addNode prepares node i (1-based) and its forwarders; it does not start the process.
 func (c *Cluster) addNode(bins *binaries, i int, nd *Node, offset time.Duration) error {
-	args := []string{"-id", nd.ID, "-cfg", c.CfgPath, "-v", nd.VarDir, "-l", filepath.Join(c.Dir, nd.ID+".log")}
+	args := append([]string{"-id", nd.ID, "-v", nd.VarDir, "-l", filepath.Join(c.Dir, nd.ID+".log")}, c.source()...)
 	if offset != 0 {
 		args = append(args, "-clock-offset", offset.String())
 	}
@@ -203,8 +199,8 @@ func (c *Cluster) addNode(bins *binaries, i int, nd *Node, offset time.Duration)
 func (c *Cluster) addProxy(bins *binaries, addr string, offset time.Duration) {
 	host, port, _ := net.SplitHostPort(addr)
 	name := "proxy-" + host
-	args := []string{"-host", host, "-p", port, "-cfg", c.CfgPath, "-v", filepath.Join(c.Dir, "var-"+name),
-		"-l", filepath.Join(c.Dir, name+".log")}
+	args := append([]string{"-host", host, "-p", port, "-v", filepath.Join(c.Dir, "var-"+name),
+		"-l", filepath.Join(c.Dir, name+".log")}, c.source()...)
 	if offset != 0 {
 		args = append(args, "-clock-offset", offset.String())
 	}
@@ -217,16 +213,26 @@ func swapHost(addr, host string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// StartAll starts every node and proxy that is not running and waits until all answer.
+// StartAll starts the coordinator, every member node and every proxy that is not running,
+// and waits until all answer.
 func (c *Cluster) StartAll(ctx context.Context) error {
-	for _, nd := range c.Nodes {
+	if c.coord != nil && !c.coord.running() {
+		if err := c.coord.start(); err != nil {
+			return err
+		}
+		if err := c.waitHealthy(ctx, c.coord, net.JoinHostPort(coordHost, strconv.Itoa(c.httpPort))); err != nil {
+			return err
+		}
+	}
+	members := c.Members()
+	for _, nd := range members {
 		if !nd.proc.running() {
 			if err := nd.proc.start(); err != nil {
 				return err
 			}
 		}
 	}
-	for _, nd := range c.Nodes {
+	for _, nd := range members {
 		if err := c.waitHealthy(ctx, nd.proc, nd.RealHTTP); err != nil {
 			return err
 		}
@@ -283,19 +289,6 @@ func (c *Cluster) Node(id string) *Node {
 	return nil
 }
 
-// Replicas returns the nodes holding key under the active deployment: every node of each
-// bucket the ring looks up, as the servers route it.
-func (c *Cluster) Replicas(key string) []*Node {
-	d := c.Cfg.ActiveDeployment()
-	var out []*Node
-	for _, b := range c.ring.Lookup(nil, []byte(key), d.BucketsPerKey) {
-		for _, n := range d.Buckets[b].Nodes {
-			out = append(out, c.Node(n.ID))
-		}
-	}
-	return out
-}
-
 // Bucket returns the nodes of bucket id.
 func (c *Cluster) Bucket(id string) []*Node {
 	var out []*Node
@@ -310,7 +303,7 @@ func (c *Cluster) Bucket(id string) []*Node {
 // peakRSS lists each node's peak resident memory (VmHWM since its last start).
 func (c *Cluster) peakRSS() string {
 	var b strings.Builder
-	for i, nd := range c.Nodes {
+	for i, nd := range c.Members() {
 		if i > 0 {
 			b.WriteString(" ")
 		}
@@ -334,6 +327,9 @@ func (c *Cluster) Stop() {
 		if nd.proc != nil {
 			_ = nd.proc.stop(syscall.SIGKILL)
 		}
+	}
+	if c.coord != nil {
+		_ = c.coord.stop(syscall.SIGKILL)
 	}
 	if c.Interposer != nil {
 		c.Interposer.Close()

@@ -161,10 +161,11 @@ func (e *Env) Proxies() []string {
 // pick returns a random node: the nodes in a shuffled order, reshuffled after each round, so
 // that a short run reaches every node.
 func (e *Env) pick() *Node {
+	members := e.C.Members()
 	if len(e.order) == 0 {
-		e.order = e.rng.Perm(len(e.C.Nodes))
+		e.order = e.rng.Perm(len(members))
 	}
-	nd := e.C.Nodes[e.order[0]]
+	nd := members[e.order[0]%len(members)]
 	e.order = e.order[1:]
 	return nd
 }

@@ -106,6 +106,16 @@ func (n *Nemesis) Wipe(nd *Node) error {
 	return nil
 }
 
+// Migrate moves the cluster's migration to phase p (see Cluster.SetPhase).
+func (n *Nemesis) Migrate(ctx context.Context, p Phase) error {
+	before := len(n.c.Members())
+	if err := n.c.SetPhase(ctx, p); err != nil {
+		return err
+	}
+	n.logf("configuration %v served everywhere (%d nodes, %d before)", p, len(n.c.Members()), before)
+	return nil
+}
+
 // Pause sends SIGSTOP; Resume SIGCONT.
 func (n *Nemesis) Pause(nd *Node) error {
 	if err := nd.proc.signal(syscall.SIGSTOP); err != nil {
@@ -166,7 +176,7 @@ func (n *Nemesis) FreeDisk(nd *Node) error {
 }
 
 // HealAll undoes every fault: continues paused nodes, heals the partition, frees disks and
-// restarts nodes that are down (killed or crashed), then waits until every process answers.
+// restarts member nodes that are down (killed or crashed), then waits until every process answers.
 func (n *Nemesis) HealAll(ctx context.Context) error {
 	var errs []error
 	for _, nd := range n.c.Nodes {
@@ -186,7 +196,7 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 		}
 	}
 	var down []*Node
-	for _, nd := range n.c.Nodes {
+	for _, nd := range n.c.Members() {
 		if !nd.proc.running() {
 			down = append(down, nd)
 		}

@@ -45,6 +45,13 @@ func standaloneOnTmpfs() Layout {
 	return l
 }
 
+// growing is mirrored with a coordinator and a migration to a third bucket.
+func growing() Layout {
+	l := mirrored()
+	l.Grow = 1
+	return l
+}
+
 // nodeBehind is mirrored with n1's clock 2 s behind.
 func nodeBehind() Layout {
 	l := mirrored()
@@ -68,6 +75,8 @@ var Scenarios = []Scenario{
 		Layout: mirrored(), Default: 8 * time.Second, Needs: needListen, Run: Heal},
 	{Name: "wipe-node", About: "a node loses its disk mid-run (killed, var dir emptied, back after the writes stop): healing alone restores it",
 		Layout: mirrored(), Default: 9 * time.Second, Run: WipeNode},
+	{Name: "migrate", About: "a third bucket added by a live migration under writes, deletes and reads, beside cold keys only healing moves",
+		Layout: growing(), Default: 15 * time.Second, Run: Migrate},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
@@ -159,11 +168,11 @@ func KillRotation(ctx context.Context, e *Env) error {
 func KillAll(ctx context.Context, e *Env) error {
 	defer e.Start(ctx, mixed(e.Proxies()))()
 	e.Wait(ctx, e.D/3)
-	if err := e.N.Kill(e.C.Nodes...); err != nil {
+	if err := e.N.Kill(e.C.Members()...); err != nil {
 		return err
 	}
 	sleep(ctx, time.Second)
-	if err := e.N.Restart(ctx, e.C.Nodes...); err != nil {
+	if err := e.N.Restart(ctx, e.C.Members()...); err != nil {
 		return err
 	}
 	e.Wait(ctx, e.Left())
@@ -278,6 +287,78 @@ func WipeNode(ctx context.Context, e *Env) error {
 	e.Wait(ctx, e.Left())
 	stop()
 	return e.N.Restart(ctx, nd)
+}
+
+// Migrate grows the cluster by a bucket under load on 100 hot keys, beside 300 cold ones
+// written once, as an operator would: a quarter into the
+// run the configuration gets target_deployment grown (the new bucket's nodes start); once
+// healing has copied every key's record from before that moment to its new owners, grown
+// becomes the active deployment. Old owners hand their keys off and drop them; the checker
+// reads the new owners.
+func Migrate(ctx context.Context, e *Env) error {
+	// Cold keys, written once before the load: only healing can bring them to the new bucket.
+	d := e.Client()
+	for i, k := range Keys("cold", 300) {
+		e.expect(d.Do(ctx, OpWrite, e.Proxies()[0], k, fmt.Sprintf("cold-%d", i), ""), 200, "a cold key")
+	}
+	d.Close()
+	w := Workload{Clients: 4, Keys: Keys("m", 100), Entries: e.Proxies(), WritePct: 60, DeletePct: 15}
+	defer e.Start(ctx, w)()
+	e.Wait(ctx, e.D/4)
+	before := len(e.C.Members())
+	floor := ackedFloor(e.hist.Ops())
+	if err := e.N.Migrate(ctx, PhaseMigrating); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := e.waitCopied(ctx, e.C.Members()[before:], floor); err != nil {
+		return err
+	}
+	e.Note("healing copied %d keys to the new bucket %.1fs after the migration began", len(floor), time.Since(start).Seconds())
+	e.Wait(ctx, e.D/4)
+	if err := e.N.Migrate(ctx, PhaseGrown); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	return nil
+}
+
+// ackedFloor returns, per key, the highest timestamp acknowledged so far.
+func ackedFloor(ops []Op) map[string]int64 {
+	out := map[string]int64{}
+	for i := range ops {
+		if ops[i].Acked() {
+			out[ops[i].Key] = max(out[ops[i].Key], ops[i].TS)
+		}
+	}
+	return out
+}
+
+// copyWait bounds how long healing may take to fill a new bucket.
+const copyWait = 30 * time.Second
+
+// waitCopied waits until each of the nodes that replicates a key holds a record at least as
+// new as floor[key].
+func (e *Env) waitCopied(ctx context.Context, nodes []*Node, floor map[string]int64) error {
+	r := e.C.newReplicaReader()
+	defer r.close()
+	deadline := time.Now().Add(copyWait)
+	for {
+		missing := 0
+		for k, ts := range floor {
+			for _, nd := range e.C.Replicas(k) {
+				if slices.Contains(nodes, nd) && r.read(ctx, nd.ID, k).TS < ts {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 200*time.Millisecond) {
+			return fmt.Errorf("chaos: healing left %d records uncopied to %s after %v", missing, ids(nodes), copyWait)
+		}
+	}
 }
 
 // HotKeys runs 16 writers on 10 keys through the proxy and two nodes' HTTP ports.
