@@ -37,7 +37,7 @@ func Acks(ctx context.Context, e *Env) error {
 				want = 503
 			}
 			got = append(got, want)
-			e.expect(op, want, fmt.Sprintf("write_acks=%s with %s down", acks, describe(down)))
+			e.expect(op, want, fmt.Sprintf("write_acks=%s with [%s] down", acks, ids(down)))
 		}
 		if !slices.Contains(got, 503) || !slices.Contains(got, 200) {
 			e.Fail("", "write_acks=%s: the keys did not cover both cases (want: %v)", acks, got)
@@ -200,4 +200,11 @@ func DiskFull(ctx context.Context, e *Env) error {
 	}
 	e.Wait(ctx, e.Left())
 	return nil
+}
+
+// expect records an assertion failure unless op answered want.
+func (e *Env) expect(op Op, want int, why string) {
+	if op.Status != want {
+		e.Fail(op.Key, "%s: %s via %s answered %d %s, want %d", why, op.Kind, op.Entry, op.Status, op.Err, want)
+	}
 }

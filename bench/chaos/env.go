@@ -3,7 +3,6 @@ package chaos
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -32,9 +31,6 @@ type Env struct {
 	notes  []string
 	nextID int
 }
-
-// ErrUnknownScenario reports a name that is not in Scenarios.
-var ErrUnknownScenario = errors.New("chaos: unknown scenario")
 
 const defaultTimeout = 3 * time.Second // per request
 
