@@ -32,7 +32,12 @@ type Env struct {
 	nextID int
 }
 
-const defaultTimeout = 3 * time.Second // per request
+// Per-request timeouts: a workload gives up soon and goes on; a scenario's own requests,
+// whose replies it asserts, wait long enough not to fail on a slow machine.
+const (
+	defaultTimeout = 3 * time.Second
+	directTimeout  = 10 * time.Second
+)
 
 func newEnv(c *Cluster, sc Scenario, cfg Config) *Env {
 	e := &Env{C: c, D: cmp.Or(cfg.Duration, sc.Default), sc: sc, hist: &History{}, out: cfg.Out,
@@ -106,7 +111,7 @@ func (e *Env) Start(ctx context.Context, w Workload) (stop func()) {
 }
 
 // Client returns a new client for direct operations; they are recorded like the workload's.
-func (e *Env) Client() *Direct { return e.ClientTimeout(defaultTimeout) }
+func (e *Env) Client() *Direct { return e.ClientTimeout(directTimeout) }
 
 // ClientTimeout is Client with another per-request timeout.
 func (e *Env) ClientTimeout(d time.Duration) *Direct {

@@ -112,7 +112,10 @@ func (e *Env) provePartition(ctx context.Context, p Partition, isolated []*Node)
 	if !p.CutClients {
 		return
 	}
-	if op := d.Do(ctx, OpRead, isolated[0].HTTP, key, "", ""); op.Err != errTimeout {
+	// A blackholed request never gets an answer: wait a little, not the full timeout.
+	short := e.ClientTimeout(2 * time.Second)
+	defer short.Close()
+	if op := short.Do(ctx, OpRead, isolated[0].HTTP, key, "", ""); op.Err != errTimeout {
 		e.Fail(key, "a client reached isolated %s: status %d %s", isolated[0].ID, op.Status, op.Err)
 	}
 }
