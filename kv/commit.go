@@ -30,6 +30,8 @@ type write struct {
 	seg     int
 	oldHash uint64
 	newHash uint64
+	vhash   uint64 // ValueHash of rec.Value, computed before the lock
+	curHash uint64 // RecordHash of the stored record it competes with
 
 	own  []byte // ApplyAsync's copies of key and value
 	comp []byte // compression output
@@ -215,11 +217,13 @@ func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 	}
 	w.key, w.rec, w.payload, w.flags = key, rec, rec.Value, 0
 	w.stripe = uint32(keyHash(key) % stripes)
+	w.vhash = ValueHash(rec.Value)
+	w.flags = flagHashed
 	if rec.Tombstone {
-		w.flags = flagTombstone
+		w.flags |= flagTombstone
 	} else if !s.opts.NoCompression {
 		if c := compressInto(w.comp, rec.Value); c != nil {
-			w.comp, w.payload, w.flags = c, c, flagCompressed
+			w.comp, w.payload, w.flags = c, c, flagHashed|flagCompressed
 		}
 	}
 	return w, nil
@@ -348,10 +352,11 @@ func (s *Store) resolve(b *pebble.Batch, w *write) (Result, error) {
 		// Identical record: already current, nothing to write.
 		return Result{TS: cur.TS, Applied: true}, nil
 	}
-	op := b.SetDeferred(len(w.kbuf), headerLen+len(w.payload))
+	hl := headerSize(w.flags)
+	op := b.SetDeferred(len(w.kbuf), hl+len(w.payload))
 	copy(op.Key, w.kbuf)
-	putHeader(op.Value, w.rec.TS, w.flags)
-	copy(op.Value[headerLen:], w.payload)
+	putHeader(op.Value, w.rec.TS, w.flags, w.vhash)
+	copy(op.Value[hl:], w.payload)
 	if err := op.Finish(); err != nil {
 		return Result{}, fmt.Errorf("kv: batch set: %w", err)
 	}
@@ -363,32 +368,18 @@ func (s *Store) resolve(b *pebble.Batch, w *write) (Result, error) {
 
 // index adds to b the change of w's index entry (see segments.go): the new
 // record's, or its removal for a drop. found says a record was stored
-// before. REQUIRES: w's stripe locked.
+// before; current left its hash in w.curHash. REQUIRES: w's stripe locked.
 func (s *Store) index(b *pebble.Batch, w *write, found bool) error {
 	w.seg = Segment(w.key)
 	w.ibuf = appendIndexKey(w.ibuf[:0], w.seg, w.key)
-	w.indexed, w.hadOld = true, false
-	if found {
-		v, closer, err := s.db.Get(w.ibuf)
-		switch {
-		case err == nil:
-			m, h, perr := parseIndexValue(v)
-			closer.Close()
-			if perr != nil {
-				return perr
-			}
-			w.oldHash, w.oldTomb, w.hadOld = h, m.Tombstone, true
-		case !errors.Is(err, pebble.ErrNotFound):
-			return fmt.Errorf("kv: index get: %w", err)
-		}
-	}
+	w.indexed, w.hadOld, w.oldHash = true, found, w.curHash
 	if w.drop {
 		if err := b.Delete(w.ibuf, nil); err != nil {
 			return fmt.Errorf("kv: index delete: %w", err)
 		}
 		return nil
 	}
-	w.newHash = RecordHash(w.key, w.rec)
+	w.newHash = recordHash(w.key, w.rec.TS, w.rec.Tombstone, w.vhash)
 	var v [indexValLen]byte
 	putIndexValue(v[:], w.rec.TS, w.flags, w.newHash)
 	if err := b.Set(w.ibuf, v[:], nil); err != nil {
@@ -413,18 +404,27 @@ func (s *Store) summarise(group []*write) {
 	}
 }
 
-// current returns the stored record w competes with. The stored value is
-// decoded only when the timestamps tie, the one case where its bytes decide.
+// current returns the stored record w competes with, and leaves its
+// RecordHash and kind in w.curHash and w.oldTomb. The stored value is decoded only when the
+// timestamps tie (its bytes decide) or its header carries no value hash (a
+// record written before headers did).
 func (s *Store) current(w *write) (Record, bool, error) {
 	var cur Record
-	err := s.lookup(w.key, func(ts int64, flags byte, payload []byte) error {
+	err := s.lookup(w.key, func(ts int64, flags byte, vhash uint64, payload []byte) error {
 		cur = Record{TS: ts, Tombstone: flags&flagTombstone != 0}
-		if ts != w.rec.TS || cur.Tombstone != w.rec.Tombstone {
+		w.oldTomb = cur.Tombstone
+		tie := ts == w.rec.TS && cur.Tombstone == w.rec.Tombstone
+		if !tie && flags&flagHashed != 0 {
+			w.curHash = recordHash(w.key, ts, cur.Tombstone, vhash)
 			return nil
 		}
 		var err error
 		w.vbuf, err = decodePayload(w.vbuf[:0], flags, payload)
 		cur.Value = w.vbuf
+		w.curHash = RecordHash(w.key, cur)
+		if !tie {
+			cur.Value = nil
+		}
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {

@@ -40,9 +40,14 @@ func CheckKey(key []byte) error { return lww.CheckKey(key) }
 const (
 	flagTombstone  = 1 << 0
 	flagCompressed = 1 << 1
-	knownFlags     = flagTombstone | flagCompressed
+	// flagHashed: the header carries the value's hash (ValueHash), so a
+	// write that replaces the record knows the hash it folds out of its
+	// segment's sum without reading the old value.
+	flagHashed = 1 << 2
+	knownFlags = flagTombstone | flagCompressed | flagHashed
 
-	headerLen = 9
+	headerLen       = 9  // flags, ts
+	hashedHeaderLen = 17 // flags, ts, value hash
 
 	// dataPrefix namespaces user keys inside Pebble.
 	dataPrefix = 'd'
@@ -54,22 +59,41 @@ func appendDataKey(dst, k []byte) []byte {
 	return append(dst, k...)
 }
 
-// putHeader writes the 9-byte record header into dst[:headerLen].
-func putHeader(dst []byte, ts int64, flags byte) {
-	dst[0] = flags
-	binary.BigEndian.PutUint64(dst[1:headerLen], uint64(ts))
+// headerSize is the length of a header with flags.
+func headerSize(flags byte) int {
+	if flags&flagHashed != 0 {
+		return hashedHeaderLen
+	}
+	return headerLen
 }
 
-// parseHeader splits a stored Pebble value into header fields and payload.
-// The payload aliases v.
-func parseHeader(v []byte) (ts int64, flags byte, payload []byte, err error) {
+// putHeader writes the record header into dst[:headerSize(flags)]; vhash
+// is written when flags has flagHashed.
+func putHeader(dst []byte, ts int64, flags byte, vhash uint64) {
+	dst[0] = flags
+	binary.BigEndian.PutUint64(dst[1:headerLen], uint64(ts))
+	if flags&flagHashed != 0 {
+		binary.BigEndian.PutUint64(dst[headerLen:hashedHeaderLen], vhash)
+	}
+}
+
+// parseHeader splits a stored Pebble value into header fields and payload;
+// vhash is the value's hash when flags has flagHashed. The payload aliases v.
+func parseHeader(v []byte) (ts int64, flags byte, vhash uint64, payload []byte, err error) {
 	if len(v) < headerLen {
-		return 0, 0, nil, fmt.Errorf("%w: %d-byte value shorter than header", ErrCorrupt, len(v))
+		return 0, 0, 0, nil, fmt.Errorf("%w: %d-byte value shorter than header", ErrCorrupt, len(v))
 	}
 	flags = v[0]
 	if flags&^knownFlags != 0 {
-		return 0, 0, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+		return 0, 0, 0, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+	}
+	n := headerSize(flags)
+	if len(v) < n {
+		return 0, 0, 0, nil, fmt.Errorf("%w: %d-byte value shorter than a hashed header", ErrCorrupt, len(v))
 	}
 	ts = int64(binary.BigEndian.Uint64(v[1:headerLen]))
-	return ts, flags, v[headerLen:], nil
+	if n == hashedHeaderLen {
+		vhash = binary.BigEndian.Uint64(v[headerLen:hashedHeaderLen])
+	}
+	return ts, flags, vhash, v[n:], nil
 }

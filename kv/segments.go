@@ -68,17 +68,25 @@ func (s *SegmentSum) add(h uint64, tombstone bool, sign int64) {
 // RecordHash identifies one version of one key: its key, timestamp, kind and
 // value. Equal hashes mean equal records (up to 2^-64).
 func RecordHash(key []byte, rec Record) uint64 {
+	return recordHash(key, rec.TS, rec.Tombstone, ValueHash(rec.Value))
+}
+
+// ValueHash is the hash of a value that record headers carry (xxHash64).
+func ValueHash(v []byte) uint64 { return xxhash.Sum64(v) }
+
+// recordHash is RecordHash from the value's hash.
+func recordHash(key []byte, ts int64, tombstone bool, vhash uint64) uint64 {
 	var d xxhash.Digest
 	d.Reset()
-	var hdr [13]byte
+	var hdr [21]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(len(key)))
-	binary.BigEndian.PutUint64(hdr[4:12], uint64(rec.TS))
-	if rec.Tombstone {
+	binary.BigEndian.PutUint64(hdr[4:12], uint64(ts))
+	if tombstone {
 		hdr[12] = 1
 	}
+	binary.BigEndian.PutUint64(hdr[13:], vhash)
 	d.Write(hdr[:])
 	d.Write(key)
-	d.Write(rec.Value)
 	return d.Sum64()
 }
 

@@ -102,6 +102,12 @@ func TestSegmentSummaries(t *testing.T) {
 	if err := s.db.Delete(indexBuilt, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
+	// And a record in the header format from before value hashes.
+	legacy := make([]byte, headerLen, headerLen+3)
+	putHeader(legacy, 7, 0, 0)
+	if err := s.db.Set(appendDataKey(nil, []byte("legacy")), append(legacy, "old"...), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +117,12 @@ func TestSegmentSummaries(t *testing.T) {
 	}
 	defer s.Close()
 	checkSums(t, s, "after rebuild")
+	for _, rec := range []Record{{TS: 9, Value: []byte("newer")}, {TS: 9, Value: []byte("zzz")}, {TS: 10, Tombstone: true}} {
+		if _, err := s.Apply([]byte("legacy"), rec); err != nil {
+			t.Fatal(err)
+		}
+		checkSums(t, s, fmt.Sprintf("after writing %+v over a legacy record", rec))
+	}
 }
 
 func BenchmarkRecordHash(b *testing.B) {

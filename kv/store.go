@@ -196,7 +196,7 @@ func (s *Store) Get(key, dst []byte) (Record, error) {
 		return Record{}, ErrClosed
 	}
 	var rec Record
-	err := s.lookup(key, func(ts int64, flags byte, payload []byte) error {
+	err := s.lookup(key, func(ts int64, flags byte, _ uint64, payload []byte) error {
 		rec = Record{TS: ts, Tombstone: flags&flagTombstone != 0}
 		var err error
 		rec.Value, err = decodePayload(dst[:0], flags, payload)
@@ -213,7 +213,7 @@ func (s *Store) Stat(key []byte) (Meta, error) {
 		return Meta{}, ErrClosed
 	}
 	var m Meta
-	err := s.lookup(key, func(ts int64, flags byte, _ []byte) error {
+	err := s.lookup(key, func(ts int64, flags byte, _ uint64, _ []byte) error {
 		m = Meta{TS: ts, Tombstone: flags&flagTombstone != 0}
 		return nil
 	})
@@ -223,7 +223,7 @@ func (s *Store) Stat(key []byte) (Meta, error) {
 // lookup calls fn with key's stored header and payload; payload is valid
 // only during fn. REQUIRES: the store open (s.mu held shared, or Close
 // waiting for the caller).
-func (s *Store) lookup(key []byte, fn func(ts int64, flags byte, payload []byte) error) error {
+func (s *Store) lookup(key []byte, fn func(ts int64, flags byte, vhash uint64, payload []byte) error) error {
 	if err := CheckKey(key); err != nil {
 		return err
 	}
@@ -238,11 +238,11 @@ func (s *Store) lookup(key []byte, fn func(ts int64, flags byte, payload []byte)
 		return fmt.Errorf("kv: get: %w", err)
 	}
 	defer closer.Close()
-	ts, flags, payload, err := parseHeader(v)
+	ts, flags, vhash, payload, err := parseHeader(v)
 	if err != nil {
 		return err
 	}
-	return fn(ts, flags, payload)
+	return fn(ts, flags, vhash, payload)
 }
 
 // decodePayload appends the stored value to dst, decompressing if needed.
@@ -285,7 +285,7 @@ func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) e
 			it.Close()
 			return fmt.Errorf("kv: scan: %w", err)
 		}
-		ts, flags, payload, err := parseHeader(v)
+		ts, flags, _, payload, err := parseHeader(v)
 		if err != nil {
 			it.Close()
 			return fmt.Errorf("kv: scan key %q: %w", it.Key()[1:], err)
