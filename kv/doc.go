@@ -8,12 +8,16 @@
 // is split by a one-byte prefix: 'd' user records, 'x' the anti-entropy
 // index (one entry per record; see segments.go), 'm' node metadata (the
 // index marker, the last time the node was alive). The Pebble value of a
-// record is a 9-byte header followed by the payload:
+// record is a header followed by the payload:
 //
 //	offset 0   flags   uint8   bit0 tombstone, bit1 payload is s2-compressed,
-//	                            bits 2..7 zero (reserved; a reader refuses others)
+//	                            bit2 the header holds the value hash,
+//	                            bits 3..7 zero (reserved; a reader refuses others)
 //	offset 1   ts      int64   big-endian two's complement, microseconds
-//	offset 9   payload         the value, possibly s2-compressed; empty for a tombstone
+//	offset 9   vhash   uint64  with bit2: ValueHash of the uncompressed value
+//	offset 9/17 payload        the value, possibly s2-compressed; empty for a tombstone
+//
+// Records written before bit2 existed (9-byte header) are read as they are.
 //
 // # Invariants
 //
