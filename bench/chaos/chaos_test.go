@@ -82,8 +82,14 @@ func TestHeal(t *testing.T) {
 		t.Errorf("no key differed after the partition: nothing was left for healing to do")
 	}
 }
-func TestWipeNode(t *testing.T)    { runNamed(t, "wipe-node", 7*time.Second) }
-func TestMigrate(t *testing.T)     { runNamed(t, "migrate", 12*time.Second) }
+func TestWipeNode(t *testing.T) { runNamed(t, "wipe-node", 7*time.Second) }
+func TestMigrate(t *testing.T)  { runNamed(t, "migrate", 12*time.Second) }
+func TestTombstoneGC(t *testing.T) {
+	res := runNamed(t, "tombstone-gc", 12*time.Second)
+	if res.Finals["absent"] == 0 {
+		t.Errorf("no key was purged everywhere: the run did not exercise tombstone GC (finals %v)", res.Finals)
+	}
+}
 func TestAcks(t *testing.T)        { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)  { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)   { runNamed(t, "clock-skew", 6*time.Second) }

@@ -3,8 +3,10 @@ package chaos
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"time"
 )
 
 // Record is one replica's copy of a key as read over the peer protocol.
@@ -73,10 +75,19 @@ func (v Violation) String() string {
 	return fmt.Sprintf("%s %q: %s", v.Kind, v.Key, v.Detail)
 }
 
+// CheckOptions describe the deployment a history ran on.
+type CheckOptions struct {
+	// Acks is the deployment's write_acks, for operations sent without X-Write-Acks: only
+	// writes acknowledged at quorum or all bind later reads.
+	Acks string
+	// Purged says that tombstones may have been garbage-collected (a short tombstone_grace):
+	// a key absent everywhere, or a 404 without X-Timestamp, may then be a purged delete.
+	Purged bool
+}
+
 // Check judges a history against each key's final records (finals[key] holds one Record per
-// replica). defaultAcks is the deployment's write_acks, for operations sent without
-// X-Write-Acks: only writes acknowledged at quorum or all bind later reads. Pure.
-func Check(ops []Op, finals map[string][]Record, defaultAcks string) []Violation {
+// replica). Pure.
+func Check(ops []Op, finals map[string][]Record, o CheckOptions) []Violation {
 	byKey := map[string][]Op{}
 	for _, op := range ops {
 		byKey[op.Key] = append(byKey[op.Key], op)
@@ -88,18 +99,40 @@ func Check(ops []Op, finals map[string][]Record, defaultAcks string) []Violation
 	sort.Strings(keys)
 	var out []Violation
 	for _, k := range keys {
-		out = append(out, checkKey(k, byKey[k], finals[k], defaultAcks)...)
+		out = append(out, checkKey(k, byKey[k], finals[k], o)...)
 	}
 	return out
 }
 
-func checkKey(key string, ops []Op, recs []Record, defaultAcks string) []Violation {
+func checkKey(key string, ops []Op, recs []Record, o CheckOptions) []Violation {
 	var out []Violation
 	final, ok := finalRecord(key, recs, &out)
+	if ts := purgedTS(ops, time.Time{}); ok && !final.Present && o.Purged && ts > 0 {
+		final = Record{Node: "(purged)", Present: true, Tombstone: true, TS: ts}
+	}
 	if ok {
 		out = append(out, checkDurable(key, ops, final)...)
 	}
-	return append(out, checkReads(key, ops, defaultAcks)...)
+	return append(out, checkReads(key, ops, o)...)
+}
+
+// purgedTS is the newest timestamp a purged tombstone can have had: that of the newest delete
+// that may have happened (begun before until, if set), 0 if none. A delete whose timestamp is
+// unknown may be newer than anything: then any absence is explained.
+func purgedTS(ops []Op, until time.Time) int64 {
+	var ts int64
+	for i := range ops {
+		o := &ops[i]
+		if o.Kind != OpDelete || !o.MayHaveHappened() || (!until.IsZero() && !o.Start.Before(until)) {
+			continue
+		}
+		own, known := o.ownTS()
+		if !known {
+			return math.MaxInt64
+		}
+		ts = max(ts, own)
+	}
+	return ts
 }
 
 // finalRecord returns the newest of the replicas' records, reporting unreadable replicas and
@@ -195,11 +228,11 @@ func tied(ops []Op, op *Op, final Record) bool {
 // checkReads finds reads that returned an older timestamp than a write or delete
 // acknowledged at quorum or all before the read began. Reads served without a read quorum
 // (X-Read-Quorum: no) and writes acknowledged by one replica promise nothing.
-func checkReads(key string, ops []Op, defaultAcks string) []Violation {
+func checkReads(key string, ops []Op, opts CheckOptions) []Violation {
 	var acked []*Op
 	for i := range ops {
 		o := &ops[i]
-		acks := cmp.Or(o.Acks, defaultAcks)
+		acks := cmp.Or(o.Acks, opts.Acks)
 		if o.Acked() && (acks == "quorum" || acks == "all") {
 			acked = append(acked, o)
 		}
@@ -224,8 +257,12 @@ func checkReads(key string, ops []Op, defaultAcks string) []Violation {
 		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {
 			continue
 		}
+		ts := r.TS
+		if r.Status == 404 && ts == 0 && opts.Purged {
+			ts = purgedTS(ops, r.End)
+		}
 		n := sort.Search(len(acked), func(j int) bool { return !acked[j].End.Before(r.Start) })
-		if n > 0 && best[n-1].TS > r.TS {
+		if n > 0 && best[n-1].TS > ts {
 			w := best[n-1]
 			out = append(out, Violation{KindStaleRead, key, fmt.Sprintf("%s returned ts %d after %s ended with ts %d", opString(r), r.TS, opString(w), w.TS)})
 		}

@@ -28,27 +28,7 @@ func tomb(node string, ts int64) Record {
 }
 
 func TestCheck(t *testing.T) {
-	f := func(name string, ops []Op, recs []Record, want ...string) {
-		t.Helper()
-		got := Check(ops, map[string][]Record{"k": recs}, "quorum")
-		kinds := map[string]int{}
-		for _, v := range got {
-			kinds[v.Kind]++
-		}
-		wantKinds := map[string]int{}
-		for _, k := range want {
-			wantKinds[k]++
-		}
-		if len(kinds) != len(wantKinds) {
-			t.Errorf("%s: got %v, want kinds %v", name, got, want)
-			return
-		}
-		for k, n := range wantKinds {
-			if kinds[k] != n {
-				t.Errorf("%s: got %v, want kinds %v", name, got, want)
-			}
-		}
-	}
+	f := checker(t, CheckOptions{Acks: "quorum"})
 	a, b := val("n1", "a", 10), val("n2", "a", 10)
 	f("acked write read back", []Op{write("a", 0, 5, 200, 10)}, []Record{a, b})
 	f("superseded by a newer write", []Op{write("a", 0, 5, 200, 10), write("b", 6, 9, 200, 20)},
@@ -91,6 +71,45 @@ func TestCheck(t *testing.T) {
 		[]Record{val("n1", "a", 20), val("n2", "a", 20)}, KindLost, KindUnknown)
 	f("read returns a value with another timestamp", []Op{w, read("a", 6, 7, 200, 11)}, []Record{a, b}, KindUnknown)
 	f("read returns a value nobody wrote", []Op{w, read("zz", 6, 7, 200, 10)}, []Record{a, b}, KindUnknown)
+}
+
+// TestCheckPurged: with tombstone GC, absence can be a purged delete, and nothing more.
+func TestCheckPurged(t *testing.T) {
+	f := checker(t, CheckOptions{Acks: "quorum", Purged: true})
+	absent := []Record{{Node: "n1"}, {Node: "n2"}}
+	w, d := write("a", 0, 5, 200, 10), del(6, 8, 200, 20)
+	f("a purged delete", []Op{w, d}, absent)
+	f("purged, and a 404 without a timestamp after it", []Op{w, d, read("", 9, 10, 404, 0)}, absent)
+	f("an acknowledged write after the delete is lost", []Op{w, d, write("b", 9, 10, 200, 30)}, absent, KindLost)
+	f("a 404 without a timestamp before any delete is stale", []Op{w, read("", 6, 7, 404, 0), del(8, 9, 200, 20)}, absent, KindStaleRead)
+	f("no delete at all: the write is lost", []Op{w}, absent, KindLost)
+	f("a delete that timed out explains anything", []Op{w, {Kind: OpDelete, Key: "k", Err: errTimeout}}, absent)
+}
+
+// checker returns a closure that checks one key's history against its final records and
+// compares the kinds of violation found with want.
+func checker(t *testing.T, opts CheckOptions) func(name string, ops []Op, recs []Record, want ...string) {
+	return func(name string, ops []Op, recs []Record, want ...string) {
+		t.Helper()
+		got := Check(ops, map[string][]Record{"k": recs}, opts)
+		kinds := map[string]int{}
+		for _, v := range got {
+			kinds[v.Kind]++
+		}
+		wantKinds := map[string]int{}
+		for _, k := range want {
+			wantKinds[k]++
+		}
+		if len(kinds) != len(wantKinds) {
+			t.Errorf("%s: got %v, want kinds %v", name, got, want)
+			return
+		}
+		for k, n := range wantKinds {
+			if kinds[k] != n {
+				t.Errorf("%s: got %v, want kinds %v", name, got, want)
+			}
+		}
+	}
 }
 
 func TestRecordNewer(t *testing.T) {

@@ -26,6 +26,7 @@ type Layout struct {
 	PerKey           int // hash.buckets_per_key
 	WriteAcks        string
 	HealEvery        time.Duration // background_healing_interval
+	TombstoneGrace   time.Duration // tombstone_grace (0 for the default, 10 days)
 	MinFreeBytes     string        // storage.min_free_bytes ("" for 12MiB)
 	// Proxies lists one entry per proxy: its -clock-offset (0 for none).
 	Proxies []time.Duration

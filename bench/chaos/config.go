@@ -63,6 +63,9 @@ func (l Layout) minFree() string {
 func (l Layout) deploymentYAML(b *strings.Builder, name string, buckets, httpPort, peerPort int) {
 	fmt.Fprintf(b, "  %s:\n    read_repair: yes\n    background_healing: yes\n", name)
 	fmt.Fprintf(b, "    background_healing_interval: %s\n", l.HealEvery)
+	if l.TombstoneGrace > 0 {
+		fmt.Fprintf(b, "    tombstone_grace: %s\n", l.TombstoneGrace)
+	}
 	fmt.Fprintf(b, "    write_acks: %s\n    hash: {buckets_per_key: %d}\n    buckets:\n", l.WriteAcks, l.PerKey)
 	i := 0
 	for bk := 1; bk <= buckets; bk++ {

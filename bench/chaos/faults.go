@@ -317,3 +317,28 @@ func Soak(ctx context.Context, e *Env) error {
 		return nil
 	})
 }
+
+// TombstoneGC runs writes and deletes with a short tombstone_grace while n1 is away for
+// longer than the grace (killed a fifth into the run, restarted grace+2 s later). Tombstones
+// held by every replica are purged; n1, back after a long absence, must not bring a deleted
+// value back. The run ends with a wait of grace plus a healing pass, so that the last
+// tombstones may be purged before the check.
+func TombstoneGC(ctx context.Context, e *Env) error {
+	grace := e.C.layout.TombstoneGrace
+	w := Workload{Clients: 4, Keys: Keys("t", 48), Entries: e.Proxies(), WritePct: 45, DeletePct: 35}
+	stop := e.Start(ctx, w)
+	defer stop()
+	e.Wait(ctx, e.D/5)
+	nd := e.C.Bucket("b1")[0]
+	if err := e.N.Kill(nd); err != nil {
+		return err
+	}
+	sleep(ctx, grace+2*time.Second)
+	if err := e.N.Restart(ctx, nd); err != nil {
+		return err
+	}
+	e.Wait(ctx, e.Left())
+	stop()
+	sleep(ctx, grace+healEvery)
+	return nil
+}

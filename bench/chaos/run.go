@@ -131,7 +131,11 @@ func (e *Env) run(ctx context.Context, res *Result) error {
 	res.Convergence = cv
 	res.KeysChecked = len(finals)
 	res.Finals = finalKinds(finals)
-	res.Violations = append(e.failures(), Check(ops, finals, e.C.Cfg.ActiveDeployment().WriteAcks)...)
+	d := e.C.Cfg.ActiveDeployment()
+	// Tombstones older than tombstone_grace may be purged; with the default (10 days) no run
+	// lasts that long.
+	opts := CheckOptions{Acks: d.WriteAcks, Purged: d.TombstoneGrace < time.Hour}
+	res.Violations = append(e.failures(), Check(ops, finals, opts)...)
 	return serr
 }
 

@@ -52,6 +52,14 @@ func growing() Layout {
 	return l
 }
 
+// shortGrace is mirrored with tombstones purged 4 s after a delete (it must exceed the
+// healing interval).
+func shortGrace() Layout {
+	l := mirrored()
+	l.TombstoneGrace = 4 * time.Second
+	return l
+}
+
 // nodeBehind is mirrored with n1's clock 2 s behind.
 func nodeBehind() Layout {
 	l := mirrored()
@@ -77,6 +85,8 @@ var Scenarios = []Scenario{
 		Layout: mirrored(), Default: 9 * time.Second, Run: WipeNode},
 	{Name: "migrate", About: "a third bucket added by a live migration under writes, deletes and reads, beside cold keys only healing moves",
 		Layout: growing(), Default: 15 * time.Second, Run: Migrate},
+	{Name: "tombstone-gc", About: "tombstone_grace 4s: a node away longer than the grace comes back; purged deletes must stay deleted",
+		Layout: shortGrace(), Default: 16 * time.Second, Run: TombstoneGC},
 	{Name: "acks", About: "write_acks=all with one replica down, and write_acks=one with every replica down: 503",
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
