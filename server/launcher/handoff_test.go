@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -353,4 +354,37 @@ func (f *followFixture) mustVersion(doc string) string {
 		f.t.Fatal(err)
 	}
 	return cfg.Version
+}
+
+// TestFollowLeaverExits: a leaving node that exits on its own is reported
+// as any other exit, and its watch ends with it.
+func TestFollowLeaverExits(t *testing.T) {
+	f := newFollowFixture(t, "", false)
+	start, shrunk := f.doc("b1:n1 b2:n2", ""), f.doc("b2:n2", "")
+	f.healthFor(start)
+	f.write(start)
+	cancel, wait := f.run()
+	f.waitOutput("Ctrl-C")
+	pids, _, _ := f.started()
+	v := f.write(shrunk)
+	f.setStatus("n1", report(v, v, func(p *nodestatus.Pass) { p.NotOwned = 2 }))
+	f.inUse(v)
+	f.readTwice("n1")
+	if err := syscall.Kill(pids["n1"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	f.waitOutput(fmt.Sprintf("n1 (pid %d) exited unexpectedly: signal: killed", pids["n1"]))
+	reads := f.statusReads("n1")
+	time.Sleep(20 * f.o.Poll)
+	if n := f.statusReads("n1"); n != reads {
+		t.Errorf("n1's report read %d times after it exited", n-reads)
+	}
+	if strings.Contains(f.out.String(), "has handed off what it held") {
+		t.Errorf("an exited leaver stopped again:\n%s", f.out)
+	}
+	f.checkAlive("n2")
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
 }
