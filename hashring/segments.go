@@ -3,15 +3,17 @@ package hashring
 import "slices"
 
 // SegmentLists splits the hash space into 2^bits equal segments by the top
-// bits of the hash and returns each segment's preference list of n buckets:
-// lists holds the distinct lists, and of[s] is segment s's index into lists,
-// or -1 when ring points divide the segment between different lists. Keys
-// whose Hash falls in a segment with a list all have that preference list,
-// so replicas compare a segment's records as a whole (anti-entropy). With
+// bits of the hash and returns each segment's buckets: lists holds the
+// distinct bucket lists, of[s] is segment s's index into lists, and
+// divided[s] reports whether ring points divide segment s between
+// preference lists — then its list is the union of those lists (in order
+// met), else the preference list of n buckets that every key hashing into
+// the segment has. So replicas compare an undivided segment's records as a
+// whole (anti-entropy), and a divided one key by key among the union. With
 // bits = 16 and 120 points per bucket, about one segment in 550 per bucket
 // is divided.
-func (r *Ring) SegmentLists(bits, n int) (lists [][]int, of []int32) {
-	of = make([]int32, 1<<bits)
+func (r *Ring) SegmentLists(bits, n int) (lists [][]int, of []int32, divided []bool) {
+	of, divided = make([]int32, 1<<bits), make([]bool, 1<<bits)
 	index := map[string]int32{} // a list's buckets as bytes, to its index
 	var a, b []int
 	var key []byte
@@ -25,14 +27,14 @@ func (r *Ring) SegmentLists(bits, n int) (lists [][]int, of []int32) {
 			if k++; k == len(r.hashes) {
 				k = 0
 			}
-			if b = r.walk(b[:0], k, n); !slices.Equal(a, b) {
-				a = a[:0]
-				break
+			b = r.walk(b[:0], k, n)
+			for _, x := range b {
+				if !slices.Contains(a, x) {
+					a = append(a, x)
+					divided[s] = true
+				}
 			}
-		}
-		if len(a) == 0 {
-			of[s] = -1
-			continue
+			divided[s] = divided[s] || !slices.Equal(a[:len(b)], b)
 		}
 		key = key[:0]
 		for _, x := range a {
@@ -46,7 +48,7 @@ func (r *Ring) SegmentLists(bits, n int) (lists [][]int, of []int32) {
 		}
 		of[s] = li
 	}
-	return lists, of
+	return lists, of, divided
 }
 
 // pointOf returns the index of the point whose arc holds hash h: the first

@@ -108,7 +108,7 @@ func (h *healer) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Info("healing pass done", "in_sync", rep.InSync, "pushed", rep.Pushed, "dropped", rep.Dropped, "purged", rep.Purged,
+		h.log.Info("healing pass done", "in_sync", rep.InSync, "pushed", rep.Pushed, "pulled", rep.Pulled, "dropped", rep.Dropped, "purged", rep.Purged,
 			"unconfirmed", rep.Unconfirmed, "not_owned", rep.NotOwned, "exchanged_bytes", rep.Exchanged,
 			"took", rep.Ended.Sub(rep.Began).Round(time.Millisecond).String(), "err", rep.Err)
 	}
@@ -120,7 +120,7 @@ func (h *healer) runPass(ctx context.Context) *nodestatus.Pass {
 	before := h.exchanged.Load()
 	st, err := h.pass(ctx)
 	rep.Ended = time.Now()
-	rep.Unconfirmed, rep.NotOwned, rep.Pushed, rep.Dropped, rep.Purged = st.unconfirmed, st.notOwned, st.pushed, st.dropped, st.purged
+	rep.Unconfirmed, rep.NotOwned, rep.Pushed, rep.Pulled, rep.Dropped, rep.Purged = st.unconfirmed, st.notOwned, st.pushed, st.pulled, st.dropped, st.purged
 	rep.Exchanged = h.exchanged.Load() - before
 	rep.InSync = err == nil && st.unconfirmed == 0
 	if err != nil {
@@ -135,9 +135,9 @@ func (h *healer) runPass(ctx context.Context) *nodestatus.Pass {
 func (h *healer) lastPass() *nodestatus.Pass { return h.last.Load() }
 
 // healStats counts one pass: segments reconciled, local records listed in
-// them, records pushed to peers and dropped here, records not confirmed on
+// them, records pushed to peers, pulled from them and dropped here, records not confirmed on
 // every replica, records held but not owned, and tombstones purged.
-type healStats struct{ segments, records, pushed, dropped, unconfirmed, notOwned, purged int }
+type healStats struct{ segments, records, pushed, pulled, dropped, unconfirmed, notOwned, purged int }
 
 // pass compares this node's segments with every peer's, reconciles the
 // ones that differ, then collects the tombstones past their grace.
@@ -160,12 +160,11 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 	var st healStats
 	plan := t.segmentPlan()
 	var errs error
-	todo := map[int][]int{} // segment -> peers to reconcile it with (nil: every replica of each key)
+	todo := map[int][]int{} // segment -> peers to reconcile it with (nil: every node of the segment, key by key)
 	for seg := range kv.NumSegments {
-		if h.store.SegmentSum(seg).Count == 0 {
-			continue
-		}
-		if reps := plan.replicas(seg); reps == nil || !slices.Contains(reps, t.self) {
+		nodes, divided := plan.nodes(seg)
+		mine := slices.Contains(nodes, t.self)
+		if divided && mine || !mine && h.store.SegmentSum(seg).Count > 0 {
 			todo[seg] = nil // divided, or not ours: key by key
 		}
 	}
@@ -179,9 +178,6 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 			continue
 		}
 		for _, seg := range diff {
-			if h.store.SegmentSum(seg).Count == 0 {
-				continue // nothing here to push; the peer pushes its records
-			}
 			if peers, ok := todo[seg]; !ok || peers != nil {
 				todo[seg] = append(peers, peer)
 			}
@@ -198,6 +194,7 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 		st.segments++
 		st.records += rs.records
 		st.pushed += rs.pushed
+		st.pulled += rs.pulled
 		st.dropped += rs.dropped
 		st.unconfirmed += rs.unconfirmed
 		st.notOwned += rs.notOwned
@@ -207,7 +204,7 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 			}
 			errs = errors.Join(errs, fmt.Errorf("segment %d: %w", seg, err))
 		}
-		if work += rs.records + rs.pushed; work >= h.chunkRecords {
+		if work += rs.records + rs.pushed + rs.pulled; work >= h.chunkRecords {
 			work = 0
 			if !sleepCtx(ctx, h.minPace) {
 				return st, ctx.Err()
@@ -218,14 +215,12 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 }
 
 // compare returns the segments whose sums differ between this node and peer,
-// among those both own in full, that this node holds records of (the peer
-// pushes the others). Segments this node holds nothing of are compared too,
-// so that the ranges sent stay few: they break only where ownership does.
+// among the undivided ones both replicate.
 func (h *healer) compare(ctx context.Context, t *topology, plan *segmentPlan, peer int) ([]int, error) {
 	var shared []codec.SegmentRange
 	for seg := range kv.NumSegments {
-		reps := plan.replicas(seg)
-		if reps == nil || !slices.Contains(reps, t.self) || !slices.Contains(reps, peer) {
+		nodes, divided := plan.nodes(seg)
+		if divided || !slices.Contains(nodes, t.self) || !slices.Contains(nodes, peer) {
 			continue
 		}
 		if k := len(shared) - 1; k >= 0 && int(shared[k].Hi) == seg-1 {

@@ -398,4 +398,3 @@ func (h *peerHandler) segmentScan(seg int, after []byte, limit uint32, rw *event
 // valueHash identifies a value in ScanHashes replies: healing compares
 // records that tie on timestamp and kind by it.
 func valueHash(v []byte) uint64 { return hashring.Hash(v) }
-

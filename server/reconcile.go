@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -16,13 +17,15 @@ type version struct {
 }
 
 // reconcileStats counts one segment's reconciliation.
-type reconcileStats struct{ records, pushed, dropped, unconfirmed, notOwned int }
+type reconcileStats struct{ records, pushed, pulled, dropped, unconfirmed, notOwned int }
 
-// reconcile brings the peers' copies of segment seg up to date with this
-// node's, and drops this node's records of keys it does not own once every
-// replica holds them. peers nil means every replica of each key (the
-// segment is divided, or not this node's); otherwise the listed peers, all
-// replicas of every key of the segment.
+// reconcile brings segment seg up to date between this node and its peers:
+// it pushes the records a peer lacks or holds older, pulls those this node
+// lacks or holds older among the keys it owns (so a node that lost its data
+// refills on its own first pass), and drops this node's records of keys it
+// does not own once every replica holds them. peers nil means every node of
+// the segment, key by key (it is divided, or not this node's); otherwise
+// the listed peers, replicas of every key of the segment.
 func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []int) (reconcileStats, error) {
 	var st reconcileStats
 	type local struct {
@@ -50,14 +53,14 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 		return st, err
 	}
 	st.records = len(mine)
-	// Every node that should hold one of these keys, once each.
-	var targets []int
-	for _, l := range mine {
-		for _, n := range l.reps {
-			if !slices.Contains(targets, n) {
-				targets = append(targets, n)
-			}
-		}
+	index := make(map[string]int, len(mine))
+	for i, l := range mine {
+		index[string(l.key)] = i
+	}
+	targets := peers
+	if targets == nil {
+		nodes, _ := t.segmentPlan().nodes(seg)
+		targets = slices.DeleteFunc(slices.Clone(nodes), func(n int) bool { return n == t.self })
 	}
 	have := make([]int, len(mine)) // replicas confirmed to hold the record or newer
 	var errs []error
@@ -66,6 +69,14 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list %s: %w", t.nodes[n].ID, err))
 			continue
+		}
+		pulled, err := h.pull(ctx, t, t.replicas[n], theirs, func(key string, v version) bool {
+			i, ok := index[key]
+			return !ok || newerMeta(v.meta, mine[i].v.meta) || v.meta == mine[i].v.meta && v.hash != mine[i].v.hash
+		})
+		st.pulled += pulled
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pull from %s: %w", t.nodes[n].ID, err))
 		}
 		var push []int
 		for i, l := range mine {
@@ -124,6 +135,38 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 		}
 	}
 	return st, joinErrs(errs)
+}
+
+// pull fetches from r, and applies here, the records of theirs that want
+// says this node lacks, among the keys it owns; it returns how many it
+// applied.
+func (h *healer) pull(ctx context.Context, t *topology, r Replica, theirs map[string]version, want func(string, version) bool) (int, error) {
+	var rt route
+	n := 0
+	for key, v := range theirs {
+		if !want(key, v) {
+			continue
+		}
+		t.fill(&rt, []byte(key))
+		if !slices.Contains(rt.reps, t.self) {
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
+		rec, err := r.Get(gctx, []byte(key), nil)
+		cancel()
+		if errors.Is(err, kv.ErrNotFound) {
+			continue // gone meanwhile (dropped or purged)
+		}
+		if err != nil {
+			return n, err
+		}
+		if _, err := h.store.Apply([]byte(key), rec); err != nil {
+			return n, err
+		}
+		h.exchanged.Add(int64(codec.RecordSize(len(key), len(rec.Value))))
+		n++
+	}
+	return n, nil
 }
 
 // listSegment returns r's records of segment seg by key.

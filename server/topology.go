@@ -29,20 +29,20 @@ type topology struct {
 	planOnce sync.Once
 }
 
-// segmentPlan is a topology seen by hash segment (kv.Segment): the replicas
-// of each segment whose keys all have the same ones in every live
-// deployment.
+// segmentPlan is a topology seen by hash segment (kv.Segment): per segment,
+// the nodes that replicate its keys in the live deployments, and whether
+// ring points divide it (then its keys have different replicas, and the
+// nodes are the union of theirs).
 type segmentPlan struct {
-	lists [][]int // distinct replica sets, indexes into topology.nodes, sorted
-	of    []int32 // per segment: index into lists, -1 when ring points divide it
+	lists   [][]int // distinct node sets, indexes into topology.nodes, sorted
+	of      []int32 // per segment: index into lists
+	divided []bool
 }
 
-// replicas returns segment seg's replicas, or nil when its keys differ.
-func (p *segmentPlan) replicas(seg int) []int {
-	if li := p.of[seg]; li >= 0 {
-		return p.lists[li]
-	}
-	return nil
+// nodes returns segment seg's replicas (for a divided segment, every node
+// that replicates some of its keys) and whether seg is divided.
+func (p *segmentPlan) nodes(seg int) (nodes []int, divided bool) {
+	return p.lists[p.of[seg]], p.divided[seg]
 }
 
 // segmentPlan returns the topology's segment plan, building it once.
@@ -53,36 +53,29 @@ func (t *topology) segmentPlan() *segmentPlan {
 
 func (t *topology) buildPlan() *segmentPlan {
 	type layoutLists struct {
-		lists [][]int
-		of    []int32
+		lists   [][]int
+		of      []int32
+		divided []bool
 	}
 	per := make([]layoutLists, len(t.layouts))
 	for i, l := range t.layouts {
-		per[i].lists, per[i].of = l.ring.SegmentLists(kv.SegmentBits, l.perKey)
+		per[i].lists, per[i].of, per[i].divided = l.ring.SegmentLists(kv.SegmentBits, l.perKey)
 	}
-	p := &segmentPlan{of: make([]int32, kv.NumSegments)}
+	p := &segmentPlan{of: make([]int32, kv.NumSegments), divided: make([]bool, kv.NumSegments)}
 	index := map[string]int32{}
 	var nodes []int
 	var key []byte
 	for seg := range p.of {
 		nodes = nodes[:0]
 		for i, l := range t.layouts {
-			li := per[i].of[seg]
-			if li < 0 {
-				nodes = nil
-				break
-			}
-			for _, b := range per[i].lists[li] {
+			p.divided[seg] = p.divided[seg] || per[i].divided[seg]
+			for _, b := range per[i].lists[per[i].of[seg]] {
 				for _, n := range l.buckets[b] {
 					if !slices.Contains(nodes, n) {
 						nodes = append(nodes, n)
 					}
 				}
 			}
-		}
-		if nodes == nil {
-			p.of[seg] = -1
-			continue
 		}
 		slices.Sort(nodes)
 		key = key[:0]

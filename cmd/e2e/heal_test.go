@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -346,4 +347,41 @@ func TestLeftNodeHandsOff(t *testing.T) {
 		}
 	}
 	t.Logf("n1 handed off %d records it alone held", len(only))
+}
+
+// TestWipedNodeRefills: a node whose data directory was wiped gets every key
+// it replicates back by anti-entropy alone — no reads, no hints (the writes
+// were made while it was up) — on the seed's one-day interval: its own first
+// pass pulls them.
+func TestWipedNodeRefills(t *testing.T) {
+	c := startCluster(t)
+	val := func(i int) []byte { return fmt.Appendf(nil, "wiped-value-%d", i) }
+	keys := make([][]byte, 500)
+	parallel(len(keys), 8, func(i int) {
+		keys[i] = fmt.Appendf(nil, "wiped-%04d", i)
+		if code, err := post(context.Background(), keyURL(c.proxyURL, keys[i]), val(i)); err != nil || code != 200 {
+			t.Errorf("POST %s: %d %v", keys[i], code, err)
+		}
+	})
+	c.nodes["n1"].kill(syscall.SIGKILL)
+	if err := os.RemoveAll(filepath.Join(c.dir, "var", "n1", "store")); err != nil {
+		t.Fatal(err)
+	}
+	c.startNode("n1")
+	cl := c.peerClient("n1")
+	mine := 0
+	eventually(t, 60*time.Second, "n1 refilled", func() bool {
+		mine = 0
+		for i, key := range keys {
+			if !slices.Contains(c.replicas(key), "n1") {
+				continue
+			}
+			mine++
+			if !c.peerHas(cl, key, val(i)) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("n1 got all %d of its keys back", mine)
 }

@@ -36,6 +36,7 @@ type Pass struct {
 	Unconfirmed int    `json:"unconfirmed"`
 	NotOwned    int    `json:"not_owned"`
 	Pushed      int    `json:"pushed"`
+	Pulled      int    `json:"pulled"`
 	Dropped     int    `json:"dropped"`
 	Purged      int    `json:"purged_tombstones"`
 	Exchanged   int64  `json:"exchanged_bytes"`
