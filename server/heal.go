@@ -93,7 +93,7 @@ func (h *healer) sleep(ctx context.Context, d time.Duration) (ok bool) {
 // first pass waits a short while after start-up, so a restart storm does
 // not become a healing storm.
 func (h *healer) run(ctx context.Context) {
-	wait := min(h.cluster.Config().ActiveDeployment().HealingInterval/10, 10*time.Second)
+	wait := min(h.cluster.Config().ActiveDeployment().HealingInterval/10, 3*time.Second)
 	for {
 		if !h.sleep(ctx, wait) {
 			return

@@ -138,6 +138,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
+			PathRepair:      repairHandler(heal.poke),
 		},
 	})
 }

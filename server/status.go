@@ -26,6 +26,24 @@ func statusHandler(status func() nodestatus.Status) fasthttp.RequestHandler {
 	}
 }
 
+// PathRepair is where an operator asks a node for an anti-entropy pass now
+// (POST; tako-admin repair).
+const PathRepair = "/repair"
+
+// repairHandler starts a pass (poke) on POST /repair.
+func repairHandler(poke func()) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			ctx.Error("method not allowed; allowed: POST\n", fasthttp.StatusMethodNotAllowed)
+			return
+		}
+		poke()
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		ctx.SetBodyString("anti-entropy pass started; GET /status shows its report when done\n")
+	}
+}
+
 // status is the node's report now.
 func (h *healer) status(id string, hs *hints.Store) nodestatus.Status {
 	cfg := h.cluster.Config()
