@@ -19,6 +19,7 @@ import (
 
 	"github.com/tako-kv/tako/bench"
 	"github.com/tako-kv/tako/bench/chaos"
+	"github.com/tako-kv/tako/cmd/internal/cli"
 )
 
 const usage = `usage:
@@ -30,7 +31,10 @@ const usage = `usage:
 flags:
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	cli.HandleVersion("tako-bench")
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -25,6 +25,7 @@ import (
 )
 
 func main() {
+	cli.HandleVersion("tako-cluster")
 	o, err := launcher.ParseArgs(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

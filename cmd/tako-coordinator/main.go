@@ -18,6 +18,7 @@ import (
 )
 
 func main() {
+	cli.HandleVersion("tako-coordinator")
 	var o coordinator.Options
 	var logFile, varDir string
 	var debug bool

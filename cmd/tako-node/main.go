@@ -14,6 +14,7 @@ import (
 )
 
 func main() {
+	cli.HandleVersion("tako-node")
 	var nc server.NodeConfig
 	var logFile string
 	var debug bool

@@ -15,6 +15,7 @@ import (
 )
 
 func main() {
+	cli.HandleVersion("tako-proxy")
 	var pc server.ProxyConfig
 	var logFile, host string
 	var port int

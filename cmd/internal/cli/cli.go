@@ -1,6 +1,7 @@
 // Package cli holds what every tako binary does the same way: logging
-// set-up, running until SIGINT/SIGTERM, and reporting a failure with exit
-// code 1. Only package main and this package call os.Exit.
+// set-up, running until SIGINT/SIGTERM, reporting a failure with exit
+// code 1, and answering -version (version.go). Only package main and this
+// package call os.Exit.
 package cli
 
 import (
