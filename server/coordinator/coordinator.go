@@ -144,6 +144,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathHealth, c.serveHealth)
 	mux.HandleFunc("GET "+PathStatus, c.serveStatus)
 	mux.HandleFunc("POST "+PathForceFinish, c.serveForceFinish)
+	mux.HandleFunc("GET "+PathPage+"{$}", c.servePage)
 	return mux
 }
 
