@@ -66,6 +66,8 @@ type Violation struct {
 	Kind   string `json:"kind"`
 	Key    string `json:"key,omitempty"`
 	Detail string `json:"detail"`
+	// Write is, for a stale read, the acknowledged write whose timestamp the read is below.
+	Write *Op `json:"write,omitempty"`
 }
 
 func (v Violation) String() string {
@@ -141,7 +143,7 @@ func finalRecord(key string, recs []Record, out *[]Violation) (final Record, ok 
 	var read []Record
 	for _, r := range recs {
 		if r.Err != "" {
-			*out = append(*out, Violation{KindUnreadable, key, r.String()})
+			*out = append(*out, Violation{Kind: KindUnreadable, Key: key, Detail: r.String()})
 			continue
 		}
 		read = append(read, r)
@@ -157,7 +159,7 @@ func finalRecord(key string, recs []Record, out *[]Violation) (final Record, ok 
 	}
 	for _, r := range read {
 		if !r.same(final) {
-			*out = append(*out, Violation{KindDivergent, key, fmt.Sprintf("%v", recs)})
+			*out = append(*out, Violation{Kind: KindDivergent, Key: key, Detail: fmt.Sprintf("%v", recs)})
 			break
 		}
 	}
@@ -179,13 +181,13 @@ func checkDurable(key string, ops []Op, final Record) []Violation {
 		}
 		switch {
 		case op.TS > T:
-			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record %v", opString(op), op.TS, final)})
+			out = append(out, Violation{Kind: KindLost, Key: key, Detail: fmt.Sprintf("%s acknowledged at ts %d, final record %v", opString(op), op.TS, final)})
 		case op.TS == T && op.Applied != "no" && !op.produced(final) && !tied(ops, op, final):
-			out = append(out, Violation{KindLost, key, fmt.Sprintf("%s acknowledged at ts %d, final record at that ts is another: %v", opString(op), op.TS, final)})
+			out = append(out, Violation{Kind: KindLost, Key: key, Detail: fmt.Sprintf("%s acknowledged at ts %d, final record at that ts is another: %v", opString(op), op.TS, final)})
 		}
 	}
 	if final.Present && !slices.ContainsFunc(ops, func(o Op) bool { return o.made(final) }) {
-		out = append(out, Violation{KindUnknown, key, "final record " + final.String() + " is no operation's that may have happened"})
+		out = append(out, Violation{Kind: KindUnknown, Key: key, Detail: "final record " + final.String() + " is no operation's that may have happened"})
 	}
 	return out
 }
@@ -252,7 +254,7 @@ func checkReads(key string, ops []Op, opts CheckOptions) []Violation {
 			continue
 		}
 		if rec := (Record{Present: true, TS: r.TS, Value: r.Value}); r.Status == 200 && !slices.ContainsFunc(ops, func(o Op) bool { return o.made(rec) }) {
-			out = append(out, Violation{KindUnknown, key, fmt.Sprintf("%s returned %q at ts %d: no write that may have happened made it", opString(r), r.Value, r.TS)})
+			out = append(out, Violation{Kind: KindUnknown, Key: key, Detail: fmt.Sprintf("%s returned %q at ts %d: no write that may have happened made it", opString(r), r.Value, r.TS)})
 		}
 		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {
 			continue
@@ -264,7 +266,8 @@ func checkReads(key string, ops []Op, opts CheckOptions) []Violation {
 		n := sort.Search(len(acked), func(j int) bool { return !acked[j].End.Before(r.Start) })
 		if n > 0 && best[n-1].TS > ts {
 			w := best[n-1]
-			out = append(out, Violation{KindStaleRead, key, fmt.Sprintf("%s returned ts %d after %s ended with ts %d", opString(r), r.TS, opString(w), w.TS)})
+			out = append(out, Violation{Kind: KindStaleRead, Key: key, Write: w,
+				Detail: fmt.Sprintf("%s returned ts %d after %s ended with ts %d", opString(r), r.TS, opString(w), w.TS)})
 		}
 	}
 	return out
