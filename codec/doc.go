@@ -114,6 +114,43 @@ connection. Any other request before the Hello gets StatusHandshake and a close.
 ignore TLV types they do not know, so features such as a proof of the shared cluster secret
 can ride in TLVs without a new version; a change to any layout above needs a new version.
 
+TLV types (codec.TLVxxx):
+
+	type  name   value
+	1     nonce  32 random bytes, fresh per connection (client Hello: Nc; Hello reply: Ns)
+	2     proof  32 bytes, HMAC-SHA256 (Hello reply only; one per secret the server holds)
+
+# Cluster secret
+
+When the cluster shares a secret (configuration key cluster_secret_file; package eventloop
+does the arithmetic), the handshake is a mutual challenge-response and the secret never
+crosses the wire:
+
+	client -> server  Hello, id 0, with TLV nonce Nc
+	server -> client  Hello reply, id 0, with TLV nonce Ns, then one TLV proof
+	                  HMAC(k, server message) per secret k the server holds
+	client            checks a proof against each of its secrets; with none matching it
+	                  closes the connection (the server does not know the secret)
+	client -> server  Ping, id 0, payload exactly 32 bytes: HMAC(k, client message) with
+	                  the secret k that matched
+	server -> client  the Ping reply, id 0, echoing it, once it matches one of its secrets
+
+The HMAC messages, where sid is the node id in the Hello reply and cid the node id in the
+Hello (empty for proxies), each prefixed by its u16 length:
+
+	server message  "tako-server" (11 bytes) | Nc (32) | Ns (32) | sid bytes16 | cid bytes16
+	client message  "tako-client" (11 bytes) | Ns (32) | Nc (32) | sid bytes16 | cid bytes16
+
+A server holding a secret answers a Hello without a 32-byte nonce, any frame other than
+that Ping in second place, or a wrong proof with a StatusHandshake error reply (id 0) and
+closes the connection: no request is served before the proof checks out. Because Ns is
+fresh per connection, a recorded handshake replayed to a server fails; because Nc is, a
+recorded server reply replayed to a client fails; the distinct labels keep either side's
+proof from being reflected as the other's. A server without a secret ignores the nonce
+TLV (as every version before did); a client holding a secret refuses a server that sends
+no matching proof. Holding two secrets (during a rotation: cluster_secret_previous_file)
+lets a process connect with every peer that shares either.
+
 # Errors
 
 ErrTruncated means fewer bytes than the header announces (for a stream: wait for more);

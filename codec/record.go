@@ -205,6 +205,12 @@ type TLV struct {
 // TLV types. ONLY APPEND TO THIS LIST: the numbers are on the wire.
 const (
 	TLVNone uint16 = 0 // reserved, never sent
+	// TLVNonce is a handshake nonce of 32 random bytes, fresh per connection: the
+	// client's in its Hello, the server's in its Hello reply (doc.go, Cluster secret).
+	TLVNonce uint16 = 1
+	// TLVProof is a 32-byte HMAC-SHA256 proving the shared cluster secret, in the server's
+	// Hello reply (one per secret the server holds). The client's proof is a Ping.
+	TLVProof uint16 = 2
 )
 
 const tlvFixed = 2 + 4 // type(2) length(4)

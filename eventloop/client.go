@@ -1,6 +1,7 @@
 package eventloop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,12 @@ type ClientConfig struct {
 	Addr string
 	// NodeID is sent in the Hello; empty for proxies.
 	NodeID string
+	// Secrets are the cluster secrets (ReadSecretFile), the current one first. When set,
+	// each connection's handshake is the challenge-response of codec/doc.go ("Cluster
+	// secret"): the client refuses a server that proves none of them (ErrUnproven) and
+	// proves itself with the first one the server proved. Empty: no proof is offered or
+	// asked for.
+	Secrets [][]byte
 	// Conns is the number of connections to the peer. Default 2.
 	Conns int
 	// DialTimeout bounds connecting plus the handshake. Default 1s.
@@ -279,7 +286,12 @@ func (c *Client) dial(s *slot, d *dialing) {
 	if err != nil {
 		s.lastErr = err
 		s.backOffLocked(time.Now(), c.cfg.MaxBackoff)
-		c.log.Debug("connect failed", "err", err, "retry_at", s.retryAt)
+		if errors.Is(err, ErrUnproven) {
+			// At most one a backoff period per connection slot.
+			c.log.Warn("refusing peer: cluster secret not proven", "err", err, "retry_at", s.retryAt)
+		} else {
+			c.log.Debug("connect failed", "err", err, "retry_at", s.retryAt)
+		}
 		return
 	}
 	s.cc.Store(cc)
@@ -305,7 +317,7 @@ func (c *Client) connect() (*clientConn, error) {
 		return nil, fmt.Errorf("eventloop: dial %s: %w", c.cfg.Addr, err)
 	}
 	deadline, _ := ctx.Deadline()
-	peerID, err := handshake(nc, deadline, c.cfg.NodeID, c.cfg.MaxFrame)
+	peerID, err := handshake(nc, deadline, &c.cfg)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, c.cfg.Addr, err)
@@ -318,29 +330,26 @@ func (c *Client) connect() (*clientConn, error) {
 }
 
 // handshake sends a Hello and reads the answer, synchronously, before the connection's
-// goroutines start.
-func handshake(nc net.Conn, deadline time.Time, nodeID string, maxFrame int) (string, error) {
+// goroutines start; with secrets it then checks the server's proof and sends its own.
+func handshake(nc net.Conn, deadline time.Time, cfg *ClientConfig) (string, error) {
 	if err := nc.SetDeadline(deadline); err != nil {
 		return "", err
 	}
-	hello := codec.AppendHello(nil, 0, codec.MinVersion, codec.MaxVersion, []byte(nodeID))
+	var nonce []byte
+	var tlvs []codec.TLV
+	if len(cfg.Secrets) > 0 {
+		if err := checkSecrets(cfg.Secrets); err != nil {
+			return "", err
+		}
+		nonce = newNonce()
+		tlvs = []codec.TLV{{Type: codec.TLVNonce, Value: nonce}}
+	}
+	hello := codec.AppendHello(nil, 0, codec.MinVersion, codec.MaxVersion, []byte(cfg.NodeID), tlvs...)
 	if _, err := nc.Write(hello); err != nil {
 		return "", err
 	}
-	buf := make([]byte, codec.HeaderSize, 256)
-	if _, err := readFull(nc, buf); err != nil {
-		return "", err
-	}
-	h, err := codec.ParseHeader(buf, min(maxFrame, 64<<10))
-	if err != nil {
-		return "", err
-	}
-	buf = append(buf, make([]byte, h.BodyLen)...)
-	if _, err := readFull(nc, buf[codec.HeaderSize:]); err != nil {
-		return "", err
-	}
 	var r codec.Reply
-	if err := codec.DecodeReply(buf, &r); err != nil {
+	if err := readHandshakeReply(nc, cfg.MaxFrame, &r); err != nil {
 		return "", err
 	}
 	switch {
@@ -353,7 +362,63 @@ func handshake(nc net.Conn, deadline time.Time, nodeID string, maxFrame int) (st
 	case r.Version < codec.MinVersion || r.Version > codec.MaxVersion:
 		return "", fmt.Errorf("%w: server chose version %d", codec.ErrVersion, r.Version)
 	}
-	return string(r.NodeID), nc.SetDeadline(time.Time{})
+	peerID := string(r.NodeID)
+	if nonce != nil {
+		if err := proveToServer(nc, &r, nonce, cfg); err != nil {
+			return "", err
+		}
+	}
+	return peerID, nc.SetDeadline(time.Time{})
+}
+
+// proveToServer checks the server's proof in its Hello reply r against the client's
+// secrets, then sends the client's proof under the secret that matched and waits for the
+// server to accept it.
+func proveToServer(nc net.Conn, r *codec.Reply, nonce []byte, cfg *ClientConfig) error {
+	a := parseHelloAuth(r.TLVs)
+	sid := string(r.NodeID)
+	if a.nonce == nil || len(a.proofs) == 0 {
+		return fmt.Errorf("%w: server %q sent no proof (is cluster_secret_file set there?)", ErrUnproven, sid)
+	}
+	k := matchProof(cfg.Secrets, a.proofs, func(k []byte) []byte {
+		return proof(k, serverLabel, nonce, a.nonce, sid, cfg.NodeID)
+	})
+	if k == nil {
+		return fmt.Errorf("%w: server %q proved a secret this client does not hold", ErrUnproven, sid)
+	}
+	mine := proof(k, clientLabel, a.nonce, nonce, sid, cfg.NodeID)
+	if _, err := nc.Write(codec.AppendPing(nil, 0, mine)); err != nil {
+		return err
+	}
+	var ack codec.Reply
+	if err := readHandshakeReply(nc, cfg.MaxFrame, &ack); err != nil {
+		return err
+	}
+	switch {
+	case ack.Status.IsError():
+		return fmt.Errorf("%w: server %q: %s: %s", ErrUnproven, sid, ack.Status, ack.Msg)
+	case ack.Op != codec.OpPing || ack.ID != 0 || !bytes.Equal(ack.Value, mine):
+		return fmt.Errorf("%w: %s reply to the cluster secret proof", codec.ErrCorrupt, ack.Op)
+	}
+	return nil
+}
+
+// readHandshakeReply reads one reply frame of at most 64 KiB into a buffer of its own
+// and decodes it into r, which points into that buffer.
+func readHandshakeReply(nc net.Conn, maxFrame int, r *codec.Reply) error {
+	buf := make([]byte, codec.HeaderSize, 256)
+	if _, err := readFull(nc, buf); err != nil {
+		return err
+	}
+	h, err := codec.ParseHeader(buf, min(maxFrame, 64<<10))
+	if err != nil {
+		return err
+	}
+	buf = append(buf, make([]byte, h.BodyLen)...)
+	if _, err := readFull(nc, buf[codec.HeaderSize:]); err != nil {
+		return err
+	}
+	return codec.DecodeReply(buf, r)
 }
 
 // do sends one request built by encode (appending to a buffer of capacity sizeHint) and

@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,8 +30,9 @@ type peerConn struct {
 	remote string
 
 	// Loop-only state.
-	hello  bool
+	state  connState
 	peerID string
+	expect [][]byte // connProof: the client proof each secret expects
 	req    codec.Request
 	rw     *ReplyWriter // reused while handlers reply before returning
 	iov    [][]byte
@@ -42,6 +44,15 @@ type peerConn struct {
 	flushQueued bool   // REQUIRES: mu held
 	closed      bool   // REQUIRES: mu held
 }
+
+// connState is where a connection is in the handshake.
+type connState uint8
+
+const (
+	connHello connState = iota // the first frame must be a Hello
+	connProof                  // the next frame must be the client's proof (cluster secret)
+	connReady                  // requests are served
+)
 
 // outBuf holds encoded replies back to back in b; refs splice caller-owned buffers in
 // (zero-copy values and frames) at the recorded offsets.
@@ -211,8 +222,11 @@ func (pc *peerConn) reject(h codec.Header, err error) gnet.Action {
 func (pc *peerConn) serve(frame []byte) gnet.Action {
 	req := &pc.req
 	err := codec.DecodeRequest(frame, req)
-	if !pc.hello {
+	switch pc.state {
+	case connHello:
 		return pc.handshake(req, err)
+	case connProof:
+		return pc.checkProof(req, err)
 	}
 	switch {
 	case errors.Is(err, codec.ErrUnknownOp):
@@ -259,8 +273,12 @@ func (pc *peerConn) handshake(req *codec.Request, err error) gnet.Action {
 			status = codec.StatusVersion
 			break
 		}
-		// TLVs (req.TLVs) carry optional features; none is defined yet, unknown ones are ignored.
-		pc.hello, pc.peerID = true, string(req.NodeID)
+		pc.peerID = string(req.NodeID)
+		if len(pc.srv.cfg.Secrets) > 0 {
+			return pc.challenge(req, v)
+		}
+		// Unknown TLVs, and a nonce when this server holds no secret, are ignored.
+		pc.state = connReady
 		id, node := req.ID, pc.srv.cfg.NodeID
 		pc.reply(func(dst []byte) []byte { return codec.AppendHelloReply(dst, id, v, []byte(node)) })
 		return gnet.None
@@ -268,5 +286,57 @@ func (pc *peerConn) handshake(req *codec.Request, err error) gnet.Action {
 	pc.replyError(req.Op, req.ID, status, err.Error())
 	pc.srv.badLog.log(pc.srv.log, "closing peer connection: handshake failed",
 		"remote", pc.remote, "err", err)
+	return gnet.Close
+}
+
+// challenge answers an acceptable Hello when the server holds cluster secrets: its nonce
+// and one proof per secret, and the client proofs those secrets expect next
+// (codec/doc.go, "Cluster secret"). A Hello without a nonce is refused.
+func (pc *peerConn) challenge(req *codec.Request, v uint16) gnet.Action {
+	a := parseHelloAuth(req.TLVs)
+	if a.nonce == nil {
+		return pc.unproven(codec.OpHello, req.ID, "hello carries no nonce: this server requires the cluster secret")
+	}
+	secrets, node := pc.srv.cfg.Secrets, pc.srv.cfg.NodeID
+	ns := newNonce()
+	tlvs := make([]codec.TLV, 0, 1+len(secrets))
+	tlvs = append(tlvs, codec.TLV{Type: codec.TLVNonce, Value: ns})
+	pc.expect = make([][]byte, len(secrets))
+	for i, k := range secrets {
+		tlvs = append(tlvs, codec.TLV{Type: codec.TLVProof, Value: proof(k, serverLabel, a.nonce, ns, node, pc.peerID)})
+		pc.expect[i] = proof(k, clientLabel, ns, a.nonce, node, pc.peerID)
+	}
+	pc.state = connProof
+	id := req.ID
+	pc.reply(func(dst []byte) []byte { return codec.AppendHelloReply(dst, id, v, []byte(node), tlvs...) })
+	return gnet.None
+}
+
+// checkProof serves the frame after an authenticated Hello, which must be the client's
+// proof: a Ping with id 0 whose payload is the HMAC one of the secrets expects.
+func (pc *peerConn) checkProof(req *codec.Request, err error) gnet.Action {
+	switch {
+	case err != nil:
+		return pc.unproven(codec.OpNone, 0, fmt.Sprintf("bad frame before the cluster secret proof: %v", err))
+	case req.Op != codec.OpPing || req.ID != 0 || len(req.Value) != ProofSize:
+		return pc.unproven(codec.OpNone, 0, fmt.Sprintf("%s before the cluster secret proof", req.Op))
+	}
+	for _, want := range pc.expect {
+		if hmac.Equal(req.Value, want) {
+			pc.state, pc.expect = connReady, nil
+			pc.reply(func(dst []byte) []byte { return codec.AppendPingReply(dst, 0, req.Value) })
+			return gnet.None
+		}
+	}
+	return pc.unproven(codec.OpPing, 0, "wrong cluster secret proof")
+}
+
+// unproven refuses a connection that did not prove the cluster secret: a StatusHandshake
+// reply, a rate-limited log line with the remote address, and a close.
+func (pc *peerConn) unproven(op codec.Op, id uint64, why string) gnet.Action {
+	pc.expect = nil
+	pc.replyError(op, id, codec.StatusHandshake, why)
+	pc.srv.authLog.log(pc.srv.log, "closing peer connection: cluster secret not proven",
+		"remote", pc.remote, "peer", pc.peerID, "reason", why)
 	return gnet.Close
 }

@@ -23,6 +23,15 @@ body) gets an error reply where the header allows addressing one (id 0 and OpNon
 otherwise) and closes that connection only; the event is logged, at most once a second. An
 unknown op gets StatusUnsupported and the connection carries on.
 
+With ServerConfig.Secrets set, the Hello must carry a nonce and the frame after it must
+be the client's proof of the shared cluster secret (the challenge-response of codec/doc.go,
+"Cluster secret"; HMAC-SHA256, constant-time comparisons); the server proves itself in its
+Hello reply. A connection that does not prove it (no nonce, any other frame, a wrong or
+replayed proof) gets a StatusHandshake reply and is closed before any request reaches the
+Handler; the event is logged with the remote address, at most once a second. The handshake
+state lives in the connection and is touched only by its loop. ReadSecretFile reads a
+secret and refuses a file that group or others may read.
+
 Concurrency: Handler.Handle runs on the event loop and must not block; its request points
 into gnet's read buffer and is valid only during the call. It replies at once, or copies
 what it needs, hands the work to another goroutine and replies from there: ReplyWriter
@@ -44,7 +53,9 @@ Stop closes the listener and all connections; replies sent afterwards are droppe
 # Client
 
 A Client keeps ClientConfig.Conns (default 2; Tako's nodes and proxies use 1) connections
-to one peer, dialled on first use, each opened with the Hello handshake. A request with
+to one peer, dialled on first use, each opened with the Hello handshake (with ClientConfig.Secrets: the challenge-response, in
+which the client refuses a server that proves none of its secrets, ErrUnproven, before it
+sends anything but the Hello). A request with
 nothing else in flight on its connection is written by its caller; others are coalesced by
 the connection's writer goroutine into one writev. Requests are pipelined: any number of goroutines
 may call Do (or Get, Set, ...) at once; each request gets an id, is registered as pending

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tako-kv/tako/codec"
 )
@@ -30,14 +31,44 @@ func (h *nullHandler) Handle(req *codec.Request, rw *ReplyWriter) {
 	}
 }
 
-func benchClient(b *testing.B, value []byte) *Client {
+// benchModes runs each transport benchmark twice, side by side: unauthenticated, and with
+// a cluster secret (whose cost is in the handshake only; see BenchmarkHandshake).
+var benchModes = []struct {
+	suffix  string
+	secrets [][]byte
+}{{"", nil}, {"-secret", [][]byte{secretA}}}
+
+func benchClient(b *testing.B, value []byte, secrets [][]byte) *Client {
 	// Default loop count: the benchmark's client shares the machine, as peers do in a node.
-	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) { cfg.NumLoops = 0 })
-	c := newTestClient(b, srv.Addr().String())
+	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) { cfg.NumLoops = 0; cfg.Secrets = secrets })
+	c := newTestClient(b, srv.Addr().String(), func(cfg *ClientConfig) { cfg.Secrets = secrets })
 	if err := c.Ping(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// BenchmarkHandshake is the cost of opening one connection: dial, handshake, close, with
+// and without the cluster secret's challenge-response (one more round trip, four HMACs).
+func BenchmarkHandshake(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run("hello"+m.suffix, func(b *testing.B) {
+			srv := startServer(b, &nullHandler{}, "", func(cfg *ServerConfig) { cfg.Secrets = m.secrets })
+			cfg := ClientConfig{Addr: srv.Addr().String(), NodeID: "client-1", Secrets: m.secrets}
+			cfg.setDefaults()
+			b.ReportAllocs()
+			for b.Loop() {
+				nc, err := net.Dial("tcp", cfg.Addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := handshake(nc, time.Now().Add(time.Second), &cfg); err != nil {
+					b.Fatal(err)
+				}
+				nc.Close()
+			}
+		})
+	}
 }
 
 // runParallel runs op from parallelism*GOMAXPROCS goroutines and reports ops/s.
@@ -61,21 +92,23 @@ func BenchmarkPipelined(b *testing.B) {
 	key := []byte("user:0000000042")
 	value := bytes.Repeat([]byte{'v'}, 100)
 	ctx := context.Background()
-	b.Run("get100B", func(b *testing.B) {
-		c := benchClient(b, value)
-		runParallel(b, 64, func() error {
-			resp, err := c.Get(ctx, key)
-			resp.Release()
-			return err
+	for _, m := range benchModes {
+		b.Run("get100B"+m.suffix, func(b *testing.B) {
+			c := benchClient(b, value, m.secrets)
+			runParallel(b, 64, func() error {
+				resp, err := c.Get(ctx, key)
+				resp.Release()
+				return err
+			})
 		})
-	})
-	b.Run("set100B", func(b *testing.B) {
-		c := benchClient(b, nil)
-		runParallel(b, 64, func() error {
-			_, err := c.Set(ctx, key, 1, 0, value)
-			return err
+		b.Run("set100B"+m.suffix, func(b *testing.B) {
+			c := benchClient(b, nil, m.secrets)
+			runParallel(b, 64, func() error {
+				_, err := c.Set(ctx, key, 1, 0, value)
+				return err
+			})
 		})
-	})
+	}
 }
 
 // BenchmarkLarge moves 180 KiB values; compare MB/s with BenchmarkRawTCP.
@@ -83,23 +116,25 @@ func BenchmarkLarge(b *testing.B) {
 	key := []byte("user:0000000042")
 	value := bytes.Repeat([]byte{'v'}, 180<<10)
 	ctx := context.Background()
-	b.Run("set180KiB", func(b *testing.B) {
-		c := benchClient(b, nil)
-		b.SetBytes(int64(len(value)))
-		runParallel(b, 4, func() error {
-			_, err := c.Set(ctx, key, 1, 0, value)
-			return err
+	for _, m := range benchModes {
+		b.Run("set180KiB"+m.suffix, func(b *testing.B) {
+			c := benchClient(b, nil, m.secrets)
+			b.SetBytes(int64(len(value)))
+			runParallel(b, 4, func() error {
+				_, err := c.Set(ctx, key, 1, 0, value)
+				return err
+			})
 		})
-	})
-	b.Run("get180KiB", func(b *testing.B) {
-		c := benchClient(b, value)
-		b.SetBytes(int64(len(value)))
-		runParallel(b, 4, func() error {
-			resp, err := c.Get(ctx, key)
-			resp.Release()
-			return err
+		b.Run("get180KiB"+m.suffix, func(b *testing.B) {
+			c := benchClient(b, value, m.secrets)
+			b.SetBytes(int64(len(value)))
+			runParallel(b, 4, func() error {
+				resp, err := c.Get(ctx, key)
+				resp.Release()
+				return err
+			})
 		})
-	})
+	}
 }
 
 // BenchmarkRawTCP is the ceiling for BenchmarkLarge: 180 KiB writes over loopback TCP to a

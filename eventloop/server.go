@@ -39,6 +39,12 @@ type ServerConfig struct {
 	Addr string
 	// NodeID is sent to clients in the Hello reply.
 	NodeID string
+	// Secrets are the cluster secrets (ReadSecretFile; each at least MinSecretLen bytes).
+	// When set, every connection must complete the challenge-response of codec/doc.go
+	// ("Cluster secret") under one of them before any request is served; the server proves
+	// itself under each (during a rotation: the current one, then the previous). Empty: the
+	// peer protocol is unauthenticated, as before.
+	Secrets [][]byte
 	// Handler serves requests. Required.
 	Handler Handler
 	// Logger receives connection errors (rate-limited). Default slog.Default().
@@ -79,9 +85,10 @@ var (
 type Server struct {
 	gnet.BuiltinEventEngine
 
-	cfg    ServerConfig
-	log    *slog.Logger
-	badLog rateLimiter
+	cfg     ServerConfig
+	log     *slog.Logger
+	badLog  rateLimiter
+	authLog rateLimiter // connections closed for not proving the cluster secret
 
 	mu      sync.Mutex
 	started bool
@@ -112,11 +119,12 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.NumLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return &Server{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "peer-server"),
-		badLog: rateLimiter{interval: time.Second},
-		booted: make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "peer-server"),
+		badLog:  rateLimiter{interval: time.Second},
+		authLog: rateLimiter{interval: time.Second},
+		booted:  make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 }
 
@@ -125,6 +133,9 @@ func NewServer(cfg ServerConfig) *Server {
 func (s *Server) Start() error {
 	if s.cfg.Handler == nil {
 		return ErrNoHandler
+	}
+	if err := checkSecrets(s.cfg.Secrets); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.started {
