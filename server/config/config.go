@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -172,7 +173,31 @@ type Config struct {
 	Target            string // target_deployment, "" when no migration runs
 	Deployments       map[string]*Deployment
 	Storage           Storage
-	Version           string // set by Parse: hash of the canonical JSON
+	// ClusterSecretFile (cluster_secret_file) names the file holding the secret every
+	// member proves in the peer handshake; "" leaves the peer protocol unauthenticated.
+	// ClusterSecretPreviousFile (cluster_secret_previous_file) names a second secret that
+	// is accepted as well while the secret is rotated (SECURITY.md). Relative paths are
+	// resolved by SecretFiles.
+	ClusterSecretFile         string
+	ClusterSecretPreviousFile string
+	Version                   string // set by Parse: hash of the canonical JSON
+}
+
+// SecretFiles returns the cluster secret files, the current one first, relative paths
+// joined to base (the configuration file's directory; "" for the working directory).
+// It returns nil when no cluster_secret_file is set.
+func (c *Config) SecretFiles(base string) []string {
+	var out []string
+	for _, p := range []string{c.ClusterSecretFile, c.ClusterSecretPreviousFile} {
+		if p == "" {
+			continue
+		}
+		if !filepath.IsAbs(p) && base != "" {
+			p = filepath.Join(base, p)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Parse reads a configuration document (YAML, or the same document as JSON),

@@ -7,7 +7,9 @@
 //
 // The top level holds master_coordinator, coordinators (id: [host, port]),
 // active_deployment, an optional target_deployment, deployments and an
-// optional storage section. A deployment holds read_repair,
+// optional storage section, and optionally cluster_secret_file and
+// cluster_secret_previous_file (the peer protocol's shared secret; the files are
+// read by each process at start, not here). A deployment holds read_repair,
 // background_healing, background_healing_interval, write_acks,
 // hash.buckets_per_key, hash.points and buckets (bucket: node: [host,
 // http_port, peer_port]). examples/sample.yaml explains every key.

@@ -17,6 +17,10 @@ type (
 		Target            string                    `json:"target_deployment,omitempty"`
 		Deployments       map[string]jsonDeployment `json:"deployments"`
 		Storage           jsonStorage               `json:"storage"`
+		// Added after the seed format: written only when set, so configurations
+		// without them keep their version.
+		ClusterSecretFile         string `json:"cluster_secret_file,omitempty"`
+		ClusterSecretPreviousFile string `json:"cluster_secret_previous_file,omitempty"`
 	}
 	jsonDeployment struct {
 		ReadRepair        bool   `json:"read_repair"`
@@ -50,11 +54,13 @@ type (
 // Version hashes. Parse accepts it back and yields an equal Config.
 func (c *Config) JSON() ([]byte, error) {
 	doc := jsonConfig{
-		MasterCoordinator: c.MasterCoordinator,
-		Coordinators:      make(map[string][2]any, len(c.Coordinators)),
-		Active:            c.Active,
-		Target:            c.Target,
-		Deployments:       make(map[string]jsonDeployment, len(c.Deployments)),
+		MasterCoordinator:         c.MasterCoordinator,
+		Coordinators:              make(map[string][2]any, len(c.Coordinators)),
+		Active:                    c.Active,
+		Target:                    c.Target,
+		Deployments:               make(map[string]jsonDeployment, len(c.Deployments)),
+		ClusterSecretFile:         c.ClusterSecretFile,
+		ClusterSecretPreviousFile: c.ClusterSecretPreviousFile,
 		Storage: jsonStorage{
 			Sync:          c.Storage.Sync,
 			SyncInterval:  FormatInterval(c.Storage.SyncInterval),

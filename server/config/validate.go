@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 		c.validateNodeIdentity,
 		c.validateAddresses,
 		c.Storage.validate,
+		c.validateSecretFiles,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -296,6 +297,23 @@ func checkHost(where, host string) error {
 		}
 	case !hostForm.MatchString(host):
 		return invalid(0, where, "host %q is not a host name or IP address", host)
+	}
+	return nil
+}
+
+// validateSecretFiles checks the cluster secret keys as text: the files themselves are
+// read (and refused when others may read them) by each process at start, on its own host.
+func (c *Config) validateSecretFiles() error {
+	switch {
+	case c.ClusterSecretPreviousFile != "" && c.ClusterSecretFile == "":
+		return invalid(0, "", "cluster_secret_previous_file is set without cluster_secret_file")
+	case c.ClusterSecretPreviousFile != "" && c.ClusterSecretPreviousFile == c.ClusterSecretFile:
+		return invalid(0, "", "cluster_secret_previous_file is cluster_secret_file (%s)", c.ClusterSecretFile)
+	}
+	for _, p := range []string{c.ClusterSecretFile, c.ClusterSecretPreviousFile} {
+		if strings.ContainsRune(p, 0) || strings.TrimSpace(p) != p {
+			return invalid(0, "", "cluster secret file %q: not a usable path", p)
+		}
 	}
 	return nil
 }

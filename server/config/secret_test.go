@@ -1,0 +1,69 @@
+package config
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// cluster_secret_file and cluster_secret_previous_file parse, survive the canonical JSON
+// form and count in the version; absent, they leave an older configuration's version as
+// it was.
+func TestClusterSecretFile(t *testing.T) {
+	const doc = "active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n"
+	parse := func(extra string) (*Config, error) { return Parse([]byte(doc + extra)) }
+	must := func(extra string) *Config {
+		t.Helper()
+		c, err := parse(extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	plain := must("")
+	if js, _ := plain.JSON(); strings.Contains(string(js), "secret") {
+		t.Fatalf("canonical form of a configuration without a secret mentions it: %s", js)
+	}
+	if plain.SecretFiles("/etc/tako") != nil {
+		t.Fatalf("secret files without the key: %q", plain.SecretFiles("/etc/tako"))
+	}
+	if v := must("cluster_secret_file: ~\n").Version; v != plain.Version {
+		t.Fatalf("a null key changed the version: %s vs %s", v, plain.Version)
+	}
+
+	c := must("cluster_secret_file: secret\ncluster_secret_previous_file: /abs/old\n")
+	if c.Version == plain.Version {
+		t.Fatal("the secret keys do not count in the version")
+	}
+	if got, want := c.SecretFiles("/etc/tako"), []string{"/etc/tako/secret", "/abs/old"}; !slices.Equal(got, want) {
+		t.Fatalf("SecretFiles = %q, want %q", got, want)
+	}
+	if got, want := c.SecretFiles(""), []string{"secret", "/abs/old"}; !slices.Equal(got, want) {
+		t.Fatalf("SecretFiles without base = %q, want %q", got, want)
+	}
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ClusterSecretFile != "secret" || back.ClusterSecretPreviousFile != "/abs/old" || back.Version != c.Version {
+		t.Fatalf("after JSON: %q %q version %s want %s", back.ClusterSecretFile, back.ClusterSecretPreviousFile, back.Version, c.Version)
+	}
+
+	refused := func(extra, want string) {
+		t.Helper()
+		_, err := parse(extra)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", extra, err, want)
+		}
+	}
+	refused("cluster_secret_previous_file: old\n", "without cluster_secret_file")
+	refused("cluster_secret_file: s\ncluster_secret_previous_file: s\n", "cluster_secret_previous_file is cluster_secret_file")
+	refused("cluster_secret_file: [a, b]\n", "must be a single value")
+	refused("cluster_secret_file: \" s\"\n", "not a usable path")
+	refused("cluster_secret: s\n", "cluster_secret")
+}
