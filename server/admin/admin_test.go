@@ -200,6 +200,9 @@ func TestStatus(t *testing.T) {
 		st.Migration = coordinator.MigrationStatus{State: coordinator.StateCopying, Copied: 30, Remaining: 10, ETASeconds: &eta, Waiting: []string{"n1: 10 unconfirmed"}}
 		st.Nodes[0].Report.LastPass = &nodestatus.Pass{Unconfirmed: 10}
 	}, ExitUnhealthy, "copied 30  remaining 10  (75.0%)  eta 1m30s", "waiting: n1: 10 unconfirmed", "no (10 unconfirmed)", "stderr:migration copying")
+	f("pass error", func(st *coordinator.Status) {
+		st.Nodes[1].Report.LastPass = &nodestatus.Pass{Err: "list n3: refused", Ended: time.Now()}
+	}, ExitOK, "row:b1 n2", "row:no (error below)", "n2 last pass: list n3: refused\n")
 	f("ready", func(st *coordinator.Status) { st.Migration.State = coordinator.StateReady }, ExitOK, "migration: ready")
 	f("held back", func(st *coordinator.Status) {
 		st.Migration = coordinator.MigrationStatus{State: coordinator.StateReady, Pending: "abc"}

@@ -96,13 +96,15 @@ func writeStatus(w io.Writer, st coordinator.Status, groups []coordinator.Bucket
 		fmt.Fprintf(w, ", target deployment %s", st.Target)
 	}
 	fmt.Fprintf(w, "\n%s\n", migrationLine(st.Migration))
-	for _, why := range st.Migration.Waiting {
-		fmt.Fprintf(w, "  waiting: %s\n", why)
+	if st.Migration.State != coordinator.StateNone { // with none, nothing waits on them
+		for _, why := range st.Migration.Waiting {
+			fmt.Fprintf(w, "  waiting: %s\n", why)
+		}
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEPLOYMENT\tBUCKET\tNODE\tHTTP\tSTATE\tCONFIG\tLAST PASS\tIN SYNC\tHINTS")
-	var downs []string
+	var notes []string // under the table: long reasons would widen every row
 	for _, g := range groups {
 		dep := g.Role
 		if g.Deployment != "" {
@@ -110,18 +112,29 @@ func writeStatus(w io.Writer, st coordinator.Status, groups []coordinator.Bucket
 		}
 		for _, n := range g.Nodes {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dep, g.Bucket, n.ID, n.Addr, nodeColumns(n, st.ConfigVersion, now))
-			if !n.Up && !slices.Contains(downs, n.ID+": "+n.Error) {
-				downs = append(downs, n.ID+": "+n.Error)
+			if note := nodeNote(n); note != "" && !slices.Contains(notes, note) {
+				notes = append(notes, note)
 			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
-	for _, d := range downs {
-		fmt.Fprintf(w, "down %s\n", d)
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
 	}
 	return nil
+}
+
+// nodeNote is why a node is down, or its last pass's error, or "".
+func nodeNote(n coordinator.NodeView) string {
+	switch {
+	case !n.Up:
+		return "down " + n.ID + ": " + n.Error
+	case n.Report != nil && n.Report.LastPass != nil && n.Report.LastPass.Err != "":
+		return n.ID + " last pass: " + n.Report.LastPass.Err
+	}
+	return ""
 }
 
 // migrationLine is "migration: STATE", with progress while one runs.
@@ -130,7 +143,7 @@ func migrationLine(m coordinator.MigrationStatus) string {
 	if m.State != coordinator.StateNone {
 		s += fmt.Sprintf("  copied %d  remaining %d  (%.1f%%)", m.Copied, m.Remaining, m.Progress())
 		if m.ETASeconds != nil {
-			s += "  eta " + (time.Duration(*m.ETASeconds * float64(time.Second))).Round(time.Second).String()
+			s += "  eta " + time.Duration(*m.ETASeconds*float64(time.Second)).Round(time.Second).String()
 		}
 	}
 	if m.Pending != "" {
@@ -154,10 +167,13 @@ func nodeColumns(n coordinator.NodeView, version string, now time.Time) string {
 		pass = now.Sub(p.Ended).Round(time.Second).String() + " ago"
 		inSync = "yes"
 		if !p.InSync {
-			inSync = fmt.Sprintf("no (%d unconfirmed)", p.Unconfirmed)
+			inSync = "no"
+		}
+		if p.Unconfirmed > 0 {
+			inSync += fmt.Sprintf(" (%d unconfirmed)", p.Unconfirmed)
 		}
 		if p.Err != "" {
-			inSync += " error: " + p.Err
+			inSync += " (error below)"
 		}
 	}
 	return fmt.Sprintf("up\t%s\t%s\t%s\t%d", cfg, pass, inSync, rep.Hints.Pending)

@@ -169,12 +169,12 @@ Shown {{.Now.UTC.Format "2006-01-02 15:04:05 MST"}}, refreshed every {{.Refresh}
 <p><progress id="migration-progress" max="100" value="{{pct .Progress}}">{{pct .Progress}}%</progress>
 {{pct .Progress}}%: {{.Copied}} records copied, {{.Remaining}} remaining
 {{- with .ETASeconds}}, about {{seconds .}} left{{end}}.</p>
-{{- end}}
-{{- with .Pending}}<p>Finishing configuration <code>{{.}}</code> waits until the migration is ready (POST /force-finish applies it now).</p>{{end}}
 {{- with .Waiting}}
 <p>Waiting for:</p>
 <ul>{{range .}}<li>{{.}}</li>{{end}}</ul>
 {{- end}}
+{{- end}}
+{{- with .Pending}}<p>Finishing configuration <code>{{.}}</code> waits until the migration is ready (POST /force-finish applies it now).</p>{{end}}
 {{- end}}
 
 <h2>Nodes</h2>
