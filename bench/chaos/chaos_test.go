@@ -99,8 +99,13 @@ func TestHeal(t *testing.T) {
 		t.Errorf("no key differed after the partition: nothing was left for healing to do")
 	}
 }
-func TestWipeNode(t *testing.T) { runNamed(t, "wipe-node", 7*time.Second) }
-func TestMigrate(t *testing.T)  { runNamed(t, "migrate", 12*time.Second) }
+func TestWipeNode(t *testing.T) {
+	res := runNamed(t, "wipe-node", 6*time.Second)
+	if res.Convergence.DivergedAtFirst == 0 {
+		t.Errorf("no key differed once the wiped node came back: nothing was left for healing to do")
+	}
+}
+func TestMigrate(t *testing.T) { runNamed(t, "migrate", 12*time.Second) }
 func TestTombstoneGC(t *testing.T) {
 	res := runNamed(t, "tombstone-gc", 12*time.Second)
 	if res.Finals["absent"] == 0 {

@@ -15,16 +15,23 @@ func mixed(entries []string) Workload {
 // KillRotation kills a random node, restarts it a moment later, and goes on.
 func KillRotation(ctx context.Context, e *Env) error {
 	defer e.Start(ctx, mixed(e.Proxies()))()
+	restart := func(nd *Node) error { return e.N.Restart(ctx, nd) }
+	return e.rotate(ctx, 700*time.Millisecond, 1500*time.Millisecond, func(nd *Node) error { return e.N.Kill(nd) }, restart)
+}
+
+// rotate injects fault into one node after another (see pick), undoes it hold later and
+// waits gap before the next, until the duration has passed.
+func (e *Env) rotate(ctx context.Context, hold, gap time.Duration, fault, undo func(*Node) error) error {
 	return e.Loop(ctx, func() error {
 		nd := e.pick()
-		if err := e.N.Kill(nd); err != nil {
+		if err := fault(nd); err != nil {
 			return err
 		}
-		sleep(ctx, 700*time.Millisecond)
-		if err := e.N.Restart(ctx, nd); err != nil {
+		sleep(ctx, hold)
+		if err := undo(nd); err != nil {
 			return err
 		}
-		e.Wait(ctx, 1500*time.Millisecond)
+		e.Wait(ctx, gap)
 		return nil
 	})
 }
@@ -240,18 +247,7 @@ func HotKeys(ctx context.Context, e *Env) error {
 // PauseRotation stops a random node for 1.5 s, continues it, and goes on.
 func PauseRotation(ctx context.Context, e *Env) error {
 	defer e.Start(ctx, mixed(e.Proxies()))()
-	return e.Loop(ctx, func() error {
-		nd := e.pick()
-		if err := e.N.Pause(nd); err != nil {
-			return err
-		}
-		sleep(ctx, 1500*time.Millisecond)
-		if err := e.N.Resume(nd); err != nil {
-			return err
-		}
-		e.Wait(ctx, time.Second)
-		return nil
-	})
+	return e.rotate(ctx, 1500*time.Millisecond, time.Second, e.N.Pause, e.N.Resume)
 }
 
 // Mixed injects one random fault at a time on a random node (SIGKILL, SIGSTOP, or a partition
