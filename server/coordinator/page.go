@@ -100,7 +100,7 @@ func (m MigrationStatus) Progress() float64 {
 	return 100
 }
 
-// pageData is what page.html renders.
+// pageData is what pageHTML renders.
 type pageData struct {
 	Status
 	Groups  []BucketNodes
