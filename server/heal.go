@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +33,9 @@ import (
 //
 // A pass runs every background_healing_interval, and at once when poked: a
 // configuration change, a peer that comes back (hinted hand-off replayed to
-// it), an operator's request. Its rate is bounded: it pauses minPace after
-// every chunkRecords records listed or pushed, so foreground requests keep
+// it), an operator's request. Its rate is bounded: it reconciles
+// healConcurrency segments at a time, each worker pausing minPace after
+// every chunkRecords records listed or moved, so foreground requests keep
 // the node.
 
 // healer runs anti-entropy for one node.
@@ -188,30 +190,69 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 		segs = append(segs, seg)
 	}
 	slices.Sort(segs)
-	work := 0
+	errs = errors.Join(errs, h.reconcileAll(ctx, t, segs, todo, &st))
+	return st, errs
+}
+
+// healConcurrency is how many segments a pass reconciles at once: each
+// reconciliation is a few round trips and a synced push, so one at a time
+// would leave a migration's copy waiting on latency, not bandwidth.
+const healConcurrency = 8
+
+// reconcileAll reconciles segs, healConcurrency at a time, adding to st.
+// Each worker pauses minPace after every chunkRecords records of work, which
+// bounds the pass's rate.
+func (h *healer) reconcileAll(ctx context.Context, t *topology, segs []int, todo map[int][]int, st *healStats) error {
+	var mu sync.Mutex
+	var errs []error
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(healConcurrency, len(segs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work := 0
+			for seg := range next {
+				rs, err := h.reconcile(ctx, t, seg, todo[seg])
+				mu.Lock()
+				st.add(rs)
+				if err != nil && ctx.Err() == nil {
+					errs = append(errs, fmt.Errorf("segment %d: %w", seg, err))
+				}
+				mu.Unlock()
+				if work += rs.records + rs.pushed + rs.pulled; work >= h.chunkRecords {
+					work = 0
+					sleepCtx(ctx, h.minPace)
+				}
+			}
+		}()
+	}
 	for _, seg := range segs {
-		rs, err := h.reconcile(ctx, t, seg, todo[seg])
-		st.segments++
-		st.records += rs.records
-		st.pushed += rs.pushed
-		st.pulled += rs.pulled
-		st.dropped += rs.dropped
-		st.unconfirmed += rs.unconfirmed
-		st.notOwned += rs.notOwned
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, err
-			}
-			errs = errors.Join(errs, fmt.Errorf("segment %d: %w", seg, err))
+		select {
+		case next <- seg:
+		case <-ctx.Done():
 		}
-		if work += rs.records + rs.pushed + rs.pulled; work >= h.chunkRecords {
-			work = 0
-			if !sleepCtx(ctx, h.minPace) {
-				return st, ctx.Err()
-			}
+		if ctx.Err() != nil {
+			break
 		}
 	}
-	return st, errs
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return joinErrs(errs)
+}
+
+// add folds one segment's reconciliation into st.
+func (st *healStats) add(rs reconcileStats) {
+	st.segments++
+	st.records += rs.records
+	st.pushed += rs.pushed
+	st.pulled += rs.pulled
+	st.dropped += rs.dropped
+	st.unconfirmed += rs.unconfirmed
+	st.notOwned += rs.notOwned
 }
 
 // compare returns the segments whose sums differ between this node and peer,

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"sync"
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
@@ -25,14 +27,22 @@ func (l localReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Re
 }
 
 // ApplyBatch implements Replica for this node's store.
+// The records go through the async queue together, so they share group
+// commits as a BatchSet over the peer protocol does.
 func (l localReplica) ApplyBatch(_ context.Context, recs []codec.Record) ([]kv.Result, error) {
 	out := make([]kv.Result, len(recs))
+	errs := make([]error, len(recs))
+	var wg sync.WaitGroup
 	for i, r := range recs {
-		res, err := l.store.Apply(r.Key, recordOf(r.TS, r.Flags, r.Value))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = res
+		wg.Add(1)
+		l.store.ApplyAsync(r.Key, recordOf(r.TS, r.Flags, r.Value), func(res kv.Result, err error) {
+			out[i], errs[i] = res, err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

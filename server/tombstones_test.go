@@ -172,6 +172,9 @@ func TestQuarantineAfterLongAbsence(t *testing.T) {
 	}
 	// A restart within the grace discards nothing.
 	ss["n3"].Apply([]byte("kept"), kv.Record{TS: 5, Value: []byte("v")})
+	if err := ss["n3"].MarkAlive(time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := rejoin(ss["n3"], cfg, "n3", slog.Default()); err != nil {
 		t.Fatal(err)
 	}
