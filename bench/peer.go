@@ -16,8 +16,18 @@ type peerTarget struct {
 	timeout time.Duration
 }
 
-func dialPeer(addr string, timeout time.Duration) (Target, error) {
-	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr, Conns: 1})
+// dialPeer connects to addr; with secretFile, proving that cluster secret in the
+// handshake as every member does.
+func dialPeer(addr, secretFile string, timeout time.Duration) (Target, error) {
+	var secrets [][]byte
+	if secretFile != "" {
+		s, err := eventloop.ReadSecretFile(secretFile)
+		if err != nil {
+			return nil, err
+		}
+		secrets = [][]byte{s}
+	}
+	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr, Conns: 1, Secrets: secrets})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := c.Ping(ctx); err != nil {

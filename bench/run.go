@@ -65,6 +65,9 @@ type Endpoint struct {
 	Proto string // ProtoHTTP, ProtoEtcd, ProtoRedis, ProtoPeer
 	Addr  string // host:port
 	Pid   int    // server process whose tree's CPU and RSS are reported; 0 = none
+	// SecretFile is the cluster_secret_file whose secret a ProtoPeer target proves; "" for
+	// a node without one.
+	SecretFile string
 }
 
 // Run drives cfg's workload against ep and reports.
@@ -137,7 +140,7 @@ func RunDataset(ctx context.Context, cfg Config, ds *Dataset, ep Endpoint) (*Res
 func dialWorkers(cfg Config, ep Endpoint) ([]*worker, error) {
 	ws := make([]*worker, cfg.Conns)
 	for i := range ws {
-		t, err := NewTarget(ep.Proto, ep.Addr, cfg.Timeout)
+		t, err := NewTarget(ep, cfg.Timeout)
 		if err != nil {
 			for _, w := range ws[:i] {
 				_ = w.t.Close()

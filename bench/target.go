@@ -45,8 +45,9 @@ const (
 	ProtoPeer  = "peer"  // Tako binary peer protocol (see peer.go)
 )
 
-// NewTarget opens one connection speaking proto to addr (host:port).
-func NewTarget(proto, addr string, timeout time.Duration) (Target, error) {
+// NewTarget opens one connection speaking ep.Proto to ep.Addr (host:port).
+func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
+	proto, addr := ep.Proto, ep.Addr
 	switch proto {
 	case ProtoHTTP, "":
 		return NewHTTPTarget(addr, timeout), nil
@@ -55,7 +56,7 @@ func NewTarget(proto, addr string, timeout time.Duration) (Target, error) {
 	case ProtoRedis:
 		return DialRESP(addr, timeout)
 	case ProtoPeer:
-		return dialPeer(addr, timeout)
+		return dialPeer(addr, ep.SecretFile, timeout)
 	}
 	return nil, fmt.Errorf("%w %q", ErrBadTarget, proto)
 }

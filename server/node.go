@@ -65,6 +65,10 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if _, ok := cfg.FindNode(nc.ID); !ok && len(nc.Coordinators) == 0 {
 		return fmt.Errorf("node id %q is not in configuration %s (from %s)", nc.ID, cfg.Version, src.Origin())
 	}
+	auth, err := loadPeerAuth(cfg, nc.ConfigPath, log)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(filepath.Join(dir, "store"), cfg.Storage, log)
 	if err != nil {
 		return err
@@ -74,7 +78,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 			log.Error("close store", "err", err)
 		}
 	}()
-	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, log); err != nil {
+	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, auth, log); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting to be named
 		}
@@ -92,7 +96,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	defer hs.Close()
 
 	clock := newClock(cfg, nc.ClockOffset)
-	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
+	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log).authenticate(auth)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica {
@@ -114,7 +118,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	}
 	ph := newPeerHandler(store, clock, log)
 	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
-		MaxFrame: maxFrame(cfg.Storage)})
+		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
 		ph.close()
@@ -147,13 +151,13 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 // node started ahead of the configuration that adds it, or one that left
 // and restarts with records it had not handed off) it hands off what its
 // store holds to the keys' current owners, and says when it is empty.
-func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cfg *config.Config, store *kv.Store, log *slog.Logger) (*config.Config, error) {
+func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cfg *config.Config, store *kv.Store, auth peerAuth, log *slog.Logger) (*config.Config, error) {
 	if _, ok := cfg.FindNode(nc.ID); ok {
 		return cfg, nil
 	}
 	log.Warn("this node is not in the configuration: waiting to be named, handing off what it holds meanwhile",
 		"id", nc.ID, "version", cfg.Version, "from", src.Origin())
-	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log)
+	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log).authenticate(auth)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Replica: func(n config.Node) Replica { return peers.replica(n) }})
 	if err != nil {

@@ -46,12 +46,16 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
+	auth, err := loadPeerAuth(cfg, pc.ConfigPath, log)
+	if err != nil {
+		return err
+	}
 	hs, err := openHints(filepath.Join(pc.VarDir, "proxy-"+port, "hints"), log)
 	if err != nil {
 		return err
 	}
 	defer hs.Close()
-	peers := newPeerPool("", maxFrame(cfg.Storage), log)
+	peers := newPeerPool("", maxFrame(cfg.Storage), log).authenticate(auth)
 	defer peers.close()
 	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica { return peers.replica(n) }})

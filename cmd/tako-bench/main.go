@@ -77,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ep.Proto, "proto", ep.Proto, "run: http (Tako API), etcd (v3 JSON gateway), redis, peer")
 	fs.StringVar(&ep.Name, "name", ep.Name, "run: label in the report")
 	fs.IntVar(&ep.Pid, "pid", 0, "run: report CPU and peak RSS of this process and its descendants")
+	fs.StringVar(&ep.SecretFile, "secret-file", "", "run -proto peer: the node's cluster_secret_file, to prove membership")
 	// compare
 	only := fs.String("only", "", "compare: comma list of targets (default all: "+strings.Join(bench.CompareTargets, ",")+")")
 	sync := fs.String("sync", "always", "compare: Tako storage.sync for node and cluster (always, interval, none)")
