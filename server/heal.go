@@ -190,8 +190,34 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 		segs = append(segs, seg)
 	}
 	slices.Sort(segs)
-	errs = errors.Join(errs, h.reconcileAll(ctx, t, segs, todo, &st))
+	errs = errors.Join(errs, h.reconcileAll(ctx, t, spans(segs, todo), &st))
 	return st, errs
+}
+
+// spanSegments bounds a span: its records are listed and pushed together.
+const spanSegments = 32
+
+// spans groups segs (sorted) into runs of consecutive segments with the
+// same peers, at most spanSegments long.
+func spans(segs []int, todo map[int][]int) []span {
+	var out []span
+	for _, seg := range segs {
+		if k := len(out) - 1; k >= 0 && len(out[k].segs) < spanSegments &&
+			out[k].segs[len(out[k].segs)-1] == seg-1 && slices.Equal(out[k].peers, todo[seg]) &&
+			(out[k].peers == nil) == (todo[seg] == nil) {
+			out[k].segs = append(out[k].segs, seg)
+			continue
+		}
+		out = append(out, span{segs: []int{seg}, peers: todo[seg]})
+	}
+	return out
+}
+
+// span is consecutive segments reconciled with the same peers (nil: every
+// node of the segments, key by key).
+type span struct {
+	segs  []int
+	peers []int
 }
 
 // healConcurrency is how many segments a pass reconciles at once: each
@@ -199,25 +225,25 @@ func (h *healer) sync(ctx context.Context, t *topology) (healStats, error) {
 // would leave a migration's copy waiting on latency, not bandwidth.
 const healConcurrency = 8
 
-// reconcileAll reconciles segs, healConcurrency at a time, adding to st.
-// Each worker pauses minPace after every chunkRecords records of work, which
-// bounds the pass's rate.
-func (h *healer) reconcileAll(ctx context.Context, t *topology, segs []int, todo map[int][]int, st *healStats) error {
+// reconcileAll reconciles the spans, healConcurrency at a time, adding to
+// st. Each worker pauses minPace after every chunkRecords records of work,
+// which bounds the pass's rate.
+func (h *healer) reconcileAll(ctx context.Context, t *topology, todo []span, st *healStats) error {
 	var mu sync.Mutex
 	var errs []error
-	next := make(chan int)
+	next := make(chan span)
 	var wg sync.WaitGroup
-	for range min(healConcurrency, len(segs)) {
+	for range min(healConcurrency, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			work := 0
-			for seg := range next {
-				rs, err := h.reconcile(ctx, t, seg, todo[seg])
+			for sp := range next {
+				rs, err := h.reconcile(ctx, t, sp.segs, sp.peers)
 				mu.Lock()
-				st.add(rs)
+				st.add(rs, len(sp.segs))
 				if err != nil && ctx.Err() == nil {
-					errs = append(errs, fmt.Errorf("segment %d: %w", seg, err))
+					errs = append(errs, fmt.Errorf("segments %d..%d: %w", sp.segs[0], sp.segs[len(sp.segs)-1], err))
 				}
 				mu.Unlock()
 				if work += rs.records + rs.pushed + rs.pulled; work >= h.chunkRecords {
@@ -227,9 +253,9 @@ func (h *healer) reconcileAll(ctx context.Context, t *topology, segs []int, todo
 			}
 		}()
 	}
-	for _, seg := range segs {
+	for _, sp := range todo {
 		select {
-		case next <- seg:
+		case next <- sp:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -244,9 +270,9 @@ func (h *healer) reconcileAll(ctx context.Context, t *topology, segs []int, todo
 	return joinErrs(errs)
 }
 
-// add folds one segment's reconciliation into st.
-func (st *healStats) add(rs reconcileStats) {
-	st.segments++
+// add folds the reconciliation of n segments into st.
+func (st *healStats) add(rs reconcileStats, n int) {
+	st.segments += n
 	st.records += rs.records
 	st.pushed += rs.pushed
 	st.pulled += rs.pulled

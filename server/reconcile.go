@@ -16,17 +16,19 @@ type version struct {
 	hash uint64 // kv.RecordHash
 }
 
-// reconcileStats counts one segment's reconciliation.
+// reconcileStats counts one span's reconciliation.
 type reconcileStats struct{ records, pushed, pulled, dropped, unconfirmed, notOwned int }
 
-// reconcile brings segment seg up to date between this node and its peers:
+// reconcile brings the segments segs (a span: consecutive segments to
+// reconcile with the same peers, so that their pushes share batches and
+// syncs) up to date between this node and its peers:
 // it pushes the records a peer lacks or holds older, pulls those this node
 // lacks or holds older among the keys it owns (so a node that lost its data
 // refills on its own first pass), and drops this node's records of keys it
 // does not own once every replica holds them. peers nil means every node of
 // the segment, key by key (it is divided, or not this node's); otherwise
 // the listed peers, replicas of every key of the segment.
-func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []int) (reconcileStats, error) {
+func (h *healer) reconcile(ctx context.Context, t *topology, segs []int, peers []int) (reconcileStats, error) {
 	var st reconcileStats
 	type local struct {
 		key   []byte
@@ -36,21 +38,23 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 	}
 	var mine []local
 	var rt route
-	err := h.store.ScanSegment(seg, nil, func(key []byte, m kv.Meta, hash uint64) error {
-		l := local{key: append([]byte(nil), key...), v: version{m, hash}}
-		t.fill(&rt, key)
-		for _, n := range rt.reps {
-			if n == t.self {
-				l.owned = true
-			} else if peers == nil || slices.Contains(peers, n) {
-				l.reps = append(l.reps, n)
+	for _, seg := range segs {
+		err := h.store.ScanSegment(seg, nil, func(key []byte, m kv.Meta, hash uint64) error {
+			l := local{key: append([]byte(nil), key...), v: version{m, hash}}
+			t.fill(&rt, key)
+			for _, n := range rt.reps {
+				if n == t.self {
+					l.owned = true
+				} else if peers == nil || slices.Contains(peers, n) {
+					l.reps = append(l.reps, n)
+				}
 			}
+			mine = append(mine, l)
+			return nil
+		})
+		if err != nil {
+			return st, err
 		}
-		mine = append(mine, l)
-		return nil
-	})
-	if err != nil {
-		return st, err
 	}
 	st.records = len(mine)
 	index := make(map[string]int, len(mine))
@@ -59,13 +63,19 @@ func (h *healer) reconcile(ctx context.Context, t *topology, seg int, peers []in
 	}
 	targets := peers
 	if targets == nil {
-		nodes, _ := t.segmentPlan().nodes(seg)
-		targets = slices.DeleteFunc(slices.Clone(nodes), func(n int) bool { return n == t.self })
+		for _, seg := range segs {
+			nodes, _ := t.segmentPlan().nodes(seg)
+			for _, n := range nodes {
+				if n != t.self && !slices.Contains(targets, n) {
+					targets = append(targets, n)
+				}
+			}
+		}
 	}
 	have := make([]int, len(mine)) // replicas confirmed to hold the record or newer
 	var errs []error
 	for _, n := range targets {
-		theirs, err := h.listSegment(ctx, t.replicas[n], seg)
+		theirs, err := h.listSegments(ctx, t.replicas[n], segs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list %s: %w", t.nodes[n].ID, err))
 			continue
@@ -169,16 +179,21 @@ func (h *healer) pull(ctx context.Context, t *topology, r Replica, theirs map[st
 	return n, nil
 }
 
-// listSegment returns r's records of segment seg by key.
-func (h *healer) listSegment(ctx context.Context, r Replica, seg int) (map[string]version, error) {
+// listSegments returns r's records of segments segs by key.
+func (h *healer) listSegments(ctx context.Context, r Replica, segs []int) (map[string]version, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cluster.timeout)
 	defer cancel()
 	out := map[string]version{}
-	err := r.SegmentRecords(ctx, seg, func(key []byte, m kv.Meta, hash uint64) {
-		out[string(key)] = version{m, hash}
-		h.exchanged.Add(int64(codec.RecordSize(len(key), 8)))
-	})
-	return out, err
+	for _, seg := range segs {
+		err := r.SegmentRecords(ctx, seg, func(key []byte, m kv.Meta, hash uint64) {
+			out[string(key)] = version{m, hash}
+			h.exchanged.Add(int64(codec.RecordSize(len(key), 8)))
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // push sends the local records of keys to r in chunks; it returns how many

@@ -85,7 +85,7 @@ func (h *healer) collectSegment(ctx context.Context, t *topology, seg int, horiz
 		}
 	}
 	for _, n := range nodes {
-		theirs, err := h.listSegment(ctx, t.replicas[n], seg)
+		theirs, err := h.listSegments(ctx, t.replicas[n], []int{seg})
 		if err != nil {
 			return 0, err // a replica not heard: nothing here is confirmed
 		}

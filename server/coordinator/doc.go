@@ -10,6 +10,9 @@
 //	                     With If-None-Match naming the current version: 304,
 //	                     no body, so pollers pay a few bytes per poll.
 //	GET /health          200 "ok"; X-Config-Version as above.
+//	GET /                the status page: the same as /status in HTML (nodes by
+//	                     bucket, up or down, the migration's progress), which
+//	                     refreshes itself.
 //	GET /status          200, JSON Status: every node of the configuration
 //	                     (and of the previous one while it may hold keys),
 //	                     up or down with its own report (GET /status on the
