@@ -73,8 +73,9 @@ func (h *healer) poke() {
 	}
 }
 
-// sleep waits d or until poked; ok is false when ctx ended.
-func (h *healer) sleep(ctx context.Context, d time.Duration) (ok bool) {
+// sleep waits d, or less when wake (nil: never) delivers; ok is false when
+// ctx ended.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) (ok bool) {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -83,7 +84,7 @@ func (h *healer) sleep(ctx context.Context, d time.Duration) (ok bool) {
 	select {
 	case <-ctx.Done():
 		return false
-	case <-h.wake:
+	case <-wake:
 		return true
 	case <-t.C:
 		return true
@@ -97,7 +98,7 @@ func (h *healer) sleep(ctx context.Context, d time.Duration) (ok bool) {
 func (h *healer) run(ctx context.Context) {
 	wait := min(h.cluster.Config().ActiveDeployment().HealingInterval/10, 3*time.Second)
 	for {
-		if !h.sleep(ctx, wait) {
+		if !sleep(ctx, wait, h.wake) {
 			return
 		}
 		d := h.cluster.Config().ActiveDeployment()
@@ -248,7 +249,7 @@ func (h *healer) reconcileAll(ctx context.Context, t *topology, todo []span, st 
 				mu.Unlock()
 				if work += rs.records + rs.pushed + rs.pulled; work >= h.chunkRecords {
 					work = 0
-					sleepCtx(ctx, h.minPace)
+					sleep(ctx, h.minPace, nil)
 				}
 			}
 		}()
@@ -380,18 +381,4 @@ func segmentSums(store *kv.Store, shift uint8, ranges []codec.SegmentRange) []co
 		}
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
