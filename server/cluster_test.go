@@ -123,18 +123,7 @@ func (m *memReplica) Sums(_ context.Context, shift uint8, ranges []codec.Segment
 		s.Count++
 		sums[seg] = s
 	}
-	var out []codec.Sum
-	for _, r := range ranges {
-		for seg := int(r.Lo); seg <= int(r.Hi); seg++ {
-			g := uint16(seg >> shift)
-			if k := len(out) - 1; k < 0 || out[k].Group != g {
-				out = append(out, codec.Sum{Group: g})
-			}
-			out[len(out)-1].Count += uint64(sums[seg].Count)
-			out[len(out)-1].XOR ^= sums[seg].XOR
-		}
-	}
-	return out, nil
+	return groupSums(shift, ranges, func(seg int) kv.SegmentSum { return sums[seg] }), nil
 }
 
 func (m *memReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, kv.Meta, uint64)) error {
