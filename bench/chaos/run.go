@@ -33,6 +33,7 @@ type Result struct {
 	Scenario    string         `json:"scenario"`
 	Mode        string         `json:"mode"`
 	Skipped     string         `json:"skipped,omitempty"` // why the scenario could not run here
+	Err         string         `json:"err,omitempty"`     // why the run stopped short: no verdict
 	Duration    time.Duration  `json:"duration"`          // workload and nemesis
 	Events      []Event        `json:"events"`
 	Notes       []string       `json:"notes,omitempty"` // the scenario's own figures
@@ -103,6 +104,9 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) 
 	err = e.run(ctx, res)
 	if herr := writeHistory(cfg, dir, e.hist, res); herr != nil {
 		err = errors.Join(err, herr)
+	}
+	if err != nil {
+		res.Err = err.Error()
 	}
 	return res, err
 }
@@ -212,7 +216,11 @@ func (r *Result) WriteReport(w io.Writer) {
 	if r.Dir != "" {
 		fmt.Fprintf(w, "  run dir kept: %s\n", r.Dir)
 	}
-	if !r.Failed() {
+	switch {
+	case r.Err != "" && !r.Failed():
+		fmt.Fprintf(w, "  verdict: none, the run stopped short: %s\n", r.Err)
+		return
+	case !r.Failed():
 		fmt.Fprintf(w, "  verdict: ok, no violation\n")
 		return
 	}
