@@ -98,6 +98,42 @@ func ReadQuorum(ctx context.Context, e *Env) error {
 	return nil
 }
 
+// AppliedNo reproduces the X-Applied anomaly hot-keys found, deterministically. Write B of
+// key k goes through n3 while n3 is cut off from the other nodes: n3 stores it, and B waits
+// for acks it cannot get. Write A of k then goes through the proxy, whose clock is 1 s slow,
+// while n4 is paused: A's only possible ack in bucket b2 is n3's, which reports B's newer
+// record. A is acknowledged; if its reply says X-Applied: no with B's X-Timestamp, a quorum
+// read through n1 (which hears n1 and n2, not n3) then returns A's record, older than the
+// timestamp A's reply named: the checker reports it as a stale read.
+func AppliedNo(ctx context.Context, e *Env) error {
+	n := func(id string) *Node { return e.C.Node(id) }
+	const k = "applied-no"
+	if err := e.N.Partition(Partition{Isolated: []string{"n3"}}); err != nil {
+		return err
+	}
+	b := e.ClientTimeout(15 * time.Second)
+	defer b.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Do(ctx, OpWrite, n("n3").HTTP, k, "b", "") }()
+	sleep(ctx, 200*time.Millisecond) // n3 has stored B
+	if err := e.N.Pause(n("n4")); err != nil {
+		return err
+	}
+	d := e.Client()
+	defer d.Close()
+	a := d.Do(ctx, OpWrite, e.Proxies()[0], k, "a", "")
+	e.expect(a, 200, "write A with a quorum of n1, n2 and n3")
+	r := d.Do(ctx, OpRead, n("n1").HTTP, k, "", "")
+	e.Note("A answered %d applied %q ts %d; the read after it answered %d %q ts %d (read quorum %q)",
+		a.Status, a.Applied, a.TS, r.Status, r.Value, r.TS, r.ReadQuorum)
+	if err := e.N.Resume(n("n4")); err != nil {
+		return err
+	}
+	wg.Wait()
+	return e.N.Partition(Partition{})
+}
+
 // ClockSkew runs read-then-write cycles through the other proxy after writes through the
 // proxy whose clock is 30 s fast (see skewCycles).
 func ClockSkew(ctx context.Context, e *Env) error {

@@ -110,6 +110,7 @@ func TestTombstoneGC(t *testing.T) {
 		t.Errorf("no key was purged everywhere: the run did not exercise tombstone GC (finals %v)", res.Finals)
 	}
 }
+func TestAppliedNo(t *testing.T)   { runNamed(t, "applied-no", 2*time.Second) }
 func TestAcks(t *testing.T)        { runNamed(t, "acks", 2*time.Second) }
 func TestReadQuorum(t *testing.T)  { runNamed(t, "read-quorum", 2*time.Second) }
 func TestClockSkew(t *testing.T)   { runNamed(t, "clock-skew", 6*time.Second) }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -91,6 +92,8 @@ var Scenarios = []Scenario{
 		Layout: layout(2, 2, 1, 0), Default: 4 * time.Second, Run: Acks},
 	{Name: "read-quorum", About: "quorum writes held by one mirror of each bucket, then that mirror down in one bucket and hung in the other: reads must not answer 404",
 		Layout: mirrored(), Default: 2 * time.Second, Needs: needListen, Run: ReadQuorum},
+	{Name: "applied-no", About: "a write whose only b2 ack comes from a replica holding a newer, unacknowledged write: its reply and a later read must agree",
+		Layout: layout(2, 2, 2, -time.Second), Default: 2 * time.Second, Needs: needSkewAndListen, Run: AppliedNo},
 	{Name: "clock-skew", About: "one proxy's clock 30s fast: read-then-write cycles through another proxy keep the later write",
 		Layout: layout(2, 2, 2, 30*time.Second, 0), Default: 8 * time.Second, Needs: needProxySkew, Run: ClockSkew},
 	{Name: "clock-behind", About: "one node's clock 2s behind: read-then-write cycles through it after writes through the proxy keep the later write",
@@ -139,6 +142,10 @@ func needProxySkew(f Features) string {
 		return "tako-proxy has no -clock-offset flag"
 	}
 	return ""
+}
+
+func needSkewAndListen(f Features) string {
+	return cmp.Or(needListen(f), needProxySkew(f))
 }
 
 func needNodeSkew(f Features) string {
