@@ -75,7 +75,8 @@ func runNamed(t *testing.T, name string, d time.Duration) *Result {
 }
 
 // knownBug names the server bug that explains every violation of res, or "". Found by
-// hot-keys (rarely: it needs a write slower than its neighbours): write A answered 200 with
+// hot-keys (rarely: it needs a write slower than its neighbours), reproduced every time by
+// applied-no: write A answered 200 with
 // X-Applied: no and the X-Timestamp of a concurrent write B that only some replicas held yet;
 // a quorum read begun after A's reply, before B was acknowledged, returned A's record, older
 // than the timestamp A's reply had named.
