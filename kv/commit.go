@@ -54,7 +54,7 @@ const stripes = 1024
 // Newer) and returns once the write is committed under the sync policy.
 // key and rec.Value are read until Apply returns.
 func (s *Store) Apply(key []byte, rec Record) (Result, error) {
-	if err := s.admit(rec); err != nil {
+	if err := s.admit(key, rec); err != nil {
 		return Result{}, err
 	}
 	w, err := s.prepare(key, rec, false)
@@ -81,7 +81,7 @@ func (s *Store) commitOpen(w *write) (Result, error) {
 // synchronously when the write is refused before queueing — ErrBusy when
 // the queue is full, rather than waiting.
 func (s *Store) ApplyAsync(key []byte, rec Record, done func(Result, error)) {
-	if err := s.admit(rec); err != nil {
+	if err := s.admit(key, rec); err != nil {
 		done(Result{}, err)
 		return
 	}
@@ -192,13 +192,24 @@ func (s *Store) Drop(key []byte, rec Record) (bool, error) {
 	return res.Applied, err
 }
 
-// admit refuses values while the disk is nearly full; tombstones pass, so
-// space can be freed through the API.
-func (s *Store) admit(rec Record) error {
-	if rec.Tombstone {
+// admit refuses writes while the disk is nearly full, counting what the
+// write adds (key, header and value). A tombstone over a stored value is
+// admitted all the same: once compacted it frees the value's space, which is
+// how an operator frees space through the API. A tombstone of a key that
+// holds nothing, or already a tombstone, only adds bytes: left through, a
+// flood of DELETEs of new keys would fill the disk to 100%, where Pebble's
+// WAL writes fail and the node can no longer write or even shut down
+// cleanly. So it is refused like a value. Checking the stored record is a
+// read, paid only while space is low.
+func (s *Store) admit(key []byte, rec Record) error {
+	err := s.space.admit(len(key) + hashedHeaderLen + len(rec.Value))
+	if err == nil || !rec.Tombstone {
+		return err
+	}
+	if m, serr := s.Stat(key); serr == nil && !m.Tombstone {
 		return nil
 	}
-	return s.space.admit(len(rec.Value))
+	return err
 }
 
 // prepare checks and encodes a write in the caller's goroutine, so that

@@ -29,8 +29,13 @@
 //     with the configured sync policy (SyncAlways: fsync'd in the WAL) — and
 //     a write that changes nothing (older, or identical) only once the
 //     stored record its answer rests on is durable.
-//   - Values are refused (ErrDiskFull) while the file system has less free
-//     space than Options.MinFreeBytes; tombstones and drops pass.
+//   - Writes are refused (ErrDiskFull) while the file system has less free
+//     space than Options.MinFreeBytes — values, and tombstones of keys that
+//     hold no value (nothing, or a tombstone already), which would only add
+//     bytes. A tombstone over a stored value passes, and so do drops: they
+//     free space once compacted, so an operator can free space by deleting
+//     keys that exist. (Without this, a flood of DELETEs of new keys filled
+//     the disk to 100%, where Pebble can write nothing at all.)
 //   - A record and its index entry change in the same batch; the in-memory
 //     segment sums change once that batch is applied, under the key's
 //     stripe lock, and are rebuilt from the index when the store opens.

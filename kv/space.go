@@ -62,7 +62,7 @@ func (g *spaceGuard) check() {
 	low := free < g.min
 	if g.low.Swap(low) != low {
 		if low {
-			g.log.Error("disk nearly full: refusing writes of values", "dir", g.dir, "free", free, "min_free_bytes", g.min)
+			g.log.Error("disk nearly full: refusing writes (values, and deletes of keys holding no value)", "dir", g.dir, "free", free, "min_free_bytes", g.min)
 		} else {
 			g.log.Info("disk space back: accepting writes", "dir", g.dir, "free", free)
 		}
@@ -70,7 +70,9 @@ func (g *spaceGuard) check() {
 }
 
 // admit returns ErrDiskFull, with the figures, while space is low, counting
-// n bytes about to be written (twice: WAL, then memtable flush).
+// n bytes about to be written (twice: WAL, then memtable flush). The bytes
+// count even when the caller admits the write anyway (a tombstone over a
+// value): it does take room until compaction.
 func (g *spaceGuard) admit(n int) error {
 	if g.min <= 0 {
 		return nil

@@ -48,8 +48,9 @@ type Options struct {
 	// at a time, each with a completer that waits for the syncs. Default 1:
 	// more split what has queued into smaller groups, and measure slower.
 	AsyncWriters int
-	// MinFreeBytes refuses writes of values (ErrDiskFull) while the file
-	// system holding the store has less free space; 0 disables the check.
+	// MinFreeBytes refuses writes (ErrDiskFull) while the file system
+	// holding the store has less free space: values, and tombstones of keys
+	// that hold no value (see admit); 0 disables the check.
 	MinFreeBytes int64
 	// NoCompression stores values as given even when s2 would shrink them.
 	NoCompression bool

@@ -271,23 +271,48 @@ func TestDrop(t *testing.T) {
 }
 
 // TestDiskFullRefusesValues: below MinFreeBytes of free space, values are
-// refused with ErrDiskFull while reads, tombstones and drops go on.
+// refused with ErrDiskFull, and so are tombstones that would only add bytes
+// (of a key holding nothing or a tombstone), while reads, tombstones over
+// stored values and drops go on.
 func TestDiskFullRefusesValues(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{MinFreeBytes: 1 << 62})
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if _, err := s.Apply([]byte("k"), Record{TS: 1, Value: []byte("v")}); !errors.Is(err, ErrDiskFull) {
-		t.Fatalf("value on a full disk: %v", err)
+	if _, err := s.Apply([]byte("k"), Record{TS: 1, Value: []byte("v")}); err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	s.ApplyAsync([]byte("k"), Record{TS: 1, Value: []byte("v")}, func(_ Result, err error) { done <- err })
-	if err := <-done; !errors.Is(err, ErrDiskFull) {
-		t.Fatalf("async value on a full disk: %v", err)
+	if _, err := s.Apply([]byte("gone"), Record{TS: 1, Tombstone: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// No file system has 4 EiB free: the guard sees a full disk.
+	if s, err = Open(dir, Options{MinFreeBytes: 1 << 62}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	full := func(what string, key string, rec Record) {
+		t.Helper()
+		if _, err := s.Apply([]byte(key), rec); !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("%s on a full disk: %v, want ErrDiskFull", what, err)
+		}
+		done := make(chan error, 1)
+		s.ApplyAsync([]byte(key), rec, func(_ Result, err error) { done <- err })
+		if err := <-done; !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("async %s on a full disk: %v, want ErrDiskFull", what, err)
+		}
+	}
+	full("value", "k", Record{TS: 2, Value: []byte("v")})
+	full("tombstone of a new key", "new", Record{TS: 2, Tombstone: true})
+	full("tombstone over a tombstone", "gone", Record{TS: 2, Tombstone: true})
+	if _, err := s.Get([]byte("k"), nil); err != nil {
+		t.Fatalf("read on a full disk: %v", err)
 	}
 	if _, err := s.Apply([]byte("k"), Record{TS: 2, Tombstone: true}); err != nil {
-		t.Fatalf("tombstone on a full disk: %v", err)
+		t.Fatalf("tombstone over a value on a full disk: %v", err)
 	}
 	if ok, err := s.Drop([]byte("k"), Record{TS: 2, Tombstone: true}); err != nil || !ok {
 		t.Fatalf("drop on a full disk: %v %v", ok, err)
