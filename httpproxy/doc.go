@@ -26,8 +26,23 @@
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt
 // keys). Errors are a status and a one-line text reason: 400 bad input, 404,
-// 405, 413 value too large, 414 key too long, 503 replicas unavailable, 507
-// disk full.
+// 405, 408 headers not received in time, 413 value too large, 414 key too
+// long, 503 replicas unavailable or the body budget full (with Retry-After),
+// 507 disk full.
+//
+// # Limits
+//
+// A server from NewServer bounds what a client can hold (Limits): a
+// connection's first byte and each request's headers must arrive within
+// HeaderTimeout (10s; a 408 then), a body within HeaderTimeout plus its
+// length at MinRate (1 MiB/s), a response likewise sized for the largest
+// value; keep-alive connections idle for IdleTimeout (2m) are closed; one
+// address holds at most MaxConnsPerIP (1024) connections. Request bodies are
+// streamed and read by the handler under a budget of bytes in flight
+// (BodyBudgetBytes, twice the largest value, at least 256 MiB): over it, a
+// write is answered 503 with Retry-After: 1 and its body is read and
+// dropped rather than buffered. RetryAccept keeps a listener accepting
+// through descriptor exhaustion (EMFILE), backing off up to 1s.
 //
 // # Concurrency and allocation
 //

@@ -103,12 +103,17 @@ type Config struct {
 	// Routes serves further paths (exact match, any method), such as a
 	// node's /status.
 	Routes map[string]fasthttp.RequestHandler
+	// Limits bound what clients hold of the server (see Limits).
+	Limits Limits
 }
 
 // Handler serves the HTTP API. See the package doc.
 type Handler struct {
-	cfg     Config
-	keyBufs sync.Pool // *[]byte holding a decoded key
+	cfg           Config
+	keyBufs       sync.Pool // *[]byte holding a decoded key
+	bodyBufs      sync.Pool // *[]byte holding a value of up to smallBody bytes
+	bodies        budget    // request body bytes in flight
+	overBudgetLog rateLimited
 }
 
 // NewHandler returns a Handler over cfg.Backend.
@@ -122,26 +127,50 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Limits.setDefaults(cfg.MaxValueBytes)
 	h := &Handler{cfg: cfg}
+	h.bodies.max = cfg.Limits.BodyBudgetBytes
 	h.keyBufs.New = func() any { b := make([]byte, 0, 128); return &b }
+	h.bodyBufs.New = func() any { b := make([]byte, smallBody); return &b }
 	return h
 }
 
-// NewServer returns a fasthttp server running h, sized for h's limits.
+// NewServer returns a fasthttp server running h, sized for h's limits. Serve
+// it on a listener wrapped by RetryAccept.
+//
+// Bodies are streamed (StreamRequestBody): fasthttp would otherwise read a
+// whole body into a pooled buffer before the handler could refuse it, and
+// keep large buffers pooled after; the handler reads each body itself under
+// the body budget. ReduceMemoryUsage returns a connection's read and write
+// buffers (the read buffer is sized for a 64 KiB key: about 200 KiB) to
+// their pools between requests, so idle keep-alive connections and silent
+// ones waiting for their first byte hold none.
 func (h *Handler) NewServer() *fasthttp.Server {
+	lim := h.cfg.Limits
 	return &fasthttp.Server{
 		Handler: h.Serve,
 		Name:    "tako",
 		// The request line carries the key: a 64 KiB key percent-encoded is
 		// up to 192 KiB. Longer lines are refused by fasthttp itself.
-		ReadBufferSize:        3*lww.MaxKeyLen + 8<<10,
-		MaxRequestBodySize:    h.cfg.MaxValueBytes,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		IdleTimeout:           2 * time.Minute,
-		CloseOnShutdown:       true,
-		Logger:                slogPrinter{h.cfg.Logger},
-		ErrorHandler:          parseError,
+		ReadBufferSize:     3*lww.MaxKeyLen + 8<<10,
+		MaxRequestBodySize: h.cfg.MaxValueBytes,
+		StreamRequestBody:  true,
+		// Values are opaque bytes: a multipart Content-Type must not turn
+		// a value into a parsed form (and temporary files).
+		DisablePreParseMultipartForm: true,
+		ReduceMemoryUsage:            true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		// ReadTimeout covers the first byte and the headers; headerReceived
+		// then gives the body a deadline of its own, by its length.
+		ReadTimeout:     lim.HeaderTimeout,
+		HeaderReceived:  h.headerReceived,
+		WriteTimeout:    lim.transferTime(h.cfg.MaxValueBytes),
+		IdleTimeout:     lim.IdleTimeout,
+		MaxConnsPerIP:   lim.MaxConnsPerIP,
+		CloseOnShutdown: true,
+		Logger:          slogPrinter{h.cfg.Logger},
+		ErrorHandler:    parseError,
 	}
 }
 
@@ -149,7 +178,12 @@ func (h *Handler) NewServer() *fasthttp.Server {
 // status and a one-line reason.
 func parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
 	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		// fasthttp finds the end of the headers only at CRLF CRLF: a request
+		// ending them with bare LFs waits here too, and this says why.
+		textError(ctx, fasthttp.StatusRequestTimeout, "request line and headers not complete within the header timeout (they must end with CRLF CRLF)")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		textError(ctx, fasthttp.StatusRequestEntityTooLarge, "value larger than the configured maximum")
 	case errors.As(err, &small):
@@ -320,11 +354,12 @@ func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
 	}
 	rec := lww.Record{TS: ts, Tombstone: tombstone}
 	if !tombstone {
-		rec.Value = ctx.PostBody()
-		if len(rec.Value) > h.cfg.MaxValueBytes {
-			textError(ctx, fasthttp.StatusRequestEntityTooLarge, "value larger than the configured maximum")
+		v, done, ok := h.value(ctx)
+		if !ok {
 			return
 		}
+		defer done()
+		rec.Value = v
 	}
 	res, err := h.cfg.Backend.Apply(key, rec, acks)
 	if err != nil {
