@@ -142,8 +142,8 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	}
 	// Every ack reports a timestamp >= rec.TS: rec.TS when applied, the
 	// stored one when a newer record beat it.
-	res := kv.Result{TS: rec.TS}
-	count, answered := 0, 0
+	count, applied, answered := 0, 0, 0
+	newest := -1 // position of the ack that named the newest record
 	var lastErr error
 	for answered < n && !rt.acked(acks, rt.ok, count) {
 		tk := <-rt.done
@@ -155,20 +155,54 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 		}
 		rt.ok[tk.pos] = true
 		count++
-		res.TS = max(res.TS, tk.res.TS)
+		switch {
+		case tk.res.Applied:
+			rt.applied[tk.pos] = true
+			applied++
+		case newest < 0 || tk.res.TS > rt.tasks[newest].res.TS:
+			newest = tk.pos
+		}
 	}
-	res.Applied = res.TS == rec.TS
 	ok := rt.acked(acks, rt.ok, count)
+	// The write is applied when the replicas that took it form the quorum
+	// by themselves; a newer record some others hold is a concurrent write
+	// that has not won yet.
+	won := rt.acked(acks, rt.applied, applied)
+	var winner Replica
+	if ok && !won {
+		winner = t.replicas[rt.reps[newest]]
+	}
 	if answered < n {
 		go c.drain(rt, n-answered) // stragglers own the route until they finish
 	} else {
 		c.release(rt)
 	}
-	if !ok {
+	switch {
+	case !ok:
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
 			httpproxy.ErrUnavailable, count, n, acks, lastErr)
+	case won:
+		return kv.Result{TS: rec.TS, Applied: true}, nil
 	}
-	return res, nil
+	return c.writeBack(key, winner, acks)
+}
+
+// writeBack answers a write that lost to a newer record held by only some
+// replicas: before the reply names that record (X-Applied: no and its
+// X-Timestamp), the record is written to the key's replicas at the same
+// write_acks, so that reads agree with the reply.
+func (c *Cluster) writeBack(key []byte, winner Replica, acks httpproxy.Acks) (kv.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	newer, err := winner.Get(ctx, key, nil)
+	if err != nil {
+		return kv.Result{}, fmt.Errorf("%w: the write lost to a newer record that could not be read back: %v", httpproxy.ErrUnavailable, err)
+	}
+	res, err := c.Apply(key, newer, acks)
+	if err != nil {
+		return kv.Result{}, err
+	}
+	return kv.Result{TS: res.TS}, nil
 }
 
 // drain waits for a request's remaining tasks, hints the writes that

@@ -588,3 +588,44 @@ func TestHintedHandOff(t *testing.T) {
 		t.Fatalf("after hand-off: %+v", st)
 	}
 }
+
+// A write that lost, at one replica only, to a newer record still being
+// written (B on n3 alone; n4 down) used to answer X-Applied: no with B's
+// timestamp while a quorum read right after returned the write's own older
+// record. Now the newer record is written back to a quorum first, so the
+// reply and the reads agree.
+func TestLostWriteNamesAQuorumRecord(t *testing.T) {
+	const doc = `
+active_deployment: d
+deployments:
+    d:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`
+	tc := newTestCluster(t, doc)
+	key := []byte("k")
+	b := kv.Record{TS: 20, Value: []byte("B, on n3 only so far")}
+	tc.nodes["n3"].set(string(key), b)
+	tc.nodes["n4"].setDown(true)
+	res, err := tc.Apply(key, kv.Record{TS: 10, Value: []byte("A")}, httpproxy.AcksQuorum)
+	if err != nil || res.Applied || res.TS != 20 {
+		t.Fatalf("write A: %+v %v, want lost to ts 20", res, err)
+	}
+	tc.nodes["n3"].mu.Lock()
+	tc.nodes["n3"].delay = 100 * time.Millisecond // slower than a read's grace
+	tc.nodes["n3"].mu.Unlock()
+	if r, err := tc.Get(key, nil); err != nil || r.TS != 20 {
+		t.Fatalf("read after A's reply named ts 20: %+v %v", r, err)
+	}
+	tc.nodes["n3"].mu.Lock()
+	tc.nodes["n3"].delay = 0
+	tc.nodes["n3"].mu.Unlock()
+	// A write that won at a quorum is applied, whatever one replica held.
+	tc.nodes["n3"].set("k2", kv.Record{TS: 50, Value: []byte("newer on n3")})
+	tc.nodes["n4"].setDown(false)
+	if res, err := tc.Apply([]byte("k2"), kv.Record{TS: 30, Value: []byte("C")}, httpproxy.AcksQuorum); err != nil || !res.Applied && res.TS != 50 {
+		t.Fatalf("write C: %+v %v", res, err)
+	}
+}

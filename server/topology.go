@@ -161,6 +161,7 @@ type route struct {
 	// acknowledgements (writes) received.
 	tasks   []task
 	ok      []bool
+	applied []bool // writes: the acknowledgements that applied the record
 	done    chan *task
 	vbuf    []byte      // the value task's buffer, so it may outlive the request
 	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
@@ -172,12 +173,14 @@ func (r *route) prepare(n int) {
 	if cap(r.tasks) < n {
 		r.tasks = make([]task, n)
 		r.ok = make([]bool, n)
+		r.applied = make([]bool, n)
 		if cap(r.done) < n {
 			r.done = make(chan *task, n)
 		}
 	}
-	r.tasks, r.ok = r.tasks[:n], r.ok[:n]
+	r.tasks, r.ok, r.applied = r.tasks[:n], r.ok[:n], r.applied[:n]
 	clear(r.ok)
+	clear(r.applied)
 }
 
 // fill computes key's route: every node of the key's buckets in each live

@@ -63,30 +63,12 @@ func runNamed(t *testing.T, name string, d time.Duration) *Result {
 	res.WriteReport(&b)
 	t.Logf("%s in %.1fs:\n%s", name, time.Since(start).Seconds(), b.String())
 	if res.Failed() {
-		if bug := knownBug(res); bug != "" {
-			t.Skipf("%s: %s (%d such stale reads; history %s)", name, bug, len(res.Violations), res.History)
-		}
 		t.Errorf("%s: %d violations (history %s)", name, len(res.Violations), res.History)
 	}
 	if res.Outcomes[OutcomeOK] == 0 {
 		t.Errorf("%s: no operation succeeded", name)
 	}
 	return res
-}
-
-// knownBug names the server bug that explains every violation of res, or "". Found by
-// hot-keys (rarely: it needs a write slower than its neighbours), reproduced every time by
-// applied-no: write A answered 200 with
-// X-Applied: no and the X-Timestamp of a concurrent write B that only some replicas held yet;
-// a quorum read begun after A's reply, before B was acknowledged, returned A's record, older
-// than the timestamp A's reply had named.
-func knownBug(res *Result) string {
-	for _, v := range res.Violations {
-		if v.Kind != KindStaleRead || v.Write == nil || v.Write.Applied != "no" {
-			return ""
-		}
-	}
-	return "known server bug: X-Applied: no names a concurrent write not yet on a quorum, and a later quorum read returns the older record"
 }
 
 func TestKill(t *testing.T)            { runNamed(t, "kill", 8*time.Second) }
