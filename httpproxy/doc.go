@@ -39,7 +39,7 @@
 // value; keep-alive connections idle for IdleTimeout (2m) are closed; one
 // address holds at most MaxConnsPerIP (1024) connections. Request bodies are
 // streamed and read by the handler under a budget of bytes in flight
-// (BodyBudgetBytes, twice the largest value, at least 256 MiB): over it, a
+// (BodyBudgetBytes, twice the largest value, at least 128 MiB): over it, a
 // write is answered 503 with Retry-After: 1 and its body is read and
 // dropped rather than buffered. RetryAccept keeps a listener accepting
 // through descriptor exhaustion (EMFILE), backing off up to 1s.

@@ -41,7 +41,9 @@ type Limits struct {
 	// over the budget is not buffered: its bytes are read and thrown away
 	// and the request answered 503 with Retry-After: 1. A lone body is
 	// always admitted, so a budget below the largest value cannot lock one
-	// out. Default: twice the largest value, at least 256 MiB.
+	// out. Default: twice the largest value, at least 128 MiB. (A body costs
+	// the node about three times its size while it is stored — the body, the
+	// store's batch, the WAL — so the budget is set low.)
 	BodyBudgetBytes int64
 }
 
@@ -59,7 +61,7 @@ func (l *Limits) setDefaults(maxValue int) {
 		l.MaxConnsPerIP = 1024
 	}
 	if l.BodyBudgetBytes <= 0 {
-		l.BodyBudgetBytes = max(2*int64(maxValue), 256<<20)
+		l.BodyBudgetBytes = max(2*int64(maxValue), 128<<20)
 	}
 }
 

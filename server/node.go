@@ -73,11 +73,13 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
+	sd := newShutdown(log)
+	defer sd.finish("node " + nc.ID)
+	defer sd.step("store close", func() {
 		if err := store.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
-	}()
+	})
 	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, auth, log); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting to be named
@@ -93,11 +95,11 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	defer hs.Close()
+	defer sd.step("hints close", func() { hs.Close() })
 
 	clock := newClock(cfg, nc.ClockOffset)
 	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log).authenticate(auth)
-	defer peers.close()
+	defer sd.step("peer clients close", peers.close)
 	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica {
 			if n.ID == nc.ID {
@@ -108,7 +110,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	defer sd.step("replication stop", cluster.Close)
 
 	// Both ports are claimed before serving starts, so a taken one is an
 	// error at start-up, not a half-running node.
@@ -124,20 +126,21 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		ph.close()
 		return fmt.Errorf("peer server: %w", err)
 	}
-	defer func() {
+	defer sd.step("peer server stop", func() {
 		// The handler's readers go only once no event loop can call it.
 		if stopPeerServer(psrv, log) {
 			ph.close()
 		}
-	}()
+	})
 
 	heal := newHealer(store, cluster, log)
-	defer runBackground(ctx, heal.run, func(ctx context.Context) {
+	stopBackground := runBackground(ctx, heal.run, func(ctx context.Context) {
 		replayHints(ctx, hs, cluster, log, func(string) { heal.poke() })
-	}, func(ctx context.Context) { markAlive(ctx, store, cluster, log) })()
+	}, func(ctx context.Context) { markAlive(ctx, store, cluster, log) })
+	defer sd.step("healing, hint replay and liveness stop", stopBackground)
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log,
+		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
@@ -299,6 +302,7 @@ type httpService struct {
 	name     string
 	onUpdate func(*config.Config) // after a new configuration is in use
 	routes   map[string]fasthttp.RequestHandler
+	shutdown *shutdown // bounds the HTTP drain
 }
 
 // serveHTTP serves the HTTP API and follows configuration updates until ctx
@@ -316,7 +320,9 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	// Accept errors such as EMFILE are ridden out, not fatal: the process
+	// must outlive a flood of connections.
+	go func() { serveErr <- srv.Serve(httpproxy.RetryAccept(ln, s.log)) }()
 	stopPprof := startPprof(s.pprof, s.log)
 	defer stopPprof()
 
@@ -344,12 +350,75 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	s.log.Info(s.name + " stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.ShutdownWithContext(shutdownCtx); err != nil {
-		s.log.Warn("http shutdown", "err", err)
-	}
+	s.shutdown.step("http drain", func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+		defer cancel()
+		if err := srv.ShutdownWithContext(shutdownCtx); err != nil {
+			s.log.Warn("http shutdown: requests still in flight", "err", err, "waited", httpDrainTimeout)
+		}
+	})
 	return nil
+}
+
+// shutdownTimeout bounds a node's or proxy's whole shutdown: SIGTERM stops
+// the process within it even when a step cannot finish (a request stuck on
+// a client that never ends its upload, a store stuck on a full disk).
+// Acknowledged writes are durable already, so exiting with a step left
+// running loses none of them.
+const shutdownTimeout = 15 * time.Second
+
+// httpDrainTimeout is how long requests in flight get to finish; the rest
+// of shutdownTimeout is left to the steps after it.
+const httpDrainTimeout = 10 * time.Second
+
+// shutdown runs the steps of a process's shutdown, each waited for only
+// until a deadline shutdownTimeout after the first step began. A step past
+// it is logged and left running; the process exits without it. Steps run
+// one after the other from the goroutine that runs the process.
+type shutdown struct {
+	log      *slog.Logger
+	start    time.Time
+	deadline time.Time
+	late     []string
+}
+
+func newShutdown(log *slog.Logger) *shutdown { return &shutdown{log: log} }
+
+// minStepWait lets a step that finishes at once be seen to, even past the
+// deadline, so it is not reported as stuck.
+const minStepWait = 50 * time.Millisecond
+
+// step runs fn and waits for it until the deadline; it reports whether fn
+// finished.
+func (s *shutdown) step(name string, fn func()) bool {
+	if s.start.IsZero() {
+		s.start = time.Now()
+		s.deadline = s.start.Add(shutdownTimeout)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	t := time.NewTimer(max(time.Until(s.deadline), minStepWait))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		s.late = append(s.late, name)
+		s.log.Error("shutdown step did not finish in time; going on without it", "step", name, "shutdown_timeout", shutdownTimeout)
+		return false
+	}
+}
+
+// finish logs how the shutdown went.
+func (s *shutdown) finish(name string) {
+	if s.start.IsZero() {
+		return
+	}
+	if len(s.late) > 0 {
+		s.log.Error(name+" stopped with steps unfinished", "unfinished", s.late, "took", time.Since(s.start).Round(time.Millisecond))
+		return
+	}
+	s.log.Info(name+" stopped", "took", time.Since(s.start).Round(time.Millisecond))
 }
 
 // stopPeerServer stops the peer server and reports whether it stopped.

@@ -54,22 +54,24 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return err
 	}
-	defer hs.Close()
+	sd := newShutdown(log)
+	defer sd.finish("proxy")
+	defer sd.step("hints close", func() { hs.Close() })
 	peers := newPeerPool("", maxFrame(cfg.Storage), log).authenticate(auth)
-	defer peers.close()
+	defer sd.step("peer clients close", peers.close)
 	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log, Hints: hs,
 		Replica: func(n config.Node) Replica { return peers.replica(n) }})
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	defer sd.step("replication stop", cluster.Close)
 	ln, err := httpproxy.Listen(pc.Addr)
 	if err != nil {
 		return err
 	}
-	defer runBackground(ctx, func(ctx context.Context) { replayHints(ctx, hs, cluster, log, nil) })()
+	defer sd.step("hint replay stop", runBackground(ctx, func(ctx context.Context) { replayHints(ctx, hs, cluster, log, nil) }))
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log,
+		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain,
 	})
 }
