@@ -562,11 +562,13 @@ func TestRequestTimeout(t *testing.T) {
 }
 
 // TestStuckReaderIsDisconnected: a client that sends requests but never
-// reads the replies is disconnected once MaxOutbound bytes of replies are
-// queued for it, instead of growing the server's memory without end.
+// reads the replies is paused once MaxOutbound bytes of replies are queued
+// for it, and disconnected once it has taken none of them for WriteTimeout.
 func TestStuckReaderIsDisconnected(t *testing.T) {
 	value := bytes.Repeat([]byte{'v'}, 100<<10)
-	srv := startServer(t, &nullHandler{value: value}, "", func(c *ServerConfig) { c.MaxOutbound = 1 << 20 })
+	srv := startServer(t, &nullHandler{value: value}, "", func(c *ServerConfig) {
+		c.MaxOutbound, c.WriteTimeout = 1<<20, 200*time.Millisecond
+	})
 	nc := rawConn(t, srv.Addr().String())
 	hello(t, nc)
 	const asked = 400 // 40 MB of replies: far more than socket buffers hold

@@ -55,6 +55,7 @@ func (rw *ReplyWriter) begin() error {
 		return ErrReplied
 	}
 	if !rw.pc.lock() {
+		rw.pc.inflight.Add(-1)
 		rw.state.Store(stateDone)
 		return ErrConnClosed
 	}
@@ -66,8 +67,21 @@ func (rw *ReplyWriter) begin() error {
 func (rw *ReplyWriter) end() {
 	pc := rw.pc
 	pc.unlockAndKick()
+	pc.inflight.Add(-1)
 	rw.state.Store(stateDone)
 }
+
+// Admit reports whether the work that builds this request's reply may start now. Handlers
+// call it before reading the store for a reply that may be large (a Get, a Scan), from the
+// goroutine that would do the work:
+//   - true: the connection is open and its replies hold less than ServerConfig.MaxOutbound
+//     bytes. Go ahead and reply.
+//   - false, connection closed: the request is dropped (nobody is left to read its reply);
+//     rw must not be used again and retry is never called.
+//   - false, over budget: retry is kept and called once, on the event loop, when the
+//     connection's replies have drained below the budget (never, if it closes first); it
+//     must not block, so it should hand the work back to the handler's workers.
+func (rw *ReplyWriter) Admit(retry func()) bool { return rw.pc.admit(rw, retry) }
 
 // Get replies to a Get: StatusOK with the record, or StatusNotFound. value is copied.
 func (rw *ReplyWriter) Get(status codec.Status, ts int64, flags uint8, value []byte) error {
@@ -92,7 +106,7 @@ func (rw *ReplyWriter) GetRef(status codec.Status, ts int64, flags uint8, value 
 	}
 	pc := rw.pc
 	pc.out.b = codec.AppendGetReplyHead(pc.out.b, rw.id, status, ts, flags, len(value))
-	pc.out.refs = append(pc.out.refs, outRef{at: len(pc.out.b), b: value, release: release})
+	pc.out.splice(value, release)
 	rw.end()
 	return nil
 }
@@ -149,8 +163,7 @@ func (rw *ReplyWriter) SendFrame(frame []byte, release func()) error {
 		}
 		return err
 	}
-	pc := rw.pc
-	pc.out.refs = append(pc.out.refs, outRef{at: len(pc.out.b), b: frame, release: release})
+	rw.pc.out.splice(frame, release)
 	rw.end()
 	return nil
 }

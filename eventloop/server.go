@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -62,16 +63,38 @@ type ServerConfig struct {
 	// MaxFramesPerRead caps the frames handled in one callback before the loop serves other
 	// connections (the rest are handled on the next turn). Default 256.
 	MaxFramesPerRead int
-	// MaxOutbound bounds the replies queued for a connection whose peer does
-	// not read them: past it the connection is closed (the client redials),
-	// so a stuck peer cannot grow the server's memory without end. Default
-	// 4 × MaxFrame.
+	// MaxOutbound is a connection's reply budget: once its replies (queued, being built
+	// from a Get admitted by ReplyWriter.Admit, or in gnet's outbound buffer) hold this
+	// many bytes, the server stops framing its input and Admit parks new reads until the
+	// peer has taken replies below it (backpressure; doc.go, "Limits"). The requests
+	// waiting in the input meanwhile are bounded by the same figure: past it the
+	// connection is closed. Default 2 × MaxFrame (a maximal reply, and one being built).
 	MaxOutbound int
+	// MaxInflight bounds the requests of a connection handed to the Handler and not yet
+	// answered: at the limit the server stops framing its input until replies go out.
+	// Default 1024.
+	MaxInflight int
+	// HandshakeTimeout bounds the time from accept to the end of the handshake (the Hello,
+	// and with Secrets the client's proof); a connection that has not finished is closed.
+	// Default 5s.
+	HandshakeTimeout time.Duration
+	// ReadTimeout bounds the time from a frame's first bytes to its last: a connection
+	// that leaves a frame incomplete longer is closed. (Idle connections between frames
+	// are not timed out: nodes keep their peer connections open; TCP keepalive finds dead
+	// ones.) Default 10s: a maximal frame needs 6.7 MB/s.
+	ReadTimeout time.Duration
+	// WriteTimeout: a connection whose replies fill its budget while its peer takes none
+	// of them for this long is closed. Default 30s.
+	WriteTimeout time.Duration
 }
 
 const (
 	defaultReadBufferCap    = 1 << 20
 	defaultMaxFramesPerRead = 256
+	defaultMaxInflight      = 1024
+	defaultHandshakeTimeout = 5 * time.Second
+	defaultReadTimeout      = 10 * time.Second
+	defaultReplyStall       = 30 * time.Second
 )
 
 // Errors returned by Server.
@@ -90,12 +113,27 @@ type Server struct {
 	badLog  rateLimiter
 	authLog rateLimiter // connections closed for not proving the cluster secret
 
+	acceptLog rateLimiter // accept failures (descriptors exhausted)
+
 	mu      sync.Mutex
 	started bool
 	booted  chan struct{} // closed by OnBoot: listening
-	done    chan struct{} // closed when gnet.Run returns
+	done    chan struct{} // closed when gnet.Rotate returns
 	eng     gnet.Engine   // set by OnBoot
-	addr    net.Addr      // set by OnBoot
+	addr    net.Addr      // set by Start, before booted is closed
+
+	ln        net.Listener  // ours, not gnet's: see accept.go
+	sockDir   string        // holds the Unix socket gnet listens on, unused (see Start)
+	reserve   *os.File      // accept.go: the descriptor given up to shed a connection
+	stopping  chan struct{} // closed by Stop: the accept loop and the janitor exit
+	stopOnce  sync.Once
+	ready     chan struct{} // closed by the first OnTick: the engine takes connections
+	readyOnce sync.Once
+	expired   []*peerConn    // OnTick's scratch
+	loops     sync.WaitGroup // the accept loop
+
+	connMu sync.Mutex
+	conns  map[*peerConn]struct{} // REQUIRES: connMu held. Open connections, for the janitor
 }
 
 // NewServer returns a server for cfg; it does not listen until Start.
@@ -113,18 +151,34 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.MaxFramesPerRead = defaultMaxFramesPerRead
 	}
 	if cfg.MaxOutbound <= 0 {
-		cfg.MaxOutbound = 4 * cfg.MaxFrame
+		cfg.MaxOutbound = 2 * cfg.MaxFrame
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = defaultMaxInflight
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = defaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultReplyStall
 	}
 	if cfg.NumLoops <= 0 {
 		cfg.NumLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return &Server{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "peer-server"),
-		badLog:  rateLimiter{interval: time.Second},
-		authLog: rateLimiter{interval: time.Second},
-		booted:  make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "peer-server"),
+		badLog:    rateLimiter{interval: time.Second},
+		authLog:   rateLimiter{interval: time.Second},
+		acceptLog: rateLimiter{interval: time.Second},
+		booted:    make(chan struct{}),
+		done:      make(chan struct{}),
+		stopping:  make(chan struct{}),
+		ready:     make(chan struct{}),
+		conns:     make(map[*peerConn]struct{}),
 	}
 }
 
@@ -149,30 +203,46 @@ func (s *Server) Start() error {
 		gnet.WithNumEventLoop(s.cfg.NumLoops),
 		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithTCPKeepAlive(15 * time.Second),
-		gnet.WithReuseAddr(true), // restart on the same port despite TIME_WAIT
 		gnet.WithLogger(gnetLogger{s.log}),
+		// Connections are enrolled from our accept loop, concurrently with the loops'
+		// own bookkeeping: round-robin's cursor is not safe for that.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		gnet.WithTicker(true), // OnTick
 	}
-	// gnet reports a taken port as a confusing setsockopt error; claim the
-	// address once ourselves for a clear one ("address already in use").
-	probe, err := net.Listen("tcp", s.cfg.Addr)
+	// The listener is ours, not gnet's: gnet stops its whole engine on the first accept
+	// error, EMFILE included (accept.go). Go's listener sets SO_REUSEADDR (a restart binds
+	// the port despite TIME_WAIT) and 15s keepalive on accepted connections.
+	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		close(s.done)
 		return fmt.Errorf("eventloop: listen on %s: %w", s.cfg.Addr, err)
 	}
-	probe.Close()
+	s.ln, s.addr = ln, ln.Addr()
+	// gnet refuses to enroll connections into an engine without a listener of its own:
+	// give it a Unix socket in a private directory, which no one else can reach.
+	s.sockDir, err = os.MkdirTemp("", "tako-peer-")
+	if err != nil {
+		ln.Close()
+		close(s.done)
+		return fmt.Errorf("eventloop: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.reserve, _ = os.Open(os.DevNull) // best effort: without it, EMFILE only backs off
 	errc := make(chan error, 1)
 	go func() {
 		defer close(s.done)
-		errc <- gnet.Run(s, "tcp://"+s.cfg.Addr, opts...)
+		errc <- gnet.Run(s, "unix://"+filepath.Join(s.sockDir, "gnet.sock"), opts...)
 	}()
 	select {
-	case <-s.booted:
-		s.log.Debug("listening", "addr", s.addr, "node", s.cfg.NodeID)
-		return nil
+	case <-s.ready:
 	case err := <-errc:
+		ln.Close()
+		s.releaseFiles()
 		return fmt.Errorf("eventloop: listen on %s: %w", s.cfg.Addr, err)
 	}
+	s.loops.Add(1)
+	go s.acceptLoop()
+	s.log.Debug("listening", "addr", s.addr, "node", s.cfg.NodeID)
+	return nil
 }
 
 // Addr is the address the server listens on (useful with port 0), or nil before Start.
@@ -193,6 +263,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	default:
 		return nil // never started, or failed to start
 	}
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		s.ln.Close()
+		s.loops.Wait() // no connection is enrolled after this
+		s.releaseFiles()
+	})
 	// Engine.Stop triggers the shutdown and then polls every 500ms; with an expired context
 	// it only triggers it, and we wait for gnet.Run to return instead.
 	expired, cancel := context.WithCancel(context.Background())
@@ -206,39 +282,29 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 }
 
-// OnBoot records the engine and the bound address.
+// OnBoot records the engine.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
-	s.addr = listenAddr(eng)
 	close(s.booted)
 	return gnet.None
 }
 
-// listenAddr finds the bound address through a duplicate of the listening socket.
-func listenAddr(eng gnet.Engine) net.Addr {
-	fd, err := eng.Dup()
-	if err != nil {
-		return nil
-	}
-	f := os.NewFile(uintptr(fd), "listener")
-	defer f.Close()
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil
-	}
-	defer ln.Close()
-	return ln.Addr()
-}
-
 // OnOpen attaches the per-connection state.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	c.SetContext(newPeerConn(s, c))
+	pc := newPeerConn(s, c)
+	c.SetContext(pc)
+	s.connMu.Lock()
+	s.conns[pc] = struct{}{}
+	s.connMu.Unlock()
 	return nil, gnet.None
 }
 
 // OnClose drops the replies still queued for the connection.
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	if pc, ok := c.Context().(*peerConn); ok {
+		s.connMu.Lock()
+		delete(s.conns, pc)
+		s.connMu.Unlock()
 		pc.close()
 		if err != nil {
 			s.log.Debug("connection closed", "remote", pc.remote, "peer", pc.peerID, "err", err)
@@ -248,18 +314,26 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 }
 
 // OnTraffic frames the buffered input: Peek the header, check it, Peek the whole frame,
-// serve it, Discard it; at most MaxFramesPerRead frames per call. Replies produced meanwhile
-// are written with one writev at the end.
+// serve it, Discard it; at most MaxFramesPerRead frames per call, and none while the
+// connection is full (MaxInflight, MaxOutbound): then it pauses until replies leave.
+// Replies produced meanwhile are written with one writev at the end.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	pc := c.Context().(*peerConn)
+	if pc.paused {
+		return pc.checkInbound() // gnet read more input; it waits
+	}
 	pc.enterLoop()
 	action, n := gnet.None, 0
 	for ; n < s.cfg.MaxFramesPerRead && action == gnet.None; n++ {
+		if pc.state == connReady && pc.full() {
+			pc.pause()
+			break
+		}
 		hb, err := c.Peek(codec.HeaderSize)
 		if err != nil {
 			break // header incomplete: wait for more input
 		}
-		h, err := codec.ParseHeader(hb, s.cfg.MaxFrame)
+		h, err := codec.ParseHeader(hb, pc.frameLimit())
 		if err != nil {
 			action = pc.reject(h, err)
 			break
@@ -272,8 +346,39 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(h.FrameLen())
 	}
 	pc.flush()
-	if action == gnet.None && n == s.cfg.MaxFramesPerRead && c.InboundBuffered() >= codec.HeaderSize {
+	switch {
+	case action != gnet.None:
+		return action
+	case pc.paused:
+		return pc.checkInbound()
+	}
+	pc.watchPartial(n > 0)
+	if n == s.cfg.MaxFramesPerRead && c.InboundBuffered() >= codec.HeaderSize {
 		_ = c.Wake(nil) // frames left over: come back after the other connections
 	}
 	return action
+}
+
+// OnTick runs on gnet's ticker goroutine, which gnet starts once its loops are registered:
+// the first tick says the engine can take connections (OnBoot comes too early for that),
+// and every tick closes connections past their deadline (peerConn.deadline: the handshake,
+// or a partial frame), a few times per timeout.
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	s.readyOnce.Do(func() { close(s.ready) })
+	now := time.Now().UnixNano()
+	s.connMu.Lock()
+	for pc := range s.conns {
+		if d := pc.deadline.Load(); d != 0 && now >= d {
+			s.expired = append(s.expired, pc)
+		}
+	}
+	s.connMu.Unlock()
+	for _, pc := range s.expired {
+		// The loop checks again: the deadline is loop state.
+		_ = pc.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(pc.expire))
+	}
+	clear(s.expired)
+	s.expired = s.expired[:0]
+	every := min(s.cfg.HandshakeTimeout, s.cfg.ReadTimeout) / 4
+	return min(max(every, 5*time.Millisecond), time.Second), gnet.None
 }
