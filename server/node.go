@@ -377,12 +377,15 @@ const httpDrainTimeout = 10 * time.Second
 // one after the other from the goroutine that runs the process.
 type shutdown struct {
 	log      *slog.Logger
+	timeout  time.Duration // shutdownTimeout; tests shorten it
 	start    time.Time
 	deadline time.Time
 	late     []string
 }
 
-func newShutdown(log *slog.Logger) *shutdown { return &shutdown{log: log} }
+func newShutdown(log *slog.Logger) *shutdown {
+	return &shutdown{log: log, timeout: shutdownTimeout}
+}
 
 // minStepWait lets a step that finishes at once be seen to, even past the
 // deadline, so it is not reported as stuck.
@@ -393,7 +396,7 @@ const minStepWait = 50 * time.Millisecond
 func (s *shutdown) step(name string, fn func()) bool {
 	if s.start.IsZero() {
 		s.start = time.Now()
-		s.deadline = s.start.Add(shutdownTimeout)
+		s.deadline = s.start.Add(s.timeout)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); fn() }()
@@ -404,7 +407,7 @@ func (s *shutdown) step(name string, fn func()) bool {
 		return true
 	case <-t.C:
 		s.late = append(s.late, name)
-		s.log.Error("shutdown step did not finish in time; going on without it", "step", name, "shutdown_timeout", shutdownTimeout)
+		s.log.Error("shutdown step did not finish in time; going on without it", "step", name, "shutdown_timeout", s.timeout)
 		return false
 	}
 }
