@@ -35,8 +35,14 @@ type ClientConfig struct {
 	// the connection. Default 5s.
 	WriteTimeout time.Duration
 	// RequestTimeout bounds a request whose context carries no deadline, so
-	// callers on a hot path need not allocate one. Default 5s.
+	// callers on a hot path need not allocate one: its base, to which the time the
+	// bytes take at MinRate is added (requestTimeout). Default 5s.
 	RequestTimeout time.Duration
+	// MinRate is the slowest transfer a request's deadline allows for: the request's
+	// bytes and those queued ahead of it on its connection when it is sent, and a large
+	// reply's bytes once its header arrives (the deadline then restarts). Default 20 MB/s,
+	// so a 60 MiB Set waits 5s + 3.1s (and more behind other large requests).
+	MinRate int
 	// MaxBackoff caps the wait between failed connection attempts. Default 1s.
 	MaxBackoff time.Duration
 	// MaxFrame is the largest reply accepted, header included. Default codec.DefaultMaxFrame.
@@ -51,12 +57,16 @@ const (
 	defaultWriteTimeout   = 5 * time.Second
 	defaultMaxBackoff     = time.Second
 	defaultRequestTimeout = 5 * time.Second
+	defaultMinRate        = 20e6 // bytes per second
 	minBackoff            = 20 * time.Millisecond
 )
 
 func (cfg *ClientConfig) setDefaults() {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = defaultRequestTimeout
+	}
+	if cfg.MinRate <= 0 {
+		cfg.MinRate = defaultMinRate
 	}
 	if cfg.Conns <= 0 {
 		cfg.Conns = defaultConns
@@ -451,6 +461,13 @@ func (c *Client) Do(ctx context.Context, encode func(dst []byte, id uint64) []by
 // copyBelow is the value size under which Set copies the value into the frame rather than
 // passing it to writev separately.
 const copyBelow = 8 << 10
+
+// requestTimeout is how long a request may wait for its reply when its context carries no
+// deadline: base, plus the time bytes take at rate bytes per second, so that large values
+// (and the ones queued ahead of them) are not failed for taking the time they need.
+func requestTimeout(base time.Duration, bytes, rate int) time.Duration {
+	return base + time.Duration(float64(bytes)/float64(rate)*float64(time.Second))
+}
 
 // Ping checks that the peer answers.
 func (c *Client) Ping(ctx context.Context) error {

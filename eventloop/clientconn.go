@@ -34,8 +34,11 @@ type call struct {
 	resp  *Response
 	err   error
 	// timer bounds a request whose context has no deadline (RequestTimeout);
-	// pooled with the call so that such requests allocate nothing.
+	// pooled with the call so that such requests allocate nothing. timed says it runs;
+	// size is the request's bytes, counted in the connection's queued until done.
 	timer *time.Timer
+	timed bool
+	size  int
 }
 
 const (
@@ -55,6 +58,7 @@ func getCall() *call { return callPool.Get().(*call) }
 func putCall(c *call) {
 	c.timer.Stop()
 	c.frame, c.value, c.resp, c.err = nil, nil, nil, nil
+	c.timed, c.size = false, 0
 	c.state.Store(callQueued)
 	callPool.Put(c)
 }
@@ -75,6 +79,7 @@ type clientConn struct {
 	mu      sync.Mutex
 	err     error            // REQUIRES: mu held. Set once, by fail.
 	pending map[uint64]*call // REQUIRES: mu held
+	queued  int              // REQUIRES: mu held. Bytes of the requests in pending
 	queue   []*call          // REQUIRES: mu held
 	writing bool             // REQUIRES: mu held. A goroutine is writing to nc.
 
@@ -141,6 +146,10 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	c.value = value
 	op := codec.Op(c.frame[1])
 
+	c.size = len(c.frame) + len(value)
+	timeout := cc.cl.cfg.RequestTimeout
+	c.timed = ctx.Done() == nil // no deadline, no cancel: the timer bounds it
+
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -149,7 +158,13 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 		putCall(c)
 		return nil, err
 	}
+	if c.timed {
+		// Set with mu held, so that the reader's extension (extendLocked) follows it.
+		timeout = requestTimeout(timeout, cc.queued+c.size, cc.cl.cfg.MinRate)
+		c.timer.Reset(timeout)
+	}
 	cc.pending[id] = c
+	cc.queued += c.size
 	// A lone request is written by its caller: no hand-off to the writer
 	// goroutine. With others in flight, the writer coalesces them into one
 	// writev, which under load beats a syscall each by far.
@@ -167,8 +182,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	}
 
 	var expired <-chan time.Time
-	if ctx.Done() == nil { // no deadline, no cancel: RequestTimeout bounds it
-		c.timer.Reset(cc.cl.cfg.RequestTimeout)
+	if c.timed {
 		expired = c.timer.C
 	}
 	select {
@@ -177,7 +191,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	case <-ctx.Done():
 		return cc.abandon(c, id, op, ctx.Err())
 	case <-expired:
-		return cc.abandon(c, id, op, fmt.Errorf("no reply within %v: %w", cc.cl.cfg.RequestTimeout, context.DeadlineExceeded))
+		return cc.abandon(c, id, op, fmt.Errorf("no reply within %v (%d bytes): %w", timeout, c.size, context.DeadlineExceeded))
 	}
 }
 
@@ -243,7 +257,10 @@ func (cc *clientConn) finish(c *call) (*Response, error) {
 func (cc *clientConn) abandon(c *call, id uint64, op codec.Op, cause error) (*Response, error) {
 	cc.mu.Lock()
 	_, mine := cc.pending[id]
-	delete(cc.pending, id)
+	if mine {
+		delete(cc.pending, id)
+		cc.queued -= c.size
+	}
 	cc.mu.Unlock()
 	if !mine {
 		// The reply (or the connection's failure) was delivered meanwhile: take it.
@@ -370,7 +387,9 @@ func (cc *clientConn) readLoop() {
 			copy(buf, rb[r:r+n])
 			r += n
 		} else {
-			// Large reply: copy what is buffered, read the rest straight into place.
+			// Large reply: its call's deadline restarts with time for its bytes. Copy what
+			// is buffered, read the rest straight into place.
+			cc.extend(h.ID, n)
 			m := copy(buf, rb[r:w])
 			r, w = 0, 0
 			if _, err := io.ReadFull(cc.nc, buf[m:]); err != nil {
@@ -384,6 +403,17 @@ func (cc *clientConn) readLoop() {
 			return
 		}
 	}
+}
+
+// extend restarts the deadline of request id, whose reply of n bytes has begun to arrive,
+// with the time those bytes take at MinRate. Under mu, a call in pending still belongs to
+// its caller (abandon removes it under mu before recycling it), so its timer is its own.
+func (cc *clientConn) extend(id uint64, n int) {
+	cc.mu.Lock()
+	if c := cc.pending[id]; c != nil && c.timed {
+		c.timer.Reset(requestTimeout(cc.cl.cfg.RequestTimeout, n, cc.cl.cfg.MinRate))
+	}
+	cc.mu.Unlock()
 }
 
 // deliver decodes one reply frame (taking ownership of buf) and completes its call.
@@ -402,7 +432,10 @@ func (cc *clientConn) deliver(buf []byte) error {
 	}
 	cc.mu.Lock()
 	c := cc.pending[resp.ID]
-	delete(cc.pending, resp.ID)
+	if c != nil {
+		delete(cc.pending, resp.ID)
+		cc.queued -= c.size
+	}
 	cc.mu.Unlock()
 	if c == nil {
 		resp.Release() // its caller gave up

@@ -411,3 +411,34 @@ func countOpenFDs(t *testing.T) int {
 	}
 	return len(fds)
 }
+
+func TestRequestTimeoutGrowsWithSize(t *testing.T) {
+	f := func(base time.Duration, bytes, rate int, want time.Duration) {
+		t.Helper()
+		if got := requestTimeout(base, bytes, rate); got != want {
+			t.Errorf("requestTimeout(%v, %d, %d) = %v, want %v", base, bytes, rate, got, want)
+		}
+	}
+	f(5*time.Second, 0, 20e6, 5*time.Second)
+	f(5*time.Second, 100, 20e6, 5*time.Second+5*time.Microsecond)
+	f(5*time.Second, 60e6, 20e6, 8*time.Second)
+	f(5*time.Second, 8*60e6, 20e6, 29*time.Second) // eight 60 MB values on one connection
+	f(time.Second, 1e6, 1e6, 2*time.Second)
+}
+
+// TestLargeRequestGetsMoreTime: with a 100ms RequestTimeout, a small request to a handler
+// that answers after 300ms times out, and an 8 MiB Set to it does not (100ms + 8 MiB at
+// 20 MB/s = 520ms).
+func TestLargeRequestGetsMoreTime(t *testing.T) {
+	h := HandlerFunc(func(req *codec.Request, rw *ReplyWriter) {
+		time.AfterFunc(300*time.Millisecond, func() { rw.Set(codec.StatusApplied, 1) })
+	})
+	srv := startServer(t, h, "")
+	c := newTestClient(t, srv.Addr().String(), func(cfg *ClientConfig) { cfg.RequestTimeout = 100 * time.Millisecond })
+	if _, err := c.Set(context.Background(), []byte("small"), 1, 0, []byte("v")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("small set: err = %v, want a timeout", err)
+	}
+	if _, err := c.Set(context.Background(), []byte("large"), 1, 0, make([]byte, 8<<20)); err != nil {
+		t.Fatalf("8 MiB set: %v", err)
+	}
+}

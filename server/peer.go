@@ -52,17 +52,45 @@ type peerHandler struct {
 
 // pointRead is a queued get or stat; pooled with its key buffer.
 type pointRead struct {
-	op  codec.Op
-	key []byte
-	rw  *eventloop.ReplyWriter
+	op    codec.Op
+	key   []byte
+	rw    *eventloop.ReplyWriter
+	h     *peerHandler
+	retry func() // queues p again; made once per pooled pointRead
 }
 
 var pointReads = sync.Pool{New: func() any { return new(pointRead) }}
 
-// run answers the read and returns p to its pool.
-func (p *pointRead) run(h *peerHandler) {
-	h.read(p.op, p.key, p.rw)
-	p.key, p.rw = p.key[:0], nil
+// newPointRead takes a pooled pointRead for a request (the key is copied: req dies with
+// the Handle call).
+func (h *peerHandler) newPointRead(req *codec.Request, rw *eventloop.ReplyWriter) *pointRead {
+	p := pointReads.Get().(*pointRead)
+	if p.retry == nil {
+		p.retry = func() { p.h.queuePoint(p) }
+	}
+	p.op, p.key, p.rw, p.h = req.Op, append(p.key[:0], req.Key...), rw, h
+	return p
+}
+
+// queuePoint hands p to the readers, or runs it here when their queue is full. It never
+// waits: it runs on the event loop (Handle, or a read the connection's budget parked).
+func (h *peerHandler) queuePoint(p *pointRead) {
+	select {
+	case h.points <- p:
+	default:
+		p.run()
+	}
+}
+
+// run answers the read and returns p to its pool. A Get waits for room in its
+// connection's reply budget (rw.Admit calls p.retry then) and is dropped with its
+// connection, before the store is read.
+func (p *pointRead) run() {
+	if p.op == codec.OpGet && !p.rw.Admit(p.retry) {
+		return // parked (p is the connection's until retry) or dropped (left to the GC)
+	}
+	p.h.read(p.op, p.key, p.rw)
+	p.key, p.rw, p.h = p.key[:0], nil, nil
 	pointReads.Put(p)
 }
 
@@ -95,7 +123,7 @@ func (h *peerHandler) serveReads() {
 				points = nil
 				continue
 			}
-			p.run(h)
+			p.run()
 		case job, ok := <-reads:
 			if !ok {
 				reads = nil
@@ -122,13 +150,7 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 	case codec.OpBatchSet:
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
-		p := pointReads.Get().(*pointRead)
-		p.op, p.key, p.rw = req.Op, append(p.key[:0], req.Key...), rw // req dies with this call
-		select {
-		case h.points <- p:
-		default:
-			p.run(h)
-		}
+		h.queuePoint(h.newPointRead(req, rw))
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, mode := req.Limit, req.LimitBytes, req.Mode
@@ -166,10 +188,19 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 }
 
 // offload hands a range operation to the readers, or refuses it when they
-// are all busy and the queue is full: the event loop never waits.
+// are all busy and the queue is full: the event loop never waits. The job
+// starts only once its connection's reply budget has room (it is parked
+// until then) and is dropped with its connection: scans build replies of
+// up to scanMaxBytes, and nobody reads those of a closed connection.
 func (h *peerHandler) offload(rw *eventloop.ReplyWriter, job func()) {
+	var admitted func()
+	admitted = func() {
+		if rw.Admit(func() { h.offload(rw, admitted) }) {
+			job()
+		}
+	}
 	select {
-	case h.reads <- job:
+	case h.reads <- admitted:
 	default:
 		rw.Error(codec.StatusUnavailable, "node busy: too many range operations queued")
 	}
