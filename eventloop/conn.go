@@ -263,12 +263,14 @@ func (pc *peerConn) pause() {
 }
 
 // checkInbound closes a paused connection whose peer keeps sending: gnet reads the socket
-// whether or not we frame it, so the requests waiting are bounded by MaxOutbound too.
+// whether or not we frame it, so the requests waiting are bounded, to MaxFrame +
+// MaxOutbound (a maximal Set may still arrive whole while a client reads its replies).
 // Loop only.
 func (pc *peerConn) checkInbound() gnet.Action {
-	if n := pc.c.InboundBuffered(); n > pc.srv.cfg.MaxOutbound {
+	limit := pc.srv.cfg.MaxFrame + pc.srv.cfg.MaxOutbound
+	if n := pc.c.InboundBuffered(); n > limit {
 		pc.srv.badLog.log(pc.srv.log, "closing peer connection: it sends requests without reading the replies",
-			"remote", pc.remote, "peer", pc.peerID, "waiting", n, "limit", pc.srv.cfg.MaxOutbound)
+			"remote", pc.remote, "peer", pc.peerID, "waiting", n, "limit", limit)
 		return gnet.Close
 	}
 	return gnet.None

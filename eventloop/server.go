@@ -63,12 +63,13 @@ type ServerConfig struct {
 	// MaxFramesPerRead caps the frames handled in one callback before the loop serves other
 	// connections (the rest are handled on the next turn). Default 256.
 	MaxFramesPerRead int
-	// MaxOutbound is a connection's reply budget: once its replies (queued, being built
-	// from a Get admitted by ReplyWriter.Admit, or in gnet's outbound buffer) hold this
-	// many bytes, the server stops framing its input and Admit parks new reads until the
-	// peer has taken replies below it (backpressure; doc.go, "Limits"). The requests
-	// waiting in the input meanwhile are bounded by the same figure: past it the
-	// connection is closed. Default 2 × MaxFrame (a maximal reply, and one being built).
+	// MaxOutbound is a connection's reply budget: once its replies (queued, or in gnet's
+	// outbound buffer) hold this many bytes, the server stops framing its input and
+	// ReplyWriter.Admit parks new reads until the peer has taken replies below it
+	// (backpressure; doc.go, "Limits"). A read admitted below the budget may cross it by
+	// its own reply, so the budget need not hold a maximal value. The requests waiting in
+	// the input meanwhile are bounded by MaxFrame + MaxOutbound: past it the connection is
+	// closed. Default 16 MiB.
 	MaxOutbound int
 	// MaxInflight bounds the requests of a connection handed to the Handler and not yet
 	// answered: at the limit the server stops framing its input until replies go out.
@@ -92,6 +93,7 @@ const (
 	defaultReadBufferCap    = 1 << 20
 	defaultMaxFramesPerRead = 256
 	defaultMaxInflight      = 1024
+	defaultMaxOutbound      = 16 << 20
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultReadTimeout      = 10 * time.Second
 	defaultReplyStall       = 30 * time.Second
@@ -151,7 +153,7 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.MaxFramesPerRead = defaultMaxFramesPerRead
 	}
 	if cfg.MaxOutbound <= 0 {
-		cfg.MaxOutbound = 2 * cfg.MaxFrame
+		cfg.MaxOutbound = defaultMaxOutbound
 	}
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = defaultMaxInflight
