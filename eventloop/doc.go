@@ -44,8 +44,31 @@ client matches them by id. Large values can be replied without a copy (GetRef, S
 their buffers are spliced into the writev and released once the kernel (or gnet's
 outbound buffer) has them. The ReplyWriter of a request answered during Handle is recycled,
 so serving a request allocates nothing; one kept for later is the handler's until it
-replies. A connection whose peer stops reading is closed once more than
-ServerConfig.MaxOutbound bytes of replies wait in gnet's outbound buffer.
+replies.
+
+# Limits
+
+A connection may have at most ServerConfig.MaxInflight (1024) requests handed to the
+Handler and unanswered, and its replies may hold about MaxOutbound (16 MiB) bytes, queued or
+in gnet's outbound buffer. At either limit the loop stops framing its input (backpressure:
+the requests wait in gnet's inbound buffer, which gnet fills regardless, so a paused
+connection holding more than MaxFrame + MaxOutbound of input is closed) and resumes once
+replies leave; gnet has no callback for a drained outbound buffer, so a paused connection
+polls every 2ms. A Handler asks ReplyWriter.Admit before reading the store for a large
+reply: over the budget the work is parked and retried on the loop when there is room; on a
+closed connection it is dropped, never read. A read admitted below the budget may cross it
+by its own reply, so a connection holds at most MaxOutbound + one reply per concurrent
+worker. A connection whose peer takes none of its full budget for WriteTimeout (30s) is
+closed.
+
+The handshake (Hello, and with Secrets the proof) must finish within HandshakeTimeout (5s)
+of accept, and its frames are capped at 64 KiB: a stranger cannot make the server buffer a
+large frame. Once ready, a frame must be complete within ReadTimeout (10s) of its first
+bytes. The ticker (gnet's OnTick) sweeps the deadlines.
+
+The server accepts connections itself (accept.go) and enrolls them with gnet: gnet v2.9.7
+stops its whole engine on an accept error such as EMFILE. On EMFILE or ENFILE the accept loop
+sheds one pending connection with a reserve descriptor and backs off (5ms to 500ms).
 
 Stop closes the listener and all connections; replies sent afterwards are dropped
 (ErrConnClosed) and zero-copy buffers still released.
@@ -64,7 +87,9 @@ reply, its context, or the death of its connection, which fails every pending re
 once with ErrConnLost (the request may or may not have been applied). A dead connection is
 redialled on the next use; failed dials back off exponentially (20ms doubling to
 MaxBackoff, default 1s, with jitter), during which requests fail fast with ErrUnavailable
-instead of piling up behind a dead peer.
+instead of piling up behind a dead peer. A request whose context carries no deadline
+waits RequestTimeout plus the time its bytes and those queued ahead of it take at MinRate
+(20 MB/s); a large reply restarts it with time for the reply's bytes.
 
 The client is built on net.Conn with two goroutines per connection rather than on
 gnet.NewClient, because that is both simpler and faster here:
