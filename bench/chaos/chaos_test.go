@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -14,9 +16,16 @@ import (
 // binDir holds tako-node and tako-proxy, built once by TestMain.
 var binDir string
 
+// testCtx ends on SIGINT or SIGTERM, so that an interrupted run still stops its cluster and
+// removes its namespaces.
+var testCtx = context.Background()
+
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	testCtx = ctx
 	dir, err := os.MkdirTemp("", "tako-chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -46,13 +55,19 @@ func (l lineLogger) Write(b []byte) (int, error) {
 // runNamed runs a short scenario and fails the test on any violation.
 func runNamed(t *testing.T, name string, d time.Duration) *Result {
 	t.Helper()
+	return runIn(t, NetworkAuto, name, d)
+}
+
+// runIn is runNamed in a chosen network mode.
+func runIn(t *testing.T, network, name string, d time.Duration) *Result {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("chaos scenarios start clusters; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	res, err := Run(ctx, Config{Scenario: name, Duration: d, Out: lineLogger{t}, Binary: testBinary, Seed: 1})
+	res, err := Run(ctx, Config{Scenario: name, Duration: d, Out: lineLogger{t}, Binary: testBinary, Seed: 1, Network: network})
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -125,7 +140,7 @@ func TestCheckerCatchesWipedReplicas(t *testing.T) {
 		}
 		return e.N.Restart(ctx, e.C.Nodes...)
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, time.Minute)
 	defer cancel()
 	res, err := runScenario(ctx, Config{Binary: testBinary, Seed: 1}, wipe)
 	if err != nil {

@@ -62,9 +62,14 @@ type Cluster struct {
 	Cfg     *config.Config
 	Nodes   []*Node
 	Proxies []*Proxy
-	// Interposer is nil in direct mode, when tako-node has no -listen flag: the nodes then
-	// listen on their configured addresses and partitions are unavailable.
+	// Interposer is nil in namespace mode, and in direct mode, when tako-node has no
+	// -listen flag: the nodes then listen on their configured addresses (and in direct
+	// mode partitions are unavailable).
 	Interposer *Interposer
+
+	hosts hostPlan // where the nodes and the coordinator are configured
+	netns *netns   // nil in loopback mode
+	why   string   // why loopback mode, when namespaces were not used
 
 	layout             Layout
 	httpPort, peerPort int      // of every node
@@ -79,18 +84,25 @@ type Cluster struct {
 
 // Mode names how the hosts are separated.
 func (c *Cluster) Mode() string {
-	if c.Interposer == nil {
-		return "loopback-direct (no -listen: no partitions)"
+	switch {
+	case c.netns != nil:
+		return c.netns.String()
+	case c.Interposer == nil:
+		return "loopback-direct (no -listen: no partitions; " + c.why + ")"
 	}
-	return "loopback (127.0.0.x hosts, interposer on 127.0.1.x)"
+	return "loopback (127.0.0.x hosts, interposer on 127.0.1.x; " + c.why + ")"
 }
 
-func nodeHost(i int) string  { return "127.0.0." + strconv.Itoa(10+i) }
+// CanPartition reports whether the nemesis can partition this cluster.
+func (c *Cluster) CanPartition() bool { return c.netns != nil || c.Interposer != nil }
+
 func realHost(i int) string  { return "127.0.1." + strconv.Itoa(10+i) }
 func proxyHost(i int) string { return "127.0.2." + strconv.Itoa(10+i) }
 
-// coordHost is the coordinator's host; it listens on the nodes' HTTP port.
-const coordHost = "127.0.3.10"
+// coordAddr is the coordinator's address; it listens on the nodes' HTTP port.
+func (c *Cluster) coordAddr() string {
+	return net.JoinHostPort(c.hosts.coordHost(), strconv.Itoa(c.httpPort))
+}
 
 // clusterSpec is what StartCluster needs besides the layout.
 type clusterSpec struct {
@@ -98,6 +110,7 @@ type clusterSpec struct {
 	bins   *binaries
 	dir    string
 	log    *slog.Logger
+	net    string // Config.Network
 }
 
 // startCluster writes the configuration and starts every node and proxy. On error
@@ -105,27 +118,39 @@ type clusterSpec struct {
 func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	l := s.layout
 	n := (l.Buckets + l.Grow) * l.Mirrors
-	var hosts []string
-	for i := 1; i <= n; i++ {
-		hosts = append(hosts, nodeHost(i), realHost(i))
-	}
-	for i := range l.Proxies {
-		hosts = append(hosts, proxyHost(i+1))
-	}
-	if l.Grow > 0 {
-		hosts = append(hosts, coordHost)
-	}
-	ports, err := sharedPorts(hosts, 2)
+	ns, why, err := chooseNetwork(s.net, n, s.log)
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Dir: s.dir, CfgPath: filepath.Join(s.dir, "tako.yaml"), layout: l, httpPort: ports[0], peerPort: ports[1], log: s.log}
+	c = &Cluster{Dir: s.dir, CfgPath: filepath.Join(s.dir, "tako.yaml"), layout: l, log: s.log, hosts: loopbackHosts{}, why: why}
 	defer func() {
 		if err != nil {
 			c.Stop()
 		}
 	}()
-	if s.bins.Listen {
+	if ns != nil {
+		c.netns, c.hosts = ns, ns
+		s.log.Info("chaos: network mode", "mode", ns.String())
+	} else {
+		s.log.Info("chaos: network mode loopback", "why", why)
+	}
+	// Hosts in the root namespace must have the ports free; a node's namespace is new.
+	var hosts []string
+	for i := 1; i <= n && ns == nil; i++ {
+		hosts = append(hosts, c.hosts.nodeHost(i), realHost(i))
+	}
+	for i := range l.Proxies {
+		hosts = append(hosts, proxyHost(i+1))
+	}
+	if l.Grow > 0 {
+		hosts = append(hosts, c.hosts.coordHost())
+	}
+	ports, err := sharedPorts(hosts, 2)
+	if err != nil {
+		return nil, err
+	}
+	c.httpPort, c.peerPort = ports[0], ports[1]
+	if s.bins.Listen && ns == nil {
 		c.Interposer = NewInterposer(s.log)
 	}
 	if err := c.writeConfig(PhaseInitial); err != nil {
@@ -133,10 +158,10 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	}
 	for i := 1; i <= n; i++ {
 		c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("n%d", i), Bucket: fmt.Sprintf("b%d", (i-1)/l.Mirrors+1),
-			HTTP:     net.JoinHostPort(nodeHost(i), strconv.Itoa(c.httpPort)),
-			Peer:     net.JoinHostPort(nodeHost(i), strconv.Itoa(c.peerPort)),
-			RealHTTP: net.JoinHostPort(nodeHost(i), strconv.Itoa(c.httpPort)),
-			RealPeer: net.JoinHostPort(nodeHost(i), strconv.Itoa(c.peerPort)),
+			HTTP:     net.JoinHostPort(c.hosts.nodeHost(i), strconv.Itoa(c.httpPort)),
+			Peer:     net.JoinHostPort(c.hosts.nodeHost(i), strconv.Itoa(c.peerPort)),
+			RealHTTP: net.JoinHostPort(c.hosts.nodeHost(i), strconv.Itoa(c.httpPort)),
+			RealPeer: net.JoinHostPort(c.hosts.nodeHost(i), strconv.Itoa(c.peerPort)),
 			VarDir:   filepath.Join(c.Dir, fmt.Sprintf("var-n%d", i))})
 	}
 	if err := c.mountTmpfs(l.TmpfsNode); err != nil {
@@ -162,7 +187,7 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 // source returns the flags that tell a process where its configuration comes from.
 func (c *Cluster) source() []string {
 	if c.coord != nil {
-		return []string{"-c", net.JoinHostPort(coordHost, strconv.Itoa(c.httpPort))}
+		return []string{"-c", c.coordAddr()}
 	}
 	return []string{"-cfg", c.CfgPath}
 }
@@ -193,7 +218,11 @@ func (c *Cluster) addNode(bins *binaries, i int, nd *Node, offset time.Duration)
 	if err := os.MkdirAll(nd.VarDir, 0o755); err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	nd.proc = &process{name: nd.ID, bin: bins.node, args: args, out: filepath.Join(c.Dir, nd.ID+".out")}
+	bin := bins.node
+	if c.netns != nil {
+		bin, args = c.netns.wrap(i, bin, args)
+	}
+	nd.proc = &process{name: nd.ID, bin: bin, args: args, out: filepath.Join(c.Dir, nd.ID+".out")}
 	return nil
 }
 
@@ -221,7 +250,7 @@ func (c *Cluster) StartAll(ctx context.Context) error {
 		if err := c.coord.start(); err != nil {
 			return err
 		}
-		if err := c.waitHealthy(ctx, c.coord, net.JoinHostPort(coordHost, strconv.Itoa(c.httpPort))); err != nil {
+		if err := c.waitHealthy(ctx, c.coord, c.coordAddr()); err != nil {
 			return err
 		}
 	}
@@ -318,8 +347,8 @@ func (c *Cluster) peakRSS() string {
 	return b.String()
 }
 
-// Stop kills every process, closes the interposer and unmounts the tmpfs. Safe to call more
-// than once.
+// Stop kills every process, closes the interposer, removes the namespaces and unmounts the
+// tmpfs. Safe to call more than once.
 func (c *Cluster) Stop() {
 	for _, p := range c.Proxies {
 		_ = p.proc.stop(syscall.SIGKILL)
@@ -334,6 +363,9 @@ func (c *Cluster) Stop() {
 	}
 	if c.Interposer != nil {
 		c.Interposer.Close()
+	}
+	if c.netns != nil {
+		c.netns.close() // after the kills: no process is left inside
 	}
 	c.unmountTmpfs()
 }

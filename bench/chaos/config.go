@@ -29,10 +29,10 @@ func (p Phase) String() string {
 }
 
 // configYAML renders the configuration of phase p, every node on the same two ports.
-func (l Layout) configYAML(p Phase, httpPort, peerPort int) string {
+func (l Layout) configYAML(p Phase, h hostPlan, httpPort, peerPort int) string {
 	var b strings.Builder
 	if l.Grow > 0 {
-		fmt.Fprintf(&b, "coordinators: {c1: [%s, %d]}\n", coordHost, httpPort)
+		fmt.Fprintf(&b, "coordinators: {c1: [%s, %d]}\n", h.coordHost(), httpPort)
 	}
 	switch p {
 	case PhaseInitial:
@@ -44,9 +44,9 @@ func (l Layout) configYAML(p Phase, httpPort, peerPort int) string {
 	}
 	fmt.Fprintf(&b, "storage: {sync: always, memtable_bytes: 4MiB, cache_bytes: 8MiB, min_free_bytes: %s}\n", l.minFree())
 	b.WriteString("deployments:\n")
-	l.deploymentYAML(&b, "chaos", l.Buckets, httpPort, peerPort)
+	l.deploymentYAML(&b, h, "chaos", l.Buckets, httpPort, peerPort)
 	if p != PhaseInitial {
-		l.deploymentYAML(&b, "grown", l.Buckets+l.Grow, httpPort, peerPort)
+		l.deploymentYAML(&b, h, "grown", l.Buckets+l.Grow, httpPort, peerPort)
 	}
 	return b.String()
 }
@@ -60,7 +60,7 @@ func (l Layout) minFree() string {
 
 // deploymentYAML renders one deployment of buckets b1..bN; node i is always in bucket
 // ceil(i/Mirrors), so a grown deployment adds nodes without moving any.
-func (l Layout) deploymentYAML(b *strings.Builder, name string, buckets, httpPort, peerPort int) {
+func (l Layout) deploymentYAML(b *strings.Builder, h hostPlan, name string, buckets, httpPort, peerPort int) {
 	fmt.Fprintf(b, "  %s:\n    read_repair: yes\n    background_healing: yes\n", name)
 	fmt.Fprintf(b, "    background_healing_interval: %s\n", l.HealEvery)
 	if l.TombstoneGrace > 0 {
@@ -72,7 +72,7 @@ func (l Layout) deploymentYAML(b *strings.Builder, name string, buckets, httpPor
 		fmt.Fprintf(b, "      b%d:\n", bk)
 		for range l.Mirrors {
 			i++
-			fmt.Fprintf(b, "        n%d: [%s, %d, %d]\n", i, nodeHost(i), httpPort, peerPort)
+			fmt.Fprintf(b, "        n%d: [%s, %d, %d]\n", i, h.nodeHost(i), httpPort, peerPort)
 		}
 	}
 }
@@ -87,7 +87,7 @@ type placement struct {
 // writeConfig writes phase p's configuration and loads it back: the harness reads it
 // exactly as the processes do.
 func (c *Cluster) writeConfig(p Phase) error {
-	if err := os.WriteFile(c.CfgPath, []byte(c.layout.configYAML(p, c.httpPort, c.peerPort)), 0o644); err != nil {
+	if err := os.WriteFile(c.CfgPath, []byte(c.layout.configYAML(p, c.hosts, c.httpPort, c.peerPort)), 0o644); err != nil {
 		return fmt.Errorf("chaos: write config: %w", err)
 	}
 	cfg, err := config.Load(c.CfgPath)
@@ -167,7 +167,7 @@ func (c *Cluster) SetPhase(ctx context.Context, p Phase) error {
 	if err := c.writeConfig(p); err != nil {
 		return err
 	}
-	if err := c.waitVersion(ctx, coordHost+":"+fmt.Sprint(c.httpPort)); err != nil {
+	if err := c.waitVersion(ctx, c.coordAddr()); err != nil {
 		return err
 	}
 	if err := c.StartAll(ctx); err != nil {

@@ -5,14 +5,23 @@
 // acknowledged writes or deletes that were lost, replicas that diverged and stale reads.
 //
 // What it owns:
-//   - Cluster: a Tako deployment of separate hosts on loopback. Node i is configured at
-//     127.0.0.(10+i) and every node uses the same HTTP and peer ports, as on real machines;
-//     it really listens on 127.0.1.(10+i) (tako-node -listen), and an Interposer in the
-//     harness forwards from the configured address, so that it can cut chosen node pairs
-//     apart. Proxies listen on 127.0.2.x. Nothing leaves 127.0.0.0/8; network namespaces
-//     are not used.
-//   - Interposer and Partition: the TCP forwarder; the first frame of a peer connection (the
-//     Hello) names the connecting node, an empty name is a proxy or other client.
+//   - Cluster: a Tako deployment of separate hosts on one machine, every node on the same
+//     HTTP and peer ports, as on real machines, in one of two modes (Config.Network,
+//     $TAKO_CHAOS_NETWORK; the default picks namespaces when it can):
+//     Network namespaces (netns.go), where the harness is root and `ip netns add` works: a
+//     bridge at 10.a.b.1/24 (a /24 no interface uses) and node i in its own namespace at
+//     10.a.b.(10+i) on a veth pair, run through `ip netns exec` (which execs the node, so
+//     signals reach it). Proxies, the coordinator (at the bridge address) and the
+//     harness's clients stay in the root namespace. Partitions are blackhole routes inside
+//     the namespaces; established connections stall, as in a real partition.
+//     Loopback, otherwise: node i is configured at 127.0.0.(10+i) and really listens on
+//     127.0.1.(10+i) (tako-node -listen); an Interposer in the harness forwards from the
+//     configured address, so that it can cut chosen node pairs apart.
+//     Proxies listen on 127.0.2.x in both. Nothing leaves 127.0.0.0/8 and the namespaces
+//     the harness made, and it touches no interface or namespace it did not make.
+//   - Interposer and Partition: the TCP forwarder of loopback mode; the first frame of a peer
+//     connection (the Hello) names the connecting node, an empty name is a proxy or other
+//     client.
 //   - Nemesis: SIGKILL and restart, SIGSTOP/SIGCONT, partitions, a wiped var dir, and a full
 //     disk (the node's var dir on a tmpfs the harness mounts, filled by a filler file).
 //     Clock skew is a process flag (-clock-offset) chosen when the cluster starts. Every
@@ -28,8 +37,8 @@
 //     beside the checker's.
 //
 // Invariants: every process the harness starts runs in its own process group and is killed,
-// every tmpfs unmounted and every temp dir removed (unless Config.Keep) before Run returns,
-// also on error paths; every wait is bounded. The checker runs only after the workload and
+// every namespace, veth and bridge it made deleted, every tmpfs unmounted and every temp dir
+// removed (unless Config.Keep) before Run returns, also on error paths; every wait is bounded. The checker runs only after the workload and
 // the nemesis have stopped, every node is up and unpaused, disks are freed and partitions
 // healed.
 //

@@ -260,7 +260,7 @@ func Mixed(ctx context.Context, e *Env) error {
 		},
 		func(nd *Node) (func() error, error) { return func() error { return e.N.Resume(nd) }, e.N.Pause(nd) },
 	}
-	if e.C.Interposer != nil {
+	if e.C.CanPartition() {
 		faults = append(faults, func(nd *Node) (func() error, error) {
 			p := Partition{Isolated: []string{nd.ID}, CutClients: e.rng.IntN(2) == 0}
 			return func() error { return e.N.Partition(Partition{}) }, e.N.Partition(p)

@@ -134,14 +134,24 @@ func (n *Nemesis) Resume(nd *Node) error {
 }
 
 // ErrNoPartitions reports a cluster without an interposer.
-var ErrNoPartitions = errors.New("chaos: partitions need the interposer (tako-node -listen)")
+var ErrNoPartitions = errors.New("chaos: partitions need network namespaces or the interposer (tako-node -listen)")
 
 // Partition replaces the current partition; the zero Partition heals it.
 func (n *Nemesis) Partition(p Partition) error {
-	if n.c.Interposer == nil {
+	switch {
+	case n.c.netns != nil:
+		var ids []string
+		for _, nd := range n.c.Nodes {
+			ids = append(ids, nd.ID)
+		}
+		if err := n.c.netns.setPartition(p, ids); err != nil {
+			return err
+		}
+	case n.c.Interposer != nil:
+		n.c.Interposer.SetPartition(p)
+	default:
 		return ErrNoPartitions
 	}
-	n.c.Interposer.SetPartition(p)
 	n.mu.Lock()
 	n.part = p
 	n.mu.Unlock()

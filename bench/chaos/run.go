@@ -26,6 +26,10 @@ type Config struct {
 	Binary func(name string) (string, error)
 	Seed   uint64
 	Logger *slog.Logger // the harness's own troubles (interposer, unmount); nil discards
+	// Network is how the hosts are separated: NetworkAuto (namespaces when root and
+	// `ip netns` works, else loopback; $TAKO_CHAOS_NETWORK overrides), NetworkLoopback or
+	// NetworkNetns.
+	Network string
 }
 
 // Result is what a run did and what the checker found.
@@ -90,7 +94,7 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c, err := startCluster(ctx, clusterSpec{layout: sc.Layout, bins: bins, dir: dir, log: log})
+	c, err := startCluster(ctx, clusterSpec{layout: sc.Layout, bins: bins, dir: dir, log: log, net: cfg.Network})
 	if errors.Is(err, ErrNeedRoot) {
 		res.Skipped = err.Error()
 		return res, nil
@@ -100,6 +104,9 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*Result, error) 
 	}
 	defer c.Stop()
 	res.Mode = c.Mode()
+	if cfg.Out != nil {
+		fmt.Fprintf(cfg.Out, "chaos: hosts: %s\n", res.Mode)
+	}
 	e := newEnv(c, sc, cfg)
 	err = e.run(ctx, res)
 	if herr := writeHistory(cfg, dir, e.hist, res); herr != nil {
