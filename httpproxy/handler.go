@@ -113,7 +113,7 @@ type Handler struct {
 	keyBufs       sync.Pool // *[]byte holding a decoded key
 	bodyBufs      sync.Pool // *[]byte holding a value of up to smallBody bytes
 	bodies        budget    // request body bytes in flight
-	overBudgetLog rateLimited
+	overBudgetLog LogLimiter
 }
 
 // NewHandler returns a Handler over cfg.Backend.

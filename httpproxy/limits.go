@@ -193,7 +193,7 @@ func (h *Handler) overBudget(ctx *fasthttp.RequestCtx, stream io.Reader, n int) 
 	if n >= 0 && got < limit || n < 0 && !errors.Is(err, io.EOF) {
 		ctx.SetConnectionClose() // not all read: the connection is out of step
 	}
-	h.overBudgetLog.warn(h.cfg.Logger, "request body refused: over the memory budget for bodies in flight",
+	h.overBudgetLog.Warn(h.cfg.Logger, "request body refused: over the memory budget for bodies in flight",
 		"remote", ctx.RemoteAddr().String(), "bytes", n, "budget", h.bodies.max)
 	textError(ctx, fasthttp.StatusServiceUnavailable,
 		"request bodies in flight exceed the memory budget ("+strconv.FormatInt(h.bodies.max, 10)+" bytes); retry")
@@ -219,7 +219,7 @@ type retryListener struct {
 	log       *slog.Logger
 	closed    chan struct{}
 	closeOnce sync.Once
-	logged    rateLimited
+	logged    LogLimiter
 }
 
 const (
@@ -235,7 +235,7 @@ func (l *retryListener) Accept() (net.Conn, error) {
 			return c, err
 		}
 		delay = min(max(2*delay, minAcceptBackoff), maxAcceptBackoff)
-		l.logged.warn(l.log, "http accept failed; retrying", "addr", l.Addr().String(), "err", err, "retry_in", delay)
+		l.logged.Warn(l.log, "http accept failed; retrying", "addr", l.Addr().String(), "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-l.closed:
@@ -265,13 +265,17 @@ func retryableAccept(err error) bool {
 	return false
 }
 
-// rateLimited logs at most once a second, counting the lines it left out.
-type rateLimited struct {
+// LogLimiter logs at most once a second, counting the lines it left out
+// (noisy causes: refused connections, refused records). The zero value is
+// ready; it is safe for concurrent use.
+type LogLimiter struct {
 	last    atomic.Int64 // unix nanoseconds of the last line
 	dropped atomic.Int64
 }
 
-func (r *rateLimited) warn(l *slog.Logger, msg string, args ...any) {
+// Warn logs msg at warning level unless a line went out less than a second
+// ago.
+func (r *LogLimiter) Warn(l *slog.Logger, msg string, args ...any) {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {

@@ -7,31 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/hashring"
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
 )
-
-// rateLimited logs at most once a second, counting what it left out.
-type rateLimited struct {
-	last    atomic.Int64 // unix nanoseconds of the last line
-	dropped atomic.Int64
-}
-
-func (r *rateLimited) log(l *slog.Logger, msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
-		r.dropped.Add(1)
-		return
-	}
-	l.Warn(msg, append(args, "suppressed", r.dropped.Swap(0))...)
-}
 
 // peerHandler serves the peer protocol from this node's store. It runs on
 // gnet's event loops and never touches the disk there: writes go to the
@@ -44,7 +27,7 @@ type peerHandler struct {
 	store  *kv.Store
 	clock  *hlc.Clock // observes records that arrive; refuses those too far ahead
 	log    *slog.Logger
-	skewed rateLimited // logs refused records
+	skewed httpproxy.LogLimiter // logs refused records
 	points chan *pointRead
 	reads  chan func()
 	wg     sync.WaitGroup
@@ -236,7 +219,7 @@ func setStatus(res kv.Result) codec.Status {
 // observes it: one beyond max_clock_skew is refused, never stored.
 func (h *peerHandler) admit(key []byte, ts int64) error {
 	if err := h.clock.Check(ts); err != nil {
-		h.skewed.log(h.log, "refused a peer record", "key", fmt.Sprintf("%.64q", key), "err", err)
+		h.skewed.Warn(h.log, "refused a peer record", "key", fmt.Sprintf("%.64q", key), "err", err)
 		return err
 	}
 	h.clock.Observe(ts)
