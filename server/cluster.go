@@ -19,10 +19,14 @@ import (
 // Backend of proxies and of nodes in a multi-node deployment.
 //
 // Writes go to every replica at once and return after the requested number
-// of durable acknowledgements. Reads with read repair ask every replica for
-// its timestamp while fetching the value from one (this node's own store
-// when it is a replica), return the newest record and push it to replicas
-// found older or missing it. Values cross the network once per replica.
+// of durable acknowledgements. Reads with read repair ask a read quorum of
+// replicas — the fewest that can form one — for their timestamps while
+// fetching the value from one of them (this node's own store when it is a
+// replica), return the newest record and push it to the replicas asked
+// that were found older or missing it. The other replicas are asked only
+// when one of the quorum fails or is slow; what they miss is hinted
+// hand-off's and anti-entropy's to mend. Values cross the network once per
+// replica.
 type Cluster struct {
 	topo    atomic.Pointer[topology]
 	self    string
@@ -327,32 +331,38 @@ func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv
 // to repair them too; a slow or hung replica costs a read no more.
 const readGrace = 5 * time.Millisecond
 
-// ask asks every replica for its metadata in parallel — the one at getAt
-// (when >= 0) for its whole record, into the route's buffer — and waits
-// until all have returned, or a read quorum has answered and readGrace has
-// passed. Answers are the tasks marked in rt.ok: a record or not-found; a
-// replica that failed has not been heard. It reports whether the answers
-// form a read quorum; release the route with finish.
+// readHedge is how long a read waits for the replicas it asked before it
+// asks the others too. It is well above a loaded node's p99 on loopback
+// (a few ms), so that hedging rarely adds load to a busy cluster, and well
+// below the peer request timeout, so that a hung replica (paused, or
+// partitioned away) costs a read no more than this.
+const readHedge = 20 * time.Millisecond
+
+// ask asks the replicas for their metadata in parallel — the one at getAt
+// (when >= 0) for its whole record, into the route's buffer. It asks a read
+// quorum first (pickQuorum) and the rest only when one of those fails or
+// has not answered within readHedge. It waits until all it asked have
+// returned, or a read quorum has answered and readGrace has passed. Answers
+// are the tasks marked in rt.ok: a record or not-found; a replica that
+// failed, or was not asked, has not been heard. It reports whether the
+// answers form a read quorum; release the route with finish.
 func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum bool) {
 	n := len(rt.reps)
 	rt.prepare(n)
-	for pos := range n {
-		if pos == getAt {
-			c.submit(t, rt, pos, taskGet, key, kv.Record{}, rt.vbuf)
-		} else {
-			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
-		}
+	first := getAt
+	if first < 0 {
+		first = t.preferred(rt.reps)
+	}
+	asked := rt.pickQuorum(first)
+	c.askMarked(t, rt, getAt, key)
+	var hedge, grace <-chan time.Time
+	if asked < n {
+		hedge = resetTimer(&rt.hedge, readHedge)
 	}
 	returned := 0
-	var grace <-chan time.Time
-	for returned < n {
+	for returned < asked {
 		if grace == nil && rt.readQuorum(rt.ok) {
-			if rt.grace == nil {
-				rt.grace = time.NewTimer(readGrace)
-			} else {
-				rt.grace.Reset(readGrace)
-			}
-			grace = rt.grace.C
+			grace = resetTimer(&rt.grace, readGrace)
 		}
 		select {
 		case tk := <-rt.done:
@@ -362,16 +372,68 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 				tk.meta = tk.rec.Meta()
 			}
 			rt.ok[tk.pos] = tk.err == nil || errors.Is(tk.err, kv.ErrNotFound)
+			if !rt.ok[tk.pos] && asked < n {
+				asked = c.askRest(t, rt, key)
+				hedge = nil
+			}
+		case <-hedge:
+			asked = c.askRest(t, rt, key)
+			hedge = nil
 		case <-grace:
-			rt.pending = n - returned
+			rt.pending = asked - returned
+			stopTimers(rt)
 			return true
 		}
 	}
+	stopTimers(rt)
+	rt.pending = 0
+	return rt.readQuorum(rt.ok)
+}
+
+// askMarked submits a task to every replica marked in rt.asked that has
+// none yet: a Get to the one at getAt, Stats to the others.
+func (c *Cluster) askMarked(t *topology, rt *route, getAt int, key []byte) {
+	for pos, ask := range rt.asked {
+		if !ask || rt.sent[pos] {
+			continue
+		}
+		rt.sent[pos] = true
+		if pos == getAt {
+			c.submit(t, rt, pos, taskGet, key, kv.Record{}, rt.vbuf)
+		} else {
+			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
+		}
+	}
+}
+
+// askRest asks every replica not asked yet for its metadata and returns how
+// many have been asked in all.
+func (c *Cluster) askRest(t *topology, rt *route, key []byte) int {
+	for pos := range rt.asked {
+		rt.asked[pos] = true
+	}
+	c.askMarked(t, rt, -1, key)
+	return len(rt.asked)
+}
+
+// resetTimer (re)arms *tp for d and returns its channel; timers are reused
+// with the route, so a read allocates none.
+func resetTimer(tp **time.Timer, d time.Duration) <-chan time.Time {
+	if *tp == nil {
+		*tp = time.NewTimer(d)
+	} else {
+		(*tp).Reset(d)
+	}
+	return (*tp).C
+}
+
+func stopTimers(rt *route) {
 	if rt.grace != nil {
 		rt.grace.Stop()
 	}
-	rt.pending = 0
-	return rt.readQuorum(rt.ok)
+	if rt.hedge != nil {
+		rt.hedge.Stop()
+	}
 }
 
 // finish releases a route after ask, or leaves that to a goroutine that

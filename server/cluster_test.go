@@ -26,6 +26,7 @@ type memReplica struct {
 	recs  map[string]kv.Record
 	down  bool
 	delay time.Duration // every call sleeps this long first (a hung node)
+	reads int           // Gets and Stats asked of it
 }
 
 func (m *memReplica) stall() {
@@ -41,6 +42,7 @@ func (m *memReplica) get(key []byte) (kv.Record, error) {
 	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads++
 	if m.down {
 		return kv.Record{}, errDown
 	}
@@ -293,27 +295,79 @@ func TestStaleWriteReportsNewer(t *testing.T) {
 	}
 }
 
+// What a quorum write of "newest" leaves when it missed reps[0] (stale) and
+// reps[3] (holding an older tombstone): the read asks reps[0] and its
+// mirror reps[1], a read quorum, answers the newest record and repairs
+// reps[0]. reps[3] is not asked while the quorum answers: it is
+// anti-entropy's to mend.
 func TestReadRepair(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
 	key := "repair-me"
 	reps := tc.replicasOf(key)
 	newest := kv.Record{TS: 30, Value: []byte("newest")}
 	tc.nodes[reps[0]].set(key, kv.Record{TS: 10, Value: []byte("old")}) // primary is stale
+	tc.nodes[reps[1]].set(key, newest)
 	tc.nodes[reps[2]].set(key, newest)
 	tc.nodes[reps[3]].set(key, kv.Record{TS: 20, Tombstone: true})
-	// reps[1] has nothing.
 	rec, err := tc.Get([]byte(key), nil)
 	if err != nil || rec.TS != 30 || string(rec.Value) != "newest" {
 		t.Fatalf("get: %+v %v", rec, err)
 	}
 	waitFor(t, func() bool {
+		r, err := tc.nodes[reps[0]].get([]byte(key))
+		return err == nil && r.TS == 30 && string(r.Value) == "newest"
+	})
+	if r, _ := tc.nodes[reps[3]].get([]byte(key)); r.TS != 20 {
+		t.Fatalf("replica outside the read quorum was asked and repaired: %+v", r)
+	}
+}
+
+// A read asks the fewest replicas that form a read quorum, and the others
+// only when one of those fails: then it repairs them too.
+func TestReadAsksAQuorum(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	key := []byte("q")
+	reps := tc.replicasOf("q")
+	if _, err := tc.Apply(key, kv.Record{TS: 5, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	reads := func() []int {
+		var n []int
 		for _, id := range reps {
-			r, err := tc.nodes[id].get([]byte(key))
-			if err != nil || r.TS != 30 || string(r.Value) != "newest" {
-				return false
-			}
+			m := tc.nodes[id]
+			m.mu.Lock()
+			n = append(n, m.reads)
+			m.reads = 0
+			m.mu.Unlock()
 		}
-		return true
+		return n
+	}
+	reads()
+	if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "v" {
+		t.Fatalf("get: %+v %v", rec, err)
+	}
+	if got := reads(); !slices.Equal(got, []int{1, 1, 0, 0}) {
+		t.Fatalf("replicas asked (in ring order) %v, want the primary and its mirror", got)
+	}
+	if _, err := tc.Stat(key); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads(); !slices.Equal(got, []int{1, 1, 0, 0}) {
+		t.Fatalf("stat asked %v", got)
+	}
+	// reps[3] missed a newer write; the primary's mirror fails: the read
+	// asks the other bucket, answers from it and repairs reps[3].
+	newer := kv.Record{TS: 9, Value: []byte("newer")}
+	for _, id := range reps[:3] {
+		tc.nodes[id].set("q", newer)
+	}
+	tc.nodes[reps[1]].setDown(true)
+	if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "newer" {
+		t.Fatalf("get with the mirror down: %+v %v", rec, err)
+	}
+	waitFor(t, func() bool {
+		r, err := tc.nodes[reps[3]].get(key)
+		return err == nil && r.TS == 9
 	})
 }
 
