@@ -123,7 +123,7 @@ func newPeerConn(s *Server, c gnet.Conn) *peerConn {
 	if a := c.RemoteAddr(); a != nil {
 		pc.remote = a.String()
 	}
-	pc.rw = &ReplyWriter{pc: pc}
+	pc.rw = newReplyWriter(pc)
 	pc.deadline.Store(time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
 	return pc
 }
@@ -370,6 +370,7 @@ func (pc *peerConn) admit(rw *ReplyWriter, retry func()) bool {
 		pc.mu.Unlock()
 		if rw.state.CompareAndSwap(statePending, stateDone) {
 			pc.inflight.Add(-1)
+			rw.replied()
 		}
 		return false
 	case pc.overBudgetLocked():
@@ -475,9 +476,9 @@ func (pc *peerConn) serve(frame []byte) gnet.Action {
 	rw.reset(req.ID, req.Op)
 	pc.inflight.Add(1) // until the reply (ReplyWriter.end) or the drop (admit)
 	pc.srv.cfg.Handler.Handle(req, rw)
-	if rw.state.Load() != stateDone {
+	if !rw.unref() {
 		// The handler kept rw to reply later; it is theirs until then.
-		pc.rw = &ReplyWriter{pc: pc}
+		pc.rw = newReplyWriter(pc)
 	}
 	return gnet.None
 }

@@ -82,8 +82,8 @@ func portOf(b testing.TB, addr string) int {
 }
 
 // BenchmarkClusterGet runs the proxy and its four replicas in one process,
-// so allocs/op includes the peer servers' (deferred replies); the proxy's
-// own are 0, see TestClusterGetDoesNotAllocate.
+// so allocs/op counts the peer servers' too; the proxy's own are 0, see
+// TestClusterGetDoesNotAllocate.
 func BenchmarkClusterGet(b *testing.B) {
 	for _, rr := range []bool{false, true} {
 		b.Run(fmt.Sprintf("read_repair=%v", rr), func(b *testing.B) {
