@@ -690,3 +690,51 @@ deployments:
 		t.Fatalf("write C: %+v %v", res, err)
 	}
 }
+
+// How far read repair reaches with quorum-sized reads: n1 misses 600 quorum
+// writes, then each key is read once. A read asks the key's primary bucket
+// (a read quorum of two buckets), so it repairs n1 exactly for the keys whose
+// primary bucket is n1's; the others are left to hinted hand-off and
+// anti-entropy (with every replica asked, all of n1's keys were repaired).
+func TestReadRepairReach(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	n1 := tc.nodes["n1"]
+	if n1 == nil {
+		t.Fatal("no n1")
+	}
+	n1.setDown(true)
+	var held, primary []string
+	for i := range 600 {
+		key := fmt.Sprintf("k%d", i)
+		if _, err := tc.Apply([]byte(key), kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksQuorum); err != nil {
+			t.Fatal(err)
+		}
+		reps := tc.replicasOf(key)
+		if i := slices.Index(reps, "n1"); i >= 0 {
+			held = append(held, key)
+			if i < 2 { // n1's bucket comes first: b1 is the key's primary bucket
+				primary = append(primary, key)
+			}
+		}
+	}
+	n1.setDown(false)
+	for i := range 600 {
+		if _, err := tc.Get(fmt.Appendf(nil, "k%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repaired := func() (n int) {
+		for _, key := range held {
+			if _, err := n1.get([]byte(key)); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, func() bool { return repaired() >= len(primary) })
+	time.Sleep(20 * time.Millisecond) // a repair beyond the primary bucket's would show now
+	if got := repaired(); got != len(primary) {
+		t.Fatalf("reads repaired %d of n1's %d keys, want the %d whose primary bucket is n1's", got, len(held), len(primary))
+	}
+	t.Logf("one read per key repaired %d of the %d keys n1 missed (%.0f%%)", len(primary), len(held), 100*float64(len(primary))/float64(len(held)))
+}
