@@ -35,7 +35,8 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
-	hints   *hints.Store // nil: no hinted hand-off
+	hints   *hints.Store  // nil: no hinted hand-off
+	hedge   time.Duration // readHedge; tests that count replicas asked raise it
 }
 
 // ClusterConfig configures a Cluster.
@@ -63,7 +64,7 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Logger == nil {
 		cc.Logger = slog.Default()
 	}
-	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints}
+	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge}
 	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
 	if err := c.Update(cfg); err != nil {
 		return nil, err
@@ -106,6 +107,7 @@ func (c *Cluster) Config() *config.Config { return c.topo.Load().cfg }
 func (c *Cluster) route(key []byte) (*topology, *route) {
 	t := c.topo.Load()
 	r := c.scratch.Get().(*route)
+	r.refs.Store(1) // the request's
 	t.fill(r, key)
 	return t, r
 }
@@ -122,7 +124,8 @@ func (c *Cluster) release(r *route) {
 func (c *Cluster) submit(t *topology, r *route, pos int, op taskOp, key []byte, rec kv.Record, dst []byte) {
 	tk := &r.tasks[pos]
 	i := r.reps[pos]
-	*tk = task{op: op, r: t.replicas[i], node: t.nodes[i].ID, self: i == t.self, pos: pos, key: key, rec: rec, dst: dst, done: r.done}
+	*tk = task{op: op, r: t.replicas[i], node: t.nodes[i].ID, self: i == t.self, pos: pos, key: key, rec: rec, dst: dst, done: r.done, rt: r, c: c}
+	r.refs.Add(1)
 	c.workers.submit(tk)
 }
 
@@ -176,11 +179,7 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	if ok && !won {
 		winner = t.replicas[rt.reps[newest]]
 	}
-	if answered < n {
-		go c.drain(rt, n-answered) // stragglers own the route until they finish
-	} else {
-		c.release(rt)
-	}
+	c.finish(rt) // stragglers own the route until they finish
 	switch {
 	case !ok:
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
@@ -209,13 +208,19 @@ func (c *Cluster) writeBack(key []byte, winner Replica, acks httpproxy.Acks) (kv
 	return kv.Result{TS: res.TS}, nil
 }
 
-// drain waits for a request's remaining tasks, hints the writes that
-// failed, then releases the route.
-func (c *Cluster) drain(rt *route, left int) {
-	for range left {
-		c.hint(<-rt.done)
+// drain hints the writes among the tasks that came back after the request
+// went on, then releases the route. It runs once every task has come back
+// (route.refs), so it never waits.
+func (c *Cluster) drain(rt *route) {
+	for {
+		select {
+		case tk := <-rt.done:
+			c.hint(tk)
+		default:
+			c.release(rt)
+			return
+		}
 	}
-	c.release(rt)
 }
 
 // hint keeps a write that a remote replica failed to take, for hand-off.
@@ -341,7 +346,7 @@ const readHedge = 20 * time.Millisecond
 // ask asks the replicas for their metadata in parallel — the one at getAt
 // (when >= 0) for its whole record, into the route's buffer. It asks a read
 // quorum first (pickQuorum) and the rest only when one of those fails or
-// has not answered within readHedge. It waits until all it asked have
+// has not answered within readHedge (c.hedge). It waits until all it asked have
 // returned, or a read quorum has answered and readGrace has passed. Answers
 // are the tasks marked in rt.ok: a record or not-found; a replica that
 // failed, or was not asked, has not been heard. It reports whether the
@@ -357,7 +362,7 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 	c.askMarked(t, rt, getAt, key)
 	var hedge, grace <-chan time.Time
 	if asked < n {
-		hedge = resetTimer(&rt.hedge, readHedge)
+		hedge = resetTimer(&rt.hedge, c.hedge)
 	}
 	returned := 0
 	for returned < asked {
@@ -380,13 +385,11 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 			asked = c.askRest(t, rt, key)
 			hedge = nil
 		case <-grace:
-			rt.pending = asked - returned
 			stopTimers(rt)
 			return true
 		}
 	}
 	stopTimers(rt)
-	rt.pending = 0
 	return rt.readQuorum(rt.ok)
 }
 
@@ -436,14 +439,13 @@ func stopTimers(rt *route) {
 	}
 }
 
-// finish releases a route after ask, or leaves that to a goroutine that
-// waits for the replicas still answering.
+// finish lets go of a route whose request submitted tasks: it is drained and
+// released now if they have all come back, else by the last one to come
+// back (task.run), so that no goroutine waits for stragglers.
 func (c *Cluster) finish(rt *route) {
-	if rt.pending == 0 {
-		c.release(rt)
-		return
+	if rt.unref() {
+		c.drain(rt)
 	}
-	go c.drain(rt, rt.pending)
 }
 
 // newestMeta returns the position of the newest record among the answers,

@@ -302,6 +302,7 @@ func TestStaleWriteReportsNewer(t *testing.T) {
 // anti-entropy's to mend.
 func TestReadRepair(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
 	key := "repair-me"
 	reps := tc.replicasOf(key)
 	newest := kv.Record{TS: 30, Value: []byte("newest")}
@@ -326,6 +327,7 @@ func TestReadRepair(t *testing.T) {
 // only when one of those fails: then it repairs them too.
 func TestReadAsksAQuorum(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
 	key := []byte("q")
 	reps := tc.replicasOf("q")
 	if _, err := tc.Apply(key, kv.Record{TS: 5, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
@@ -698,6 +700,7 @@ deployments:
 // anti-entropy (with every replica asked, all of n1's keys were repaired).
 func TestReadRepairReach(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
 	n1 := tc.nodes["n1"]
 	if n1 == nil {
 		t.Fatal("no n1")

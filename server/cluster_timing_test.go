@@ -29,6 +29,11 @@ import (
 // (this test binary, see TestMain), so that what the test measures in this
 // process is the proxy alone.
 func benchCluster(b testing.TB, readRepair, separate bool) *Cluster {
+	return benchClusterConns(b, readRepair, separate, 1)
+}
+
+// benchClusterConns is benchCluster with conns connections to each peer.
+func benchClusterConns(b testing.TB, readRepair, separate bool, conns int) *Cluster {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	addrs := map[string]string{}
@@ -63,6 +68,7 @@ deployments:
 		b.Fatal(err)
 	}
 	peers := newPeerPool("", codec.DefaultMaxFrame, log)
+	peers.conns = conns
 	b.Cleanup(peers.close)
 	c, err := NewCluster(cfg, ClusterConfig{Logger: log, Replica: func(n config.Node) Replica {
 		return peers.replica(config.Node{ID: n.ID, Host: "127.0.0.1", PeerPort: portOf(b, addrs[n.ID])})
@@ -115,8 +121,35 @@ func BenchmarkClusterGet(b *testing.B) {
 	}
 }
 
-func BenchmarkClusterApply(b *testing.B) {
-	c := benchCluster(b, true, false)
+func BenchmarkClusterApply(b *testing.B) { benchApply(b, benchCluster(b, true, false)) }
+
+// BenchmarkClusterConns: one connection per peer against a few, for reads
+// and writes (replicas in separate processes, so that the proxy's side is
+// what changes).
+func BenchmarkClusterConns(b *testing.B) {
+	for _, conns := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("get/conns=%d", conns), func(b *testing.B) {
+			c := benchClusterConns(b, true, true, conns)
+			if _, err := c.Apply([]byte("k"), kv.Record{TS: 1, Value: make([]byte, 100)}, httpproxy.AcksAll); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				key, dst := []byte("k"), make([]byte, 0, 256)
+				for pb.Next() {
+					if _, err := c.Get(key, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("apply/conns=%d", conns), func(b *testing.B) { benchApply(b, benchClusterConns(b, true, true, conns)) })
+	}
+}
+
+func benchApply(b *testing.B, c *Cluster) {
 	val := make([]byte, 100)
 	b.ReportAllocs()
 	b.SetParallelism(32)

@@ -50,5 +50,6 @@
 // node) syncs and closes its store. The configuration is swapped atomically
 // (Cluster.Update); a request sees one configuration from start to end. A
 // request owns its route (pooled) until every task it submitted has come
-// back; tasks still running when it answers are drained by a goroutine.
+// back; tasks still running when it answers are drained by the last of
+// them to come back (route.refs), so no goroutine waits for stragglers.
 package server

@@ -33,6 +33,8 @@ type task struct {
 	res  kv.Result // taskApply: the result
 	err  error
 	done chan *task
+	rt   *route   // the route the task belongs to (its refs)
+	c    *Cluster // drains rt if this task comes back last
 }
 
 func (t *task) run() {
@@ -45,7 +47,12 @@ func (t *task) run() {
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
 	}
+	// Once t is on done it is the request's again: read what we need first.
+	rt, c := t.rt, t.c
 	t.done <- t
+	if rt.unref() {
+		c.drain(rt)
+	}
 }
 
 // workers is the pool that runs tasks. Its queue is never closed: a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tako-kv/tako/hashring"
@@ -168,8 +169,14 @@ type route struct {
 	vbuf    []byte      // the value task's buffer, so it may outlive the request
 	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
 	hedge   *time.Timer // bounds the wait for a read quorum's replicas
-	pending int         // tasks still running when the request went on
+	// refs counts the route's holders: the request, and each task it
+	// submitted until the task has come back on done. The last to let go
+	// drains and releases the route (Cluster.finish, task.run).
+	refs atomic.Int32
 }
+
+// unref lets go of one reference and reports whether it was the last.
+func (r *route) unref() bool { return r.refs.Add(-1) == 0 }
 
 // prepare sizes the per-replica state for n replicas.
 func (r *route) prepare(n int) {
