@@ -22,11 +22,12 @@ import (
 
 // memReplica is an in-memory LWW replica that can be taken down.
 type memReplica struct {
-	mu    sync.Mutex
-	recs  map[string]kv.Record
-	down  bool
-	delay time.Duration // every call sleeps this long first (a hung node)
-	reads int           // Gets and Stats asked of it
+	mu      sync.Mutex
+	recs    map[string]kv.Record
+	down    bool
+	delay   time.Duration // every call sleeps this long first (a hung node)
+	reads   int           // Gets and Stats asked of it
+	applies int           // writes asked of it
 }
 
 func (m *memReplica) stall() {
@@ -68,6 +69,7 @@ func (m *memReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Res
 	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.applies++
 	if m.down {
 		return kv.Result{}, errDown
 	}
@@ -720,6 +722,8 @@ func TestReadRepairReach(t *testing.T) {
 			}
 		}
 	}
+	// Writes answer at a quorum: wait for the ones to n1 still running.
+	waitFor(t, func() bool { n1.mu.Lock(); defer n1.mu.Unlock(); return n1.applies == len(held) })
 	n1.setDown(false)
 	for i := range 600 {
 		if _, err := tc.Get(fmt.Appendf(nil, "k%d", i), nil); err != nil {
