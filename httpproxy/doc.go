@@ -18,6 +18,18 @@
 //	GET      /stat/<key>     200 with the timestamp as body and headers; 404.
 //	GET|HEAD /replica/<key>  a node's own record (Config.Local), no routing.
 //	GET      /health         200 "ok".
+//	GET|HEAD /keys           keys holding a value, in byte order (Config.Keys:
+//	                         a node's own, or the cluster's behind a proxy):
+//	                         ?prefix=P&after=K&limit=N (limit 1..10000,
+//	                         default 1000); {"keys":[...],"next":"K"}, next
+//	                         empty when the listing is complete. Keys are
+//	                         percent-encoded as in a /values/ path
+//	                         (AppendEscapedKey: all but A-Z a-z 0-9 - _ . ~),
+//	                         and query values are decoded like paths ('+' is
+//	                         a plus sign), so a listed key goes back as
+//	                         after= or into /values/ as it is. A page ends
+//	                         early past 4 MiB of keys; "unanswered" names the
+//	                         nodes that could not be asked.
 //
 // Timestamps come from a hybrid logical clock (kv/hlc): a write without
 // X-Timestamp is stamped above every timestamp the handler has seen in a

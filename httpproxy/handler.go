@@ -100,6 +100,8 @@ type Config struct {
 	Logger        *slog.Logger
 	// ConfigVersion, when set, is reported by /health in X-Config-Version.
 	ConfigVersion func() string
+	// Keys, when set, serves GET /keys (keys.go).
+	Keys Lister
 	// Routes serves further paths (exact match, any method), such as a
 	// node's /status.
 	Routes map[string]fasthttp.RequestHandler
@@ -229,6 +231,8 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		h.withKey(ctx, uri[len(prefixReplica):], h.serveReplica)
+	case bytes.Equal(uri, pathKeys) && h.cfg.Keys != nil:
+		h.serveKeys(ctx)
 	case bytes.Equal(uri, pathHealth):
 		if h.cfg.ConfigVersion != nil {
 			ctx.Response.Header.Set("X-Config-Version", h.cfg.ConfigVersion())

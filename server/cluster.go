@@ -31,7 +31,8 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
-	hints   *hints.Store // nil: no hinted hand-off
+	hints   *hints.Store         // nil: no hinted hand-off
+	listLog httpproxy.LogLimiter // key listings without a node
 }
 
 // ClusterConfig configures a Cluster.

@@ -140,7 +140,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	defer sd.step("healing, hint replay and liveness stop", stopBackground)
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
+		ln: ln, backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
@@ -292,6 +292,7 @@ type httpService struct {
 	ln       net.Listener
 	backend  httpproxy.Backend
 	local    httpproxy.Reader // a node's own store; nil in a proxy
+	keys     httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
 	clock    *hlc.Clock
 	storage  config.Storage
 	pprof    string
@@ -312,6 +313,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	h := httpproxy.NewHandler(httpproxy.Config{
 		Backend:       s.backend,
 		Local:         s.local,
+		Keys:          s.keys,
 		Clock:         s.clock,
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
