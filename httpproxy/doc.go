@@ -6,7 +6,8 @@
 //
 //	POST|PUT /values/<key>   body is the value; optional X-Timestamp (µs,
 //	                         positive, at most max_clock_skew ahead: else 400);
-//	                         optional X-Write-Acks: one|quorum|all.
+//	                         optional X-Write-Acks: one|quorum|all (any
+//	                         case, as every header value read here).
 //	                         200 with X-Timestamp of the record now current;
 //	                         X-Applied: no when a newer record won.
 //	GET|HEAD /values/<key>   200 value (application/octet-stream), X-Timestamp,
@@ -37,7 +38,8 @@
 //
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt
-// keys). Errors are a status and a one-line text reason: 400 bad input, 404,
+// keys). Errors are a status and a one-line text reason in plain words (the
+// Go package prefixes of wrapped errors are dropped; the log keeps them): 400 bad input, 404,
 // 405, 408 headers not received in time, 413 value too large, 414 key too
 // long, 503 replicas unavailable or the body budget full (with Retry-After),
 // 507 disk full.

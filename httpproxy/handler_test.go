@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -346,4 +347,66 @@ func FuzzServe(f *testing.F) {
 			t.Fatalf("status %d", code)
 		}
 	})
+}
+
+func TestPlainReason(t *testing.T) {
+	for in, want := range map[string]string{
+		"not found": "not found",
+		"httpproxy: write acks \"most\": want one, quorum or all": "write acks \"most\": want one, quorum or all",
+		"replicas unavailable: 1 of 4 replicas acknowledged (eventloop: peer unavailable: 127.0.0.1:1: eventloop: dial 127.0.0.1:1: connect: connection refused)": "replicas unavailable: 1 of 4 replicas acknowledged (peer unavailable: 127.0.0.1:1: dial 127.0.0.1:1: connect: connection refused)",
+		"kv: disk nearly full":          "disk nearly full",
+		"bad X-Timestamp: hlc: too far": "bad X-Timestamp: too far",
+		"sharkv: x, kv:y, kv":           "sharkv: x, kv:y, kv", // not a prefix
+		"timestamp out of range: kv: a": "timestamp out of range: a",
+	} {
+		if got := plainReason(in); got != want {
+			t.Errorf("plainReason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Error bodies are plain words; the log keeps the whole error.
+func TestErrorBodiesPlain(t *testing.T) {
+	var logs bytes.Buffer
+	cause := fmt.Errorf("eventloop: peer unavailable: 127.0.0.1:1: eventloop: dial 127.0.0.1:1: connection refused")
+	h := NewHandler(Config{Backend: weakBackend{storeBackend: storeBackend{newStore(t)}, err: fmt.Errorf("%w: 1 of 4 answered (%w)", ErrUnavailable, cause)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h.NewServer()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	base := "http://" + ln.Addr().String()
+	r := do(t, "GET", base+"/values/k", nil)
+	if r.status != 503 || strings.Contains(string(r.body), "eventloop:") || !strings.Contains(string(r.body), "1 of 4 answered (peer unavailable: 127.0.0.1:1: dial") {
+		t.Errorf("503 body %q", r.body)
+	}
+	if !strings.Contains(logs.String(), "eventloop: dial 127.0.0.1:1") {
+		t.Errorf("the log lost the error's context:\n%s", logs.String())
+	}
+	if r := do(t, "POST", base+"/values/k", nil, "X-Write-Acks", "most"); r.status != 400 || strings.Contains(string(r.body), "httpproxy") {
+		t.Errorf("bad X-Write-Acks: %d %q", r.status, r.body)
+	}
+	if r := do(t, "POST", base+"/values/k", nil, "X-Timestamp", strconv.FormatInt(time.Now().Add(time.Hour).UnixMicro(), 10)); r.status != 400 || strings.Contains(string(r.body), "hlc:") {
+		t.Errorf("X-Timestamp ahead: %d %q", r.status, r.body)
+	}
+}
+
+func TestHeaderValuesCaseInsensitive(t *testing.T) {
+	for in, want := range map[string]Acks{"": AcksDefault, "one": AcksOne, "ONE": AcksOne, "Quorum": AcksQuorum, "ALL": AcksAll, "aLl": AcksAll} {
+		if got, err := ParseAcks(in); err != nil || got != want {
+			t.Errorf("ParseAcks(%q) = %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"al", "all ", "most", "1"} {
+		if _, err := ParseAcks(bad); err == nil {
+			t.Errorf("ParseAcks(%q) accepted", bad)
+		}
+	}
+	base := startServer(t, 1024)
+	if r := do(t, "POST", base+"/values/k", []byte("v"), "X-Write-Acks", "ALL"); r.status != 200 {
+		t.Errorf("X-Write-Acks: ALL: %d %q", r.status, r.body)
+	}
 }
