@@ -46,11 +46,13 @@ func Main(name, logFile string, debug bool, run func(*Env) error) {
 // Logger returns a structured logger writing to path (JSON lines, appended)
 // or to stderr (text) when path is empty; debug selects debug level.
 //
+// Durations are written as such ("took":"1.2s"), not as nanoseconds.
+//
 // Until the closer is closed, SIGHUP reopens path — logrotate renames the
 // file, then signals, and logging goes on in a new file at path — and, with
 // no file, is logged and otherwise ignored: it never ends the process.
 func Logger(path string, debug bool) (*slog.Logger, io.Closer, error) {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: readableDuration}
 	if debug {
 		opts.Level = slog.LevelDebug
 	}
@@ -65,6 +67,15 @@ func Logger(path string, debug bool) (*slog.Logger, io.Closer, error) {
 	lf := &logFile{path: path, f: f}
 	log := slog.New(slog.NewJSONHandler(lf, opts))
 	return log, onHangup(log, lf), nil
+}
+
+// readableDuration logs a time.Duration as its String ("1.5s"): slog's
+// JSON handler would write integer nanoseconds.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func openLog(path string) (*os.File, error) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +76,20 @@ func TestSIGHUPWithoutLogFile(t *testing.T) {
 	}
 	if err := closer.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Durations in the JSON log read as durations, not nanoseconds.
+func TestDurationsLogged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	log, closer, err := Logger(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("pass done", "took", 1500*time.Millisecond, slog.Group("pass", "wait", 3*time.Second), "n", 7)
+	closer.Close()
+	b, _ := os.ReadFile(path)
+	if line := string(b); !strings.Contains(line, `"took":"1.5s"`) || !strings.Contains(line, `"wait":"3s"`) || !strings.Contains(line, `"n":7`) {
+		t.Errorf("log line %s", line)
 	}
 }
