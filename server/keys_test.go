@@ -165,3 +165,39 @@ func firstDiff(got, want []string) string {
 	}
 	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
+
+// During a migration both deployments' nodes are listed; a target node that
+// is down costs nothing while the active deployment answers.
+func TestClusterListKeysMigrating(t *testing.T) {
+	tc := newTestCluster(t, `
+active_deployment: old
+target_deployment: new
+deployments:
+    old:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101]}
+    new:
+        buckets:
+            b1: {n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103]}
+`)
+	var want []string
+	for i := range 100 {
+		key := fmt.Sprintf("m%03d", i)
+		if _, err := tc.Apply([]byte(key), kv.Record{TS: 10, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, key)
+	}
+	tc.nodes["n3"].set("only-on-target", kv.Record{TS: 1, Value: []byte("v")}) // copied there, not yet back
+	want = append(want, "only-on-target")
+	slices.Sort(want)
+	if got, unanswered, err := listAll(t, tc.Cluster, 30); err != nil || unanswered != nil || !slices.Equal(got, want) {
+		t.Fatalf("migrating: %d keys (want %d), %v %v", len(got), len(want), unanswered, err)
+	}
+	tc.nodes["n3"].setDown(true)
+	got, unanswered, err := listAll(t, tc.Cluster, 30)
+	if err != nil || !slices.Equal(unanswered, []string{"n3"}) || len(got) != len(want)-1 {
+		t.Fatalf("target n3 down: %d keys, %v %v", len(got), unanswered, err)
+	}
+}
