@@ -39,7 +39,13 @@ func newStore(t testing.TB) *kv.Store {
 func startServer(t *testing.T, maxValue int) string {
 	t.Helper()
 	s := newStore(t)
-	h := NewHandler(Config{Backend: storeBackend{s}, Local: s, MaxValueBytes: maxValue})
+	return serveConfig(t, Config{Backend: storeBackend{s}, Local: s, MaxValueBytes: maxValue})
+}
+
+// serveConfig serves a Handler of cfg on 127.0.0.1 and returns its base URL.
+func serveConfig(t *testing.T, cfg Config) string {
+	t.Helper()
+	h := NewHandler(cfg)
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -213,17 +219,7 @@ func (b weakBackend) Stat(key []byte) (kv.Meta, error) {
 }
 
 func TestReadQuorumMarked(t *testing.T) {
-	serve := func(b Backend) string {
-		h := NewHandler(Config{Backend: b})
-		ln, err := Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := h.NewServer()
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Shutdown() })
-		return "http://" + ln.Addr().String()
-	}
+	serve := func(b Backend) string { return serveConfig(t, Config{Backend: b}) }
 	base := serve(weakBackend{storeBackend: storeBackend{newStore(t)}})
 	for _, p := range []string{"/values/k", "/stat/k"} {
 		if r := do(t, "GET", base+p, nil); r.status != 200 || r.header.Get("X-Read-Quorum") != "no" || r.header.Get("X-Timestamp") != "42" {
@@ -369,16 +365,8 @@ func TestPlainReason(t *testing.T) {
 func TestErrorBodiesPlain(t *testing.T) {
 	var logs bytes.Buffer
 	cause := fmt.Errorf("eventloop: peer unavailable: 127.0.0.1:1: eventloop: dial 127.0.0.1:1: connection refused")
-	h := NewHandler(Config{Backend: weakBackend{storeBackend: storeBackend{newStore(t)}, err: fmt.Errorf("%w: 1 of 4 answered (%w)", ErrUnavailable, cause)},
+	base := serveConfig(t, Config{Backend: weakBackend{storeBackend: storeBackend{newStore(t)}, err: fmt.Errorf("%w: 1 of 4 answered (%w)", ErrUnavailable, cause)},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h.NewServer()
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	base := "http://" + ln.Addr().String()
 	r := do(t, "GET", base+"/values/k", nil)
 	if r.status != 503 || strings.Contains(string(r.body), "eventloop:") || !strings.Contains(string(r.body), "1 of 4 answered (peer unavailable: 127.0.0.1:1: dial") {
 		t.Errorf("503 body %q", r.body)

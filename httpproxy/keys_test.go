@@ -36,15 +36,7 @@ func (l sliceLister) ListKeys(_ context.Context, start, end []byte, limit int, e
 
 func startKeysServer(t *testing.T, l Lister) string {
 	t.Helper()
-	h := NewHandler(Config{Backend: storeBackend{newStore(t)}, Keys: l})
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h.NewServer()
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return "http://" + ln.Addr().String()
+	return serveConfig(t, Config{Backend: storeBackend{newStore(t)}, Keys: l})
 }
 
 type keysReply struct {

@@ -46,14 +46,25 @@ func listAll(t *testing.T, l httpproxy.Lister, limit int) ([]string, []string, e
 	return nil, nil, nil
 }
 
-func TestClusterListKeys(t *testing.T) {
-	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
-	var want []string
-	for i := range 600 {
-		key := fmt.Sprintf("key-%04d", i)
+// writeKeys writes n keys named by format at every replica and returns
+// them in order.
+func writeKeys(t *testing.T, tc *testCluster, format string, n int) []string {
+	t.Helper()
+	var keys []string
+	for i := range n {
+		key := fmt.Sprintf(format, i)
 		if _, err := tc.Apply([]byte(key), kv.Record{TS: 10, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
 			t.Fatal(err)
 		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+func TestClusterListKeys(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	var want []string
+	for i, key := range writeKeys(t, tc, "key-%04d", 600) {
 		if i%7 == 0 { // deleted: not listed
 			if _, err := tc.Apply([]byte(key), kv.Record{TS: 11, Tombstone: true}, httpproxy.AcksAll); err != nil {
 				t.Fatal(err)
@@ -108,14 +119,7 @@ func TestClusterListKeys(t *testing.T) {
 // there on; its mirror lists the rest.
 func TestClusterListKeysNodeFailsMidway(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
-	var want []string
-	for i := range 300 {
-		key := fmt.Sprintf("key-%04d", i)
-		if _, err := tc.Apply([]byte(key), kv.Record{TS: 10, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, key)
-	}
+	want := writeKeys(t, tc, "key-%04d", 300)
 	var got []string
 	unanswered, err := tc.ListKeys(context.Background(), nil, nil, 5, func(key []byte) bool {
 		got = append(got, string(key))
@@ -181,14 +185,7 @@ deployments:
             b1: {n2: [127.0.0.1, 9002, 9102]}
             b2: {n3: [127.0.0.1, 9003, 9103]}
 `)
-	var want []string
-	for i := range 100 {
-		key := fmt.Sprintf("m%03d", i)
-		if _, err := tc.Apply([]byte(key), kv.Record{TS: 10, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, key)
-	}
+	want := writeKeys(t, tc, "m%03d", 100)
 	tc.nodes["n3"].set("only-on-target", kv.Record{TS: 1, Value: []byte("v")}) // copied there, not yet back
 	want = append(want, "only-on-target")
 	slices.Sort(want)
