@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -103,6 +104,9 @@ func (m *keyMerge) fill(ctx context.Context) error {
 			pctx, cancel := context.WithTimeout(ctx, m.timeout)
 			defer cancel()
 			page, next, err := s.rep.Keys(pctx, s.next, m.end, m.limit)
+			if err == nil && len(page) == 0 && next != nil {
+				err = errors.New("an empty page with more to come") // would never end
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("list keys of %s: %w", s.node, err)
 				return
