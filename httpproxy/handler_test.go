@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -330,17 +331,21 @@ func FuzzDecodeKey(f *testing.F) {
 }
 
 func FuzzServe(f *testing.F) {
-	for _, s := range []string{"/values/a", "/stat/a%20b", "/values/%", "/health", "/values/?x"} {
+	for _, s := range []string{"/values/a", "/stat/a%20b", "/values/%", "/health", "/values/?x", "/keys?prefix=a&after=a%00&limit=1"} {
 		f.Add("GET", s)
 		f.Add("POST", s)
 	}
 	s := newStore(f)
-	h := NewHandler(Config{Backend: storeBackend{s}})
+	h := NewHandler(Config{Backend: storeBackend{s}, Keys: sliceLister{keys: []string{"a", "a\x00", "a/b", "b\xff"}}})
 	f.Fuzz(func(t *testing.T, method, uri string) {
 		ctx := newCtx(method, uri)
 		h.Serve(ctx)
-		if code := ctx.Response.StatusCode(); code < 200 || code > 599 {
+		code := ctx.Response.StatusCode()
+		if code < 200 || code > 599 {
 			t.Fatalf("status %d", code)
+		}
+		if code == 200 && strings.HasPrefix(uri, "/keys?") && !json.Valid(ctx.Response.Body()) {
+			t.Fatalf("%s: invalid JSON %q", uri, ctx.Response.Body())
 		}
 	})
 }
