@@ -129,7 +129,7 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.coord, "c", e.coord, "coordinator `HOST:PORT`")
-	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get and repair without a coordinator")
+	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get, repair and keys (its own) without a coordinator")
 	fs.StringVar(&e.proxy, "proxy", e.proxy, "a proxy's `HOST:PORT`, for keys")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
