@@ -35,8 +35,9 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
-	hints   *hints.Store  // nil: no hinted hand-off
-	hedge   time.Duration // readHedge; tests that count replicas asked raise it
+	hints   *hints.Store         // nil: no hinted hand-off
+	hedge   time.Duration        // readHedge; tests that count replicas asked raise it
+	listLog httpproxy.LogLimiter // key listings without a node
 }
 
 // ClusterConfig configures a Cluster.

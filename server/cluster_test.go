@@ -146,6 +146,34 @@ func (m *memReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, 
 	return nil
 }
 
+func (m *memReplica) Keys(_ context.Context, start, end []byte, limit int) ([]codec.Record, []byte, error) {
+	m.stall()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, nil, errDown
+	}
+	var keys []string
+	for k := range m.recs {
+		if k >= string(start) && (len(end) == 0 || k < string(end)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if limit <= 0 || limit > scanMaxCount {
+		limit = scanMaxCount
+	}
+	var next []byte
+	if len(keys) > limit {
+		keys, next = keys[:limit], []byte(keys[limit])
+	}
+	recs := make([]codec.Record, len(keys))
+	for i, k := range keys {
+		recs[i] = codec.Record{Key: []byte(k), TS: m.recs[k].TS, Flags: flagsOf(m.recs[k].Tombstone)}
+	}
+	return recs, next, nil
+}
+
 func (m *memReplica) Purge(_ context.Context, recs []codec.Record) (int, error) {
 	m.stall()
 	m.mu.Lock()

@@ -24,6 +24,10 @@
 //     differ, keys this node no longer owns handed over and dropped; each
 //     pass is reported (status.go, GET /status) for the coordinator's
 //     migration state.
+//   - keys.go: key listing (GET /keys) — the listings of every node of the
+//     live deployments, read a page at a time over the peer Scan and
+//     merged in key order, each key once, shown when its newest record
+//     holds a value.
 //   - tombstones.go: tombstone GC once every replica holds a tombstone past
 //     tombstone_grace, and the quarantine of a node away for longer.
 //   - node.go, proxy.go, peers.go: process wiring, one client per peer.
