@@ -11,7 +11,7 @@ import (
 )
 
 // CompareTargets are the stores Compare knows, in the order it runs them.
-var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "etcd"}
+var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "redis-replica", "etcd", "etcd3"}
 
 // ClusterReplicas is how many replicas the cluster target keeps of each key
 // (local_cluster.yaml: 2 buckets of 2 nodes): its durable ingest ceiling is
@@ -152,15 +152,19 @@ func compareOne(ctx context.Context, cc CompareConfig, ds *Dataset, name string,
 		srv, err = StartCluster(ctx, cc.Start)
 	case "redis", "redis-always":
 		srv, err = StartRedis(ctx, cc.Start, name == "redis-always")
+	case "redis-replica":
+		srv, err = StartRedisReplica(ctx, cc.Start)
 	case "etcd":
 		srv, err = StartEtcd(ctx, cc.Start)
+	case "etcd3":
+		srv, err = StartEtcd3(ctx, cc.Start)
 	default:
 		err = fmt.Errorf("%w %q", ErrUnknownTarget, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(logw, "started %s on %s (pid %d)\n", name, srv.Addr, srv.Pid)
+	fmt.Fprintf(logw, "started %s on %s\n", name, srv.where())
 	res, runErr := RunDataset(ctx, cfg, ds, srv.Endpoint)
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintf(logw, "stop %s: %v\n", name, err)
