@@ -141,12 +141,15 @@ func TestRESPClient(t *testing.T) {
 	}
 }
 
+// replies is a client that reads the given server replies.
+func replies(b []byte) *RESPClient {
+	c := NewRESPClient(nopConn{}, 0)
+	c.r = bufio.NewReader(bytes.NewReader(b))
+	return c
+}
+
 func TestRESPReplyParsing(t *testing.T) {
-	parse := func(reply string) ([]byte, error) {
-		c := NewRESPClient(nopConn{}, 0)
-		c.r = bufio.NewReader(bytes.NewBufferString(reply))
-		return c.ReadBulk(nil)
-	}
+	parse := func(reply string) ([]byte, error) { return replies([]byte(reply)).ReadBulk(nil) }
 	for reply, want := range map[string]string{"$3\r\nabc\r\n": "abc", "$0\r\n\r\n": ""} {
 		if got, err := parse(reply); err != nil || string(got) != want {
 			t.Errorf("%q: %q, %v", reply, got, err)
@@ -164,9 +167,8 @@ func FuzzRESPReadBulk(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := NewRESPClient(nopConn{}, 0)
+		c := replies(b)
 		c.maxBulk = 1 << 16
-		c.r = bufio.NewReader(bytes.NewReader(b))
 		got, err := c.ReadBulk(nil)
 		if err == nil && len(got) > len(b) {
 			t.Fatalf("value longer than input")
@@ -228,11 +230,7 @@ func (c *recordingRESP) Write(p []byte) (int, error) {
 }
 
 func TestRESPReadInt(t *testing.T) {
-	parse := func(reply string) (int64, error) {
-		c := NewRESPClient(nopConn{}, 0)
-		c.r = bufio.NewReader(bytes.NewBufferString(reply))
-		return c.ReadInt()
-	}
+	parse := func(reply string) (int64, error) { return replies([]byte(reply)).ReadInt() }
 	for reply, want := range map[string]int64{":0\r\n": 0, ":3\r\n": 3, ":-1\r\n": -1} {
 		if got, err := parse(reply); err != nil || got != want {
 			t.Errorf("%q: %d, %v", reply, got, err)
@@ -254,9 +252,7 @@ func FuzzRESPReadInt(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := NewRESPClient(nopConn{}, 0)
-		c.r = bufio.NewReader(bytes.NewReader(b))
-		n, err := c.ReadInt()
+		n, err := replies(b).ReadInt()
 		if line, _, ok := bytes.Cut(b, []byte("\r\n")); err == nil && (!ok || line[0] != ':' || len(line) > 21) {
 			t.Fatalf("%q parsed as %d", b, n)
 		}

@@ -50,20 +50,35 @@ func (o StartOptions) mkdir(name string) (string, error) {
 	return os.MkdirTemp(o.TempDir, "tako-bench-"+name+"-")
 }
 
-// mkdirs makes one temp dir per name; on error none is left.
-func (o StartOptions) mkdirs(names ...string) ([]string, error) {
-	dirs := make([]string, 0, len(names))
+// peerSetup is what a peer target needs before it starts its processes.
+type peerSetup struct {
+	bin   string   // the installed program
+	ports []int    // free on 127.0.0.1
+	dirs  []string // one temp dir per process, owned by the caller
+}
+
+// peer finds program on PATH (debPackage installs it), nports free ports and one temp dir per
+// name; on error no dir is left.
+func (o StartOptions) peer(program, debPackage string, nports int, names ...string) (peerSetup, error) {
+	var p peerSetup
+	var err error
+	if p.bin, err = o.bins().System(program, debPackage); err != nil {
+		return p, err
+	}
+	if p.ports, err = FreePorts(nports); err != nil {
+		return p, err
+	}
 	for _, name := range names {
 		dir, err := o.mkdir(name)
 		if err != nil {
-			for _, d := range dirs {
+			for _, d := range p.dirs {
 				_ = os.RemoveAll(d)
 			}
-			return nil, err
+			return p, err
 		}
-		dirs = append(dirs, dir)
+		p.dirs = append(p.dirs, dir)
 	}
-	return dirs, nil
+	return p, nil
 }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -314,26 +329,18 @@ func clusterFreePorts(layout string) ([]int, error) {
 // StartRedis starts redis-server on a free port with persistence snapshots off; durable adds
 // the append-only file with fsync on every write.
 func StartRedis(ctx context.Context, o StartOptions, durable bool) (*Server, error) {
-	bin, err := o.bins().System("redis-server", "redis-server")
-	if err != nil {
-		return nil, err
-	}
-	ports, err := FreePorts(1)
-	if err != nil {
-		return nil, err
-	}
 	name := "redis"
 	if durable {
 		name = "redis-always"
 	}
-	dir, err := o.mkdir(name)
+	p, err := o.peer("redis-server", "redis-server", 1, name)
 	if err != nil {
 		return nil, err
 	}
-	a := addr(ports[0])
+	a := addr(p.ports[0])
 	return startServer(ctx, serverSpec{
-		ep: Endpoint{Name: name, Proto: ProtoRedis, Addr: a}, bin: bin, args: redisArgs(ports[0], dir, durable),
-		dir: dir, ready: probeRESP(a), wait: o.timeout(10 * time.Second),
+		ep: Endpoint{Name: name, Proto: ProtoRedis, Addr: a}, bin: p.bin, args: redisArgs(p.ports[0], p.dirs[0], durable),
+		dir: p.dirs[0], ready: probeRESP(a), wait: o.timeout(10 * time.Second),
 	})
 }
 
@@ -353,18 +360,11 @@ func redisArgs(port int, dir string, durable bool) []string {
 // acknowledged by the replica. The load goes to the primary over ProtoRedisWait, every SET
 // followed by WAIT 1; reads go there too, since a replica may lag.
 func StartRedisReplica(ctx context.Context, o StartOptions) (*Server, error) {
-	bin, err := o.bins().System("redis-server", "redis-server")
+	p, err := o.peer("redis-server", "redis-server", 2, "redis-primary", "redis-replica")
 	if err != nil {
 		return nil, err
 	}
-	ports, err := FreePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	dirs, err := o.mkdirs("redis-primary", "redis-replica")
-	if err != nil {
-		return nil, err
-	}
+	bin, ports, dirs := p.bin, p.ports, p.dirs
 	primary, replica := addr(ports[0]), addr(ports[1])
 	// The primary syncs the replica at once instead of waiting for more replicas to come.
 	pargs := append(redisArgs(ports[0], dirs[0], true), "--repl-diskless-sync-delay", "0")
@@ -380,23 +380,15 @@ func StartRedisReplica(ctx context.Context, o StartOptions) (*Server, error) {
 // StartEtcd starts a single-member etcd (data dir in a temp dir, free client and peer ports)
 // and waits for its /health.
 func StartEtcd(ctx context.Context, o StartOptions) (*Server, error) {
-	bin, err := o.bins().System("etcd", "etcd-server")
+	p, err := o.peer("etcd", "etcd-server", 2, "etcd")
 	if err != nil {
 		return nil, err
 	}
-	ports, err := FreePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := o.mkdir("etcd")
-	if err != nil {
-		return nil, err
-	}
-	m := etcdMember{name: "bench", dir: dir, client: ports[0], peer: ports[1]}
-	a := addr(ports[0])
+	m := etcdMember{name: "bench", dir: p.dirs[0], client: p.ports[0], peer: p.ports[1]}
+	a := addr(m.client)
 	return startServer(ctx, serverSpec{
-		ep: Endpoint{Name: "etcd", Proto: ProtoEtcd, Addr: a}, bin: bin, args: m.args(m.peerURL(), filepath.Base(dir)),
-		dir: dir, ready: probeHTTP(a, "/health", `"true"`, 200), wait: o.timeout(30 * time.Second),
+		ep: Endpoint{Name: "etcd", Proto: ProtoEtcd, Addr: a}, bin: p.bin, args: m.args(m.peerURL(), filepath.Base(m.dir)),
+		dir: m.dir, ready: probeHTTP(a, "/health", `"true"`, 200), wait: o.timeout(30 * time.Second),
 	})
 }
 
@@ -411,22 +403,15 @@ const EtcdMembers = 3
 // linearizable read once the leader confirmed its read index, so every member does its share
 // of the JSON gateway and gRPC work while the leader orders every write.
 func StartEtcd3(ctx context.Context, o StartOptions) (*Server, error) {
-	bin, err := o.bins().System("etcd", "etcd-server")
-	if err != nil {
-		return nil, err
-	}
-	ports, err := FreePorts(2 * EtcdMembers)
-	if err != nil {
-		return nil, err
-	}
 	names := make([]string, EtcdMembers)
 	for i := range names {
 		names[i] = "etcd3-m" + strconv.Itoa(i+1)
 	}
-	dirs, err := o.mkdirs(names...)
+	p, err := o.peer("etcd", "etcd-server", 2*EtcdMembers, names...)
 	if err != nil {
 		return nil, err
 	}
+	bin, ports, dirs := p.bin, p.ports, p.dirs
 	members := make([]etcdMember, EtcdMembers)
 	urls := make([]string, EtcdMembers)
 	addrs := make([]string, EtcdMembers)
