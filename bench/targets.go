@@ -57,9 +57,9 @@ type peerSetup struct {
 	dirs  []string // one temp dir per process, owned by the caller
 }
 
-// peer finds program on PATH (debPackage installs it), nports free ports and one temp dir per
+// setupPeer finds program on PATH (debPackage installs it), nports free ports and one temp dir per
 // name; on error no dir is left.
-func (o StartOptions) peer(program, debPackage string, nports int, names ...string) (peerSetup, error) {
+func (o StartOptions) setupPeer(program, debPackage string, nports int, names ...string) (peerSetup, error) {
 	var p peerSetup
 	var err error
 	if p.bin, err = o.bins().System(program, debPackage); err != nil {
@@ -333,7 +333,7 @@ func StartRedis(ctx context.Context, o StartOptions, durable bool) (*Server, err
 	if durable {
 		name = "redis-always"
 	}
-	p, err := o.peer("redis-server", "redis-server", 1, name)
+	p, err := o.setupPeer("redis-server", "redis-server", 1, name)
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +360,7 @@ func redisArgs(port int, dir string, durable bool) []string {
 // acknowledged by the replica. The load goes to the primary over ProtoRedisWait, every SET
 // followed by WAIT 1; reads go there too, since a replica may lag.
 func StartRedisReplica(ctx context.Context, o StartOptions) (*Server, error) {
-	p, err := o.peer("redis-server", "redis-server", 2, "redis-primary", "redis-replica")
+	p, err := o.setupPeer("redis-server", "redis-server", 2, "redis-primary", "redis-replica")
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +380,7 @@ func StartRedisReplica(ctx context.Context, o StartOptions) (*Server, error) {
 // StartEtcd starts a single-member etcd (data dir in a temp dir, free client and peer ports)
 // and waits for its /health.
 func StartEtcd(ctx context.Context, o StartOptions) (*Server, error) {
-	p, err := o.peer("etcd", "etcd-server", 2, "etcd")
+	p, err := o.setupPeer("etcd", "etcd-server", 2, "etcd")
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func StartEtcd3(ctx context.Context, o StartOptions) (*Server, error) {
 	for i := range names {
 		names[i] = "etcd3-m" + strconv.Itoa(i+1)
 	}
-	p, err := o.peer("etcd", "etcd-server", 2*EtcdMembers, names...)
+	p, err := o.setupPeer("etcd", "etcd-server", 2*EtcdMembers, names...)
 	if err != nil {
 		return nil, err
 	}
