@@ -25,8 +25,8 @@ func needProgram(t *testing.T, name, debPackage string) {
 	}
 }
 
-// runReplicated runs workload a against s and fails on any error; the verified reads of keys
-// other workers wrote check that the members agree.
+// runReplicated runs workload a against s and fails on any error; with members, the verified
+// reads of keys other workers wrote check that the members agree.
 func runReplicated(t *testing.T, s *Server, procs int) *Dataset {
 	t.Helper()
 	cfg := shortConfig("a")
@@ -60,6 +60,24 @@ func stopAndCheckClean(t *testing.T, s *Server, tmp string) {
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("temp dirs left behind: %v", ents)
+	}
+}
+
+func TestStartRedis(t *testing.T) {
+	needProgram(t, "redis-server", "redis-server")
+	for _, durable := range []bool{false, true} {
+		o := testStartOptions(t)
+		s, err := StartRedis(context.Background(), o, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Stop()
+		runReplicated(t, s, 1)
+		_, err = os.Stat(filepath.Join(s.Dir, "appendonlydir"))
+		if durable != (err == nil) {
+			t.Errorf("durable %v: append-only dir: %v", durable, err)
+		}
+		stopAndCheckClean(t, s, o.TempDir)
 	}
 }
 
@@ -100,6 +118,18 @@ func TestStartRedisReplica(t *testing.T) {
 	if err := w.Set([]byte("after"), []byte("x")); !errors.Is(err, ErrNotReplicated) {
 		t.Fatalf("write without a replica: %v", err)
 	}
+	stopAndCheckClean(t, s, o.TempDir)
+}
+
+func TestStartEtcd(t *testing.T) {
+	needProgram(t, "etcd", "etcd-server")
+	o := testStartOptions(t)
+	s, err := StartEtcd(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	runReplicated(t, s, 1)
 	stopAndCheckClean(t, s, o.TempDir)
 }
 

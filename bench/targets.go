@@ -387,7 +387,7 @@ func StartEtcd(ctx context.Context, o StartOptions) (*Server, error) {
 	m := etcdMember{name: "bench", dir: p.dirs[0], client: p.ports[0], peer: p.ports[1]}
 	a := addr(m.client)
 	return startServer(ctx, serverSpec{
-		ep: Endpoint{Name: "etcd", Proto: ProtoEtcd, Addr: a}, bin: p.bin, args: m.args(m.peerURL(), filepath.Base(m.dir)),
+		ep: Endpoint{Name: "etcd", Proto: ProtoEtcd, Addr: a}, bin: p.bin, args: m.args(m.member(), filepath.Base(m.dir)),
 		dir: m.dir, ready: probeHTTP(a, "/health", `"true"`, 200), wait: o.timeout(30 * time.Second),
 	})
 }
@@ -417,7 +417,7 @@ func StartEtcd3(ctx context.Context, o StartOptions) (*Server, error) {
 	addrs := make([]string, EtcdMembers)
 	for i := range members {
 		members[i] = etcdMember{name: names[i], dir: dirs[i], client: ports[2*i], peer: ports[2*i+1]}
-		urls[i] = members[i].name + "=" + members[i].peerURL()
+		urls[i] = members[i].member()
 		addrs[i] = addr(members[i].client)
 	}
 	token := filepath.Base(dirs[0]) // unique: members of another run never join this cluster
@@ -441,7 +441,10 @@ type etcdMember struct {
 
 func (m etcdMember) peerURL() string { return "http://" + addr(m.peer) }
 
-// args are the member's flags; initialCluster is name=peerURL for every member, token names
+// member is the member's entry in --initial-cluster.
+func (m etcdMember) member() string { return m.name + "=" + m.peerURL() }
+
+// args are the member's flags; initialCluster lists every member(), token names
 // the cluster.
 func (m etcdMember) args(initialCluster, token string) []string {
 	client := "http://" + addr(m.client)
