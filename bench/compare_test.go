@@ -98,6 +98,14 @@ func TestCompareSkipsMissingPeers(t *testing.T) {
 	}
 }
 
+func TestCompareRejectsBadLayout(t *testing.T) {
+	o := testStartOptions(t)
+	o.Layout = "racks"
+	if _, err := Compare(context.Background(), CompareConfig{Config: shortConfig("c"), Only: []string{"bare"}, Start: o}); !errors.Is(err, ErrUnknownLayout) {
+		t.Fatalf("bad layout: %v", err)
+	}
+}
+
 func TestServerStopCleansUp(t *testing.T) {
 	o := testStartOptions(t)
 	s, err := StartBare(context.Background(), o)
