@@ -17,12 +17,20 @@ import (
 	"github.com/tako-kv/tako/server/config"
 )
 
-// needProgram skips the test when name is not on PATH, saying how to install it.
-func needProgram(t *testing.T, name, debPackage string) {
+// startPeer starts a peer target with start, or skips the test when program is not on PATH
+// (saying how to install it). The server is stopped at the end of the test at the latest.
+func startPeer(t *testing.T, program, debPackage string, start func(context.Context, StartOptions) (*Server, error)) (*Server, StartOptions) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not on PATH (apt-get install -y %s)", name, debPackage)
+	if _, err := exec.LookPath(program); err != nil {
+		t.Skipf("%s not on PATH (apt-get install -y %s)", program, debPackage)
 	}
+	o := testStartOptions(t)
+	s, err := start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s, o
 }
 
 // runReplicated runs workload a against s and fails on any error; with members, the verified
@@ -64,16 +72,12 @@ func stopAndCheckClean(t *testing.T, s *Server, tmp string) {
 }
 
 func TestStartRedis(t *testing.T) {
-	needProgram(t, "redis-server", "redis-server")
 	for _, durable := range []bool{false, true} {
-		o := testStartOptions(t)
-		s, err := StartRedis(context.Background(), o, durable)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Stop()
+		s, o := startPeer(t, "redis-server", "redis-server", func(ctx context.Context, o StartOptions) (*Server, error) {
+			return StartRedis(ctx, o, durable)
+		})
 		runReplicated(t, s, 1)
-		_, err = os.Stat(filepath.Join(s.Dir, "appendonlydir"))
+		_, err := os.Stat(filepath.Join(s.Dir, "appendonlydir"))
 		if durable != (err == nil) {
 			t.Errorf("durable %v: append-only dir: %v", durable, err)
 		}
@@ -82,13 +86,7 @@ func TestStartRedis(t *testing.T) {
 }
 
 func TestStartRedisReplica(t *testing.T) {
-	needProgram(t, "redis-server", "redis-server")
-	o := testStartOptions(t)
-	s, err := StartRedisReplica(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s, o := startPeer(t, "redis-server", "redis-server", StartRedisReplica)
 	if s.Proto != ProtoRedisWait || len(s.members) != 1 || len(s.Pids) != 1 {
 		t.Fatalf("endpoint %+v, %d members", s.Endpoint, len(s.members))
 	}
@@ -122,25 +120,13 @@ func TestStartRedisReplica(t *testing.T) {
 }
 
 func TestStartEtcd(t *testing.T) {
-	needProgram(t, "etcd", "etcd-server")
-	o := testStartOptions(t)
-	s, err := StartEtcd(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s, o := startPeer(t, "etcd", "etcd-server", StartEtcd)
 	runReplicated(t, s, 1)
 	stopAndCheckClean(t, s, o.TempDir)
 }
 
 func TestStartEtcd3(t *testing.T) {
-	needProgram(t, "etcd", "etcd-server")
-	o := testStartOptions(t)
-	s, err := StartEtcd3(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s, o := startPeer(t, "etcd", "etcd-server", StartEtcd3)
 	if len(s.Addrs) != EtcdMembers || len(s.Pids) != EtcdMembers-1 {
 		t.Fatalf("endpoint %+v", s.Endpoint)
 	}
