@@ -1,0 +1,2 @@
+// Package metrics is Tako's Prometheus metrics.
+package metrics
