@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/metrics"
 )
 
 // A request's calls to its replicas run in parallel on a pool of long-lived
@@ -33,6 +35,9 @@ type task struct {
 	res  kv.Result // taskApply: the result
 	err  error
 	done chan *task
+	// metrics counts the call's failure by node; a replica that answered
+	// not-found has not failed.
+	metrics *metrics.Cluster
 }
 
 func (t *task) run() {
@@ -44,6 +49,9 @@ func (t *task) run() {
 		t.meta, t.err = t.r.Stat(ctx, t.key)
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
+	}
+	if t.err != nil && !errors.Is(t.err, kv.ErrNotFound) {
+		t.metrics.ReplicaError(t.node, errorKind(t.err))
 	}
 	t.done <- t
 }

@@ -22,6 +22,7 @@ type peerPool struct {
 
 	mu      sync.Mutex
 	clients map[string]*eventloop.Client
+	names   map[string]string                 // address to the node id last seen at it
 	retired map[*eventloop.Client]*time.Timer // dropped by a configuration, closed later
 }
 
@@ -32,7 +33,7 @@ const retireDelay = 30 * time.Second
 
 func newPeerPool(self string, maxFrame int, log *slog.Logger) *peerPool {
 	return &peerPool{self: self, maxFrame: maxFrame, log: log,
-		clients: make(map[string]*eventloop.Client), retired: make(map[*eventloop.Client]*time.Timer)}
+		clients: make(map[string]*eventloop.Client), names: make(map[string]string), retired: make(map[*eventloop.Client]*time.Timer)}
 }
 
 // authenticate makes every client of the pool prove a's secrets. Call it before the
@@ -46,6 +47,7 @@ func (p *peerPool) replica(n config.Node) Replica {
 	addr := n.PeerAddr()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.names[addr] = n.ID
 	c, ok := p.clients[addr]
 	if !ok {
 		// One pipelined connection per peer: requests from every client
@@ -89,6 +91,7 @@ func (p *peerPool) retain(cfg *config.Config) {
 			continue
 		}
 		delete(p.clients, addr)
+		delete(p.names, addr)
 		p.retired[c] = time.AfterFunc(retireDelay, func() {
 			p.mu.Lock()
 			_, ok := p.retired[c]

@@ -28,6 +28,8 @@ type Replica interface {
 	// SegmentRecords calls fn for each record of segment seg, in key order,
 	// with its kv.RecordHash; key is valid only during fn.
 	SegmentRecords(ctx context.Context, seg int, fn func(key []byte, m kv.Meta, hash uint64)) error
+	// Ping reports whether the replica answers now (readiness).
+	Ping(ctx context.Context) error
 	// Purge removes each of recs that is still stored exactly so (tombstone
 	// GC) and returns how many it removed.
 	Purge(ctx context.Context, recs []codec.Record) (int, error)
