@@ -2,23 +2,21 @@ package metrics
 
 import (
 	"bytes"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/metrics/metricstest"
 	"github.com/tako-kv/tako/server/hints"
 	"github.com/tako-kv/tako/server/nodestatus"
 	"github.com/valyala/fasthttp"
 )
 
-// scrape serves r's metrics as GET /metrics would and parses them with
-// Prometheus's own text-format parser.
-func scrape(t *testing.T, r *Registry) (map[string]*dto.MetricFamily, []byte) {
+// scrape serves r's metrics as GET /metrics would, checks the content
+// type and parses them.
+func scrape(t *testing.T, r *Registry) (metricstest.Families, []byte) {
 	t.Helper()
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("GET")
@@ -31,12 +29,7 @@ func scrape(t *testing.T, r *Registry) (map[string]*dto.MetricFamily, []byte) {
 		t.Fatalf("Content-Type %q", ct)
 	}
 	body := bytes.Clone(ctx.Response.Body())
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, body)
-	}
-	return fams, body
+	return metricstest.Parse(t, body), body
 }
 
 // nodeRegistry is a registry with every family a node registers, over
@@ -58,36 +51,6 @@ func nodeRegistry() (*Registry, *HTTP, *Cluster) {
 	r.Peers(func() []PeerConn { return []PeerConn{{Node: "n2", Conns: 1}, {Node: "n3"}} }, func() int { return 4 })
 	r.Config(func() string { return "v7" })
 	return r, h, c
-}
-
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	t.Helper()
-	f, ok := fams[name]
-	if !ok {
-		t.Fatalf("no family %s", name)
-	}
-next:
-	for _, m := range f.Metric {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, lp := range m.Label {
-				found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch f.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.Counter.GetValue()
-		case dto.MetricType_GAUGE:
-			return m.Gauge.GetValue()
-		case dto.MetricType_HISTOGRAM:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
 }
 
 // TestExposition: every family a node exposes parses, has its type and
@@ -136,30 +99,14 @@ func TestExposition(t *testing.T) {
 			t.Errorf("%s: family %v, want type %v with help", want.name, f, want.typ)
 			continue
 		}
-		if v := value(t, fams, want.name, want.l...); v != want.v {
+		if v := fams.Value(t, want.name, want.l...); v != want.v {
 			t.Errorf("%s%v = %v, want %v", want.name, want.l, v, want.v)
 		}
 	}
 	if _, ok := fams["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
 	}
-	promtoolCheck(t, body)
-}
-
-// promtoolCheck runs `promtool check metrics` (its linter: names, units,
-// help) on an exposition, when promtool is installed.
-func promtoolCheck(t *testing.T, body []byte) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Log("promtool not on PATH: skipping `promtool check metrics` (apt-get install prometheus)")
-		return
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
+	metricstest.Promtool(t, body)
 }
 
 // TestHTTPCounts: N requests move the counter and the histogram by N, by
@@ -184,10 +131,10 @@ func TestHTTPCounts(t *testing.T) {
 		method, code string
 		n            float64
 	}{{"GET", "200", 25}, {"GET", "404", 3}, {"OTHER", "405", 2}, {"DELETE", "418", 4}} {
-		if v := value(t, fams, "tako_http_requests_total", "method", c.method, "code", c.code); v != c.n {
+		if v := fams.Value(t, "tako_http_requests_total", "method", c.method, "code", c.code); v != c.n {
 			t.Errorf("requests %s %s = %v, want %v", c.method, c.code, v, c.n)
 		}
-		if v := value(t, fams, "tako_http_request_duration_seconds", "method", c.method, "code", c.code); v != c.n {
+		if v := fams.Value(t, "tako_http_request_duration_seconds", "method", c.method, "code", c.code); v != c.n {
 			t.Errorf("durations %s %s = %v, want %v", c.method, c.code, v, c.n)
 		}
 	}
