@@ -14,7 +14,7 @@ import (
 
 	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/kv/lww"
-	"github.com/tako-kv/tako/metrics"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/valyala/fasthttp"
 )
 

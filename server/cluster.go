@@ -11,9 +11,9 @@ import (
 
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // Cluster coordinates requests across each key's replicas; it is the HTTP

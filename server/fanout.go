@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/metrics"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // A request's calls to its replicas run in parallel on a pool of long-lived

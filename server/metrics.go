@@ -7,8 +7,8 @@ import (
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // errorKind classifies a failed replica call for tako_replica_errors_total.

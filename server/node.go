@@ -19,10 +19,10 @@ import (
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
 	"github.com/valyala/fasthttp"
 )

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // ProxyConfig is what tako-proxy's flags say.

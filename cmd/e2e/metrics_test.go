@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tako-kv/tako/metrics/metricstest"
+	"github.com/tako-kv/tako/server/metrics/metricstest"
 )
 
 // scrape fetches base's GET /metrics, lints it with promtool when installed,

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // ErrUnknownID is wrapped by New when the coordinator id is not one of the

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tako-kv/tako/metrics"
-	"github.com/tako-kv/tako/metrics/metricstest"
+	"github.com/tako-kv/tako/server/metrics"
+	"github.com/tako-kv/tako/server/metrics/metricstest"
 )
 
 // scrapeMetrics parses GET /metrics.

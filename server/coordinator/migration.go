@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tako-kv/tako/metrics"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/metrics/metricstest"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics/metricstest"
 	"github.com/tako-kv/tako/server/nodestatus"
 	"github.com/valyala/fasthttp"
 )

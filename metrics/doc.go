@@ -1,2 +1,0 @@
-// Package metrics is Tako's Prometheus metrics.
-package metrics
