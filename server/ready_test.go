@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/server/config"
 )
 
 // readyDoc is three buckets of two nodes, perKey buckets per key.
@@ -62,38 +59,21 @@ func TestUnready(t *testing.T) {
 // TestReadinessCheck: the verdict follows replicas going down and coming
 // back, naming the bucket and the unreachable nodes.
 func TestReadinessCheck(t *testing.T) {
-	cfg, err := config.Parse([]byte(readyDoc(1, "quorum")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reps := map[string]*memReplica{}
-	c, err := NewCluster(cfg, ClusterConfig{Replica: func(n config.Node) Replica {
-		reps[n.ID] = &memReplica{recs: map[string]kv.Record{}}
-		return reps[n.ID]
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := &readiness{cluster: c}
+	tc := newTestCluster(t, readyDoc(1, "quorum"))
+	defer tc.Close()
+	r := &readiness{cluster: tc.Cluster}
 	if why := r.check(); why != "" {
 		t.Fatalf("all up: %q", why)
 	}
-	for _, id := range []string{"n3", "n4"} {
-		reps[id].mu.Lock()
-		reps[id].down = true
-		reps[id].mu.Unlock()
-	}
+	tc.nodes["n3"].setDown(true)
+	tc.nodes["n4"].setDown(true)
 	r.at = r.at.AddDate(-1, 0, 0) // past the cache
 	why := r.check()
 	if !strings.Contains(why, "buckets b2 ") || !strings.Contains(why, "n3, n4") || !strings.Contains(why, "quorum") {
 		t.Fatalf("b2 down: %q", why)
 	}
-	for _, id := range []string{"n3", "n4"} {
-		reps[id].mu.Lock()
-		reps[id].down = false
-		reps[id].mu.Unlock()
-	}
+	tc.nodes["n3"].setDown(false)
+	tc.nodes["n4"].setDown(false)
 	if again := r.check(); again != why {
 		t.Fatalf("within the cache: %q, then %q", why, again)
 	}

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,22 +12,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// scrape serves r's metrics as GET /metrics would, checks the content
-// type and parses them.
 func scrape(t *testing.T, r *Registry) (metricstest.Families, []byte) {
 	t.Helper()
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod("GET")
-	ctx.Request.SetRequestURI(Path)
-	r.Serve(&ctx)
-	if code := ctx.Response.StatusCode(); code != 200 {
-		t.Fatalf("GET %s: %d %s", Path, code, ctx.Response.Body())
-	}
-	if ct := string(ctx.Response.Header.ContentType()); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
-		t.Fatalf("Content-Type %q", ct)
-	}
-	body := bytes.Clone(ctx.Response.Body())
-	return metricstest.Parse(t, body), body
+	return metricstest.Scrape(t, r.Serve)
 }
 
 // nodeRegistry is a registry with every family a node registers, over

@@ -7,11 +7,13 @@ package metricstest
 import (
 	"bytes"
 	"os/exec"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/valyala/fasthttp"
 )
 
 // Families is a parsed exposition by family name.
@@ -26,6 +28,24 @@ func Parse(t testing.TB, body []byte) Families {
 		t.Fatalf("parse metrics: %v\n%s", err, body)
 	}
 	return fams
+}
+
+// Scrape calls serve (a Registry's Serve) as GET /metrics would, checks the
+// status and content type, and parses the body, which it returns too.
+func Scrape(t testing.TB, serve fasthttp.RequestHandler) (Families, []byte) {
+	t.Helper()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("GET")
+	ctx.Request.SetRequestURI("/metrics")
+	serve(&ctx)
+	if code := ctx.Response.StatusCode(); code != 200 {
+		t.Fatalf("GET /metrics: %d %s", code, ctx.Response.Body())
+	}
+	if ct := string(ctx.Response.Header.ContentType()); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("GET /metrics: Content-Type %q", ct)
+	}
+	body := bytes.Clone(ctx.Response.Body())
+	return Parse(t, body), body
 }
 
 // Value returns the value of name's first series carrying labels (name,
