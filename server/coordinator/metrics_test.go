@@ -10,6 +10,14 @@ import (
 	"github.com/tako-kv/tako/server/metrics/metricstest"
 )
 
+// watch runs c's watcher until the test ends.
+func watch(t *testing.T, c *Coordinator) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Watch(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // scrapeMetrics parses GET /metrics.
 func scrapeMetrics(t *testing.T, base string) metricstest.Families {
 	t.Helper()
@@ -25,10 +33,7 @@ func scrapeMetrics(t *testing.T, base string) metricstest.Families {
 // edits served and refused, the migration state and the nodes down.
 func TestMetrics(t *testing.T) {
 	c, path, base, _ := newCoordinator(t, doc("yes"), 10*time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Watch(ctx) }()
-	defer func() { cancel(); <-done }()
+	watch(t, c)
 
 	v1, v2 := versionOf(t, doc("yes")), versionOf(t, doc("no"))
 	fams := scrapeMetrics(t, base)

@@ -117,6 +117,43 @@ func (r *Registry) registerScraped(collect func(ch chan<- prometheus.Metric), fa
 	r.register(s)
 }
 
+// stat is one unlabelled family read from a snapshot T of its source.
+type stat[T any] struct {
+	family
+	value   func(T) float64
+	present func(T) bool // nil: always
+}
+
+func gauge[T any](name, help string, value func(T) float64) stat[T] {
+	return stat[T]{family: gaugeFamily(name, help), value: value}
+}
+
+func counter[T any](name, help string, value func(T) float64) stat[T] {
+	return stat[T]{family: counterFamily(name, help), value: value}
+}
+
+// when leaves s out of scrapes whose snapshot fails present.
+func (s stat[T]) when(present func(T) bool) stat[T] {
+	s.present = present
+	return s
+}
+
+// registerStats registers stats, read from one snapshot of read per scrape.
+func registerStats[T any](r *Registry, read func() T, stats ...stat[T]) {
+	fams := make([]family, len(stats))
+	for i, s := range stats {
+		fams[i] = s.family
+	}
+	r.registerScraped(func(ch chan<- prometheus.Metric) {
+		snap := read()
+		for _, s := range stats {
+			if s.present == nil || s.present(snap) {
+				s.emit(ch, s.value(snap))
+			}
+		}
+	}, fams...)
+}
+
 func boolValue(b bool) float64 {
 	if b {
 		return 1
