@@ -32,7 +32,7 @@ var methods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"}
 
 // codes are the statuses the API answers (README, HTTP API); any other is
 // resolved on the slow path, each time.
-var codes = [...]int{200, 202, 304, 400, 404, 405, 408, 413, 414, 429, 500, 503, 507}
+var codes = [...]int{200, 202, 400, 404, 405, 408, 413, 414, 429, 500, 503, 507}
 
 // NewHTTP returns the HTTP metrics, registered with r.
 func NewHTTP(r *Registry) *HTTP {
@@ -43,7 +43,7 @@ func NewHTTP(r *Registry) *HTTP {
 		}, []string{"method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tako_http_request_duration_seconds",
-			Help:    "Time from a request's headers to its response, by method and status code.",
+			Help:    "Time from a request's headers to its response being ready (a streamed body's upload included), by method and status code.",
 			Buckets: DurationBuckets,
 		}, []string{"method", "code"}),
 	}
