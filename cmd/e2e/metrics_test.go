@@ -43,8 +43,9 @@ func waitReady(t *testing.T, base string, want int, within time.Duration) string
 // a proxy as processes: every one serves metrics Prometheus parses (and
 // promtool accepts); the request and write counters move exactly with the
 // traffic; with both nodes of a bucket killed, /ready on the proxy and on a
-// node answers 503 naming that bucket, the failed writes are counted, and
-// once a node of it is back /ready answers 200 again.
+// node answers 503 naming that bucket, the failed writes and their hints
+// are counted, and once a node of it is back /ready answers 200 again and
+// the hints are replayed.
 func TestMetricsAndReadiness(t *testing.T) {
 	coord, nodes, addrs := smallCluster(t)
 	port := freePorts(t, 1)[0]
@@ -129,6 +130,10 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if got := moved("tako_write_acks_total", "write_acks", "quorum", "outcome", "unavailable"); got != float64(refused) {
 		t.Errorf("unavailable writes moved by %v, %d answered 503", got, refused)
 	}
+	// Each refused write missed both nodes of b2: two hints.
+	if got := moved("tako_hints_stored_total"); got != float64(2*refused) {
+		t.Errorf("hints stored moved by %v, want 2 for each of %d refused writes", got, refused)
+	}
 	if v, _ := after.Lookup("tako_replica_errors_total", "peer", "n3"); v == 0 {
 		t.Error("no replica errors counted for n3")
 	}
@@ -142,4 +147,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	for _, base := range []string{proxyURL, n1} {
 		waitReady(t, base, 200, 20*time.Second)
 	}
+	// The proxy hands n3 the writes it missed.
+	eventually(t, 20*time.Second, "the proxy replays n3's hints", func() bool {
+		v, _ := scrape(t, proxyURL).Lookup("tako_hints_replayed_total")
+		return v >= float64(refused)
+	})
 }
