@@ -181,6 +181,18 @@ func NewClient(cfg ClientConfig) *Client {
 // Addr is the peer's address.
 func (c *Client) Addr() string { return c.cfg.Addr }
 
+// Conns returns how many of the client's connections are up now
+// (monitoring); it neither dials nor waits.
+func (c *Client) Conns() int {
+	n := 0
+	for i := range c.slots {
+		if cc := c.slots[i].cc.Load(); cc != nil && !cc.dead() {
+			n++
+		}
+	}
+	return n
+}
+
 // Close fails every pending request with ErrClosed, closes the connections and waits for
 // the client's goroutines to exit.
 func (c *Client) Close() error {

@@ -312,6 +312,13 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
+// Conns returns the connections the server holds open now (monitoring).
+func (s *Server) Conns() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return len(s.conns)
+}
+
 // OnClose drops the replies still queued for the connection.
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch ctx := c.Context().(type) {

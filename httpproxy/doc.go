@@ -18,7 +18,7 @@
 //	DELETE   /values/<key>   writes a tombstone; 200 with X-Timestamp.
 //	GET      /stat/<key>     200 with the timestamp as body and headers; 404.
 //	GET|HEAD /replica/<key>  a node's own record (Config.Local), no routing.
-//	GET      /health         200 "ok".
+//	GET      /health         200 "ok" (liveness).
 //	GET|HEAD /keys           keys holding a value, in byte order (Config.Keys:
 //	                         a node's own, or the cluster's behind a proxy):
 //	                         ?prefix=P&after=K&limit=N (limit 1..10000,
@@ -31,6 +31,11 @@
 //	                         after= or into /values/ as it is. A page ends
 //	                         early past 4 MiB of keys; "unanswered" names the
 //	                         nodes that could not be asked.
+//
+// Processes add paths of their own through Config.Routes: a node's /status
+// and /repair, and on nodes and proxies /ready (readiness) and /metrics
+// (package server/metrics). Every request, whatever its path, is counted
+// by method and status code with its duration (Config.Metrics).
 //
 // Timestamps come from a hybrid logical clock (kv/hlc): a write without
 // X-Timestamp is stamped above every timestamp the handler has seen in a
@@ -62,6 +67,7 @@
 //
 // fasthttp runs Serve on one goroutine per connection; Handler holds no
 // per-request state of its own. The GET path does not allocate: the value is
-// read into the response's own body buffer (Response.SwapBody) and header
-// values are formatted into stack buffers.
+// read into the response's own body buffer (Response.SwapBody), header
+// values are formatted into stack buffers, and the request metrics are
+// series resolved ahead.
 package httpproxy

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/kv/lww"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -106,6 +107,9 @@ type Config struct {
 	Routes map[string]fasthttp.RequestHandler
 	// Limits bound what clients hold of the server (see Limits).
 	Limits Limits
+	// Metrics counts every request and its duration. Default: metrics
+	// registered nowhere.
+	Metrics *metrics.HTTP
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -128,6 +132,9 @@ func NewHandler(cfg Config) *Handler {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewHTTP(nil)
 	}
 	cfg.Limits.setDefaults(cfg.MaxValueBytes)
 	h := &Handler{cfg: cfg}
@@ -172,13 +179,14 @@ func (h *Handler) NewServer() *fasthttp.Server {
 		MaxConnsPerIP:   lim.MaxConnsPerIP,
 		CloseOnShutdown: true,
 		Logger:          slogPrinter{h.cfg.Logger},
-		ErrorHandler:    parseError,
+		ErrorHandler:    h.parseError,
 	}
 }
 
 // parseError answers requests fasthttp could not parse, with the right
 // status and a one-line reason.
-func parseError(ctx *fasthttp.RequestCtx, err error) {
+func (h *Handler) parseError(ctx *fasthttp.RequestCtx, err error) {
+	defer h.cfg.Metrics.Observe(ctx, time.Now())
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
@@ -212,6 +220,7 @@ var (
 
 // Serve is the fasthttp request handler.
 func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
+	defer h.cfg.Metrics.Observe(ctx, time.Now())
 	uri := ctx.Request.Header.RequestURI()
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // storeBackend is the simplest Backend: one local store.
@@ -298,7 +299,8 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	if _, err := s.Apply([]byte("key"), kv.Record{TS: 1, Value: make([]byte, 100)}); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Config{Backend: storeBackend{s}})
+	// Instrumented as in a node: metrics registered for scraping.
+	h := NewHandler(Config{Backend: storeBackend{s}, Metrics: metrics.NewHTTP(metrics.NewRegistry())})
 	ctx := newCtx("GET", "/values/key")
 	h.Serve(ctx)
 	if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 100 {

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -368,5 +369,34 @@ func TestApplyAsyncGroups(t *testing.T) {
 		if got := mustGet(t, s, fmt.Sprintf("hot%d", k)); got.TS != want {
 			t.Errorf("hot%d at %d, want %d", k, got.TS, want)
 		}
+	}
+}
+
+// TestStats: the store's figures follow its writes (synced writes count WAL
+// syncs and bytes) and report the file system's free space.
+func TestStats(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Sync: SyncAlways, MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.Stats()
+	value := make([]byte, 1000)
+	for i := range 10 {
+		crand.Read(value) // incompressible
+		if _, err := s.Apply(fmt.Appendf(nil, "k%d", i), Record{TS: 1, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := s.Stats()
+	if after.Records != before.Records+10 {
+		t.Errorf("records %d, then %d after 10 writes", before.Records, after.Records)
+	}
+	if after.WALSyncs <= before.WALSyncs || after.WALBytesIn < before.WALBytesIn+10000 {
+		t.Errorf("WAL syncs %d -> %d, bytes in %d -> %d after 10 synced 1000-byte writes",
+			before.WALSyncs, after.WALSyncs, before.WALBytesIn, after.WALBytesIn)
+	}
+	if after.FreeBytes <= 0 || after.MinFreeBytes != 1 || after.DiskFull || after.DiskUsedBytes == 0 {
+		t.Errorf("free %d, min free %d, full %v, disk used %d", after.FreeBytes, after.MinFreeBytes, after.DiskFull, after.DiskUsedBytes)
 	}
 }

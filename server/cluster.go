@@ -13,6 +13,7 @@ import (
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // Cluster coordinates requests across each key's replicas; it is the HTTP
@@ -38,6 +39,7 @@ type Cluster struct {
 	hints   *hints.Store         // nil: no hinted hand-off
 	hedge   time.Duration        // readHedge; tests that count replicas asked raise it
 	listLog httpproxy.LogLimiter // key listings without a node
+	metrics *metrics.Cluster
 }
 
 // ClusterConfig configures a Cluster.
@@ -55,6 +57,9 @@ type ClusterConfig struct {
 	// replayHints to hand off once it answers again.
 	Hints  *hints.Store
 	Logger *slog.Logger
+	// Metrics counts replica errors, write outcomes and read repairs.
+	// Default: metrics registered nowhere.
+	Metrics *metrics.Cluster
 }
 
 // NewCluster returns a Cluster routing by cfg.
@@ -65,7 +70,10 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Logger == nil {
 		cc.Logger = slog.Default()
 	}
-	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge}
+	if cc.Metrics == nil {
+		cc.Metrics = metrics.NewCluster(nil)
+	}
+	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge, metrics: cc.Metrics}
 	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
 	if err := c.Update(cfg); err != nil {
 		return nil, err
@@ -177,29 +185,34 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	// that has not won yet.
 	won := rt.acked(acks, rt.applied, applied)
 	var winner Replica
+	var winnerNode string
 	if ok && !won {
-		winner = t.replicas[rt.reps[newest]]
+		winner, winnerNode = t.replicas[rt.reps[newest]], t.nodes[rt.reps[newest]].ID
 	}
 	c.finish(rt) // stragglers own the route until they finish
 	switch {
 	case !ok:
+		c.metrics.Write(acks.String(), metrics.WriteUnavailable)
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
 			httpproxy.ErrUnavailable, count, n, acks, lastErr)
 	case won:
+		c.metrics.Write(acks.String(), metrics.WriteApplied)
 		return kv.Result{TS: rec.TS, Applied: true}, nil
 	}
-	return c.writeBack(key, winner, acks)
+	c.metrics.Write(acks.String(), metrics.WriteSuperseded)
+	return c.writeBack(key, winnerNode, winner, acks)
 }
 
 // writeBack answers a write that lost to a newer record held by only some
 // replicas: before the reply names that record (X-Applied: no and its
 // X-Timestamp), the record is written to the key's replicas at the same
 // write_acks, so that reads agree with the reply.
-func (c *Cluster) writeBack(key []byte, winner Replica, acks httpproxy.Acks) (kv.Result, error) {
+func (c *Cluster) writeBack(key []byte, node string, winner Replica, acks httpproxy.Acks) (kv.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	newer, err := winner.Get(ctx, key, nil)
 	if err != nil {
+		c.countError(node, err)
 		return kv.Result{}, fmt.Errorf("%w: the write lost to a newer record that could not be read back: %v", httpproxy.ErrUnavailable, err)
 	}
 	res, err := c.Apply(key, newer, acks)
@@ -247,7 +260,7 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 	if best < 0 {
 		return kv.Meta{}, noneFound(rt, quorum)
 	}
-	err := t.weakRead(quorum)
+	err := c.weakRead(t, quorum)
 	if errors.Is(err, httpproxy.ErrUnavailable) {
 		return kv.Meta{}, err
 	}
@@ -256,11 +269,12 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 
 // weakRead is the error that goes with a record read without a read quorum:
 // ErrNoReadQuorum, or unavailable under strict_reads; nil with a quorum.
-func (t *topology) weakRead(quorum bool) error {
-	switch {
-	case quorum:
+func (c *Cluster) weakRead(t *topology, quorum bool) error {
+	if quorum {
 		return nil
-	case t.strictReads:
+	}
+	c.metrics.WeakRead()
+	if t.strictReads {
 		return fmt.Errorf("%w: fewer than a read quorum of replicas answered (strict_reads)", httpproxy.ErrUnavailable)
 	}
 	return httpproxy.ErrNoReadQuorum
@@ -287,7 +301,7 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	if best < 0 {
 		return kv.Record{}, noneFound(rt, quorum)
 	}
-	weak := t.weakRead(quorum)
+	weak := c.weakRead(t, quorum)
 	if errors.Is(weak, httpproxy.ErrUnavailable) {
 		return kv.Record{}, weak
 	}
@@ -299,11 +313,12 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	} else {
 		var err error
 		if rec, err = t.replicas[rt.reps[best]].Get(context.Background(), key, dst); err != nil {
+			c.countError(t.nodes[rt.reps[best]].ID, err)
 			return kv.Record{}, fmt.Errorf("%w: newest replica failed: %v", httpproxy.ErrUnavailable, err)
 		}
 	}
 	if stale := c.staleReplicas(t, rt, rec.Meta()); len(stale) > 0 {
-		c.repair(stale, key, rec)
+		c.repair(t, stale, key, rec)
 	}
 	return rec, weak
 }
@@ -325,6 +340,7 @@ func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv
 			rt.ok[pos] = true
 		default:
 			lastErr = err
+			c.countError(t.nodes[rt.reps[pos]].ID, err)
 		}
 	}
 	if rt.readQuorum(rt.ok) {
@@ -491,30 +507,35 @@ func noneFound(rt *route, quorum bool) error {
 		httpproxy.ErrUnavailable, heard, len(rt.tasks), lastErr)
 }
 
-// staleReplicas returns the replicas that answered with a record older than
-// newest, or none; nil (no allocation) when all are current.
-func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []Replica {
-	var stale []Replica
+// staleReplicas returns the replicas (indexes into t.nodes) that answered
+// with a record older than newest, or none; nil (no allocation) when all are
+// current.
+func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []int {
+	var stale []int
 	for k := range rt.tasks {
 		if !rt.ok[k] {
 			continue
 		}
 		tk := &rt.tasks[k]
 		if errors.Is(tk.err, kv.ErrNotFound) || tk.err == nil && newerMeta(newest, tk.meta) {
-			stale = append(stale, t.replicas[rt.reps[k]])
+			stale = append(stale, rt.reps[k])
 		}
 	}
 	return stale
 }
 
-// repair pushes a copy of rec to the stale replicas in the background.
-func (c *Cluster) repair(stale []Replica, key []byte, rec kv.Record) {
+// repair pushes a copy of rec to the stale replicas (indexes into t.nodes)
+// in the background.
+func (c *Cluster) repair(t *topology, stale []int, key []byte, rec kv.Record) {
 	key, rec = ownCopy(key, rec)
-	for _, r := range stale {
+	for _, i := range stale {
+		c.metrics.ReadRepair()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 			defer cancel()
-			if _, err := r.Apply(ctx, key, rec); err != nil {
+			if _, err := t.replicas[i].Apply(ctx, key, rec); err != nil {
+				c.metrics.ReadRepairFailed()
+				c.countError(t.nodes[i].ID, err)
 				c.log.Warn("read repair failed", "key", fmt.Sprintf("%q", key), "err", err)
 			}
 		}()

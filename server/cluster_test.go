@@ -60,6 +60,14 @@ func (m *memReplica) Get(_ context.Context, key, dst []byte) (kv.Record, error) 
 	return r, err
 }
 
+func (m *memReplica) Ping(context.Context) error {
+	_, err := m.get(nil)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 func (m *memReplica) Stat(_ context.Context, key []byte) (kv.Meta, error) {
 	r, err := m.get(key)
 	return r.Meta(), err

@@ -68,7 +68,7 @@ deployments:
 		b.Fatal(err)
 	}
 	peers := newPeerPool("", codec.DefaultMaxFrame, log)
-	peers.conns = conns
+	peers.perPeer = conns
 	b.Cleanup(peers.close)
 	c, err := NewCluster(cfg, ClusterConfig{Logger: log, Replica: func(n config.Node) Replica {
 		return peers.replica(config.Node{ID: n.ID, Host: "127.0.0.1", PeerPort: portOf(b, addrs[n.ID])})

@@ -30,6 +30,11 @@
 //     holds a value.
 //   - tombstones.go: tombstone GC once every replica holds a tombstone past
 //     tombstone_grace, and the quarantine of a node away for longer.
+//   - metrics.go: what the process exposes at GET /metrics (package
+//     server/metrics defines every family): replica errors by kind, the
+//     store, hints, healing and peer connections read at scrape time.
+//   - ready.go: GET /ready — the nodes that answer a ping against the
+//     write_acks rule, by bucket.
 //   - node.go, proxy.go, peers.go: process wiring, one client per peer.
 //
 // # Invariants

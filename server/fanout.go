@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tako-kv/tako/kv"
 )
@@ -34,7 +35,7 @@ type task struct {
 	err  error
 	done chan *task
 	rt   *route   // the route the task belongs to (its refs)
-	c    *Cluster // drains rt if this task comes back last
+	c    *Cluster // drains rt if this task comes back last, counts its failure
 }
 
 func (t *task) run() {
@@ -46,6 +47,10 @@ func (t *task) run() {
 		t.meta, t.err = t.r.Stat(ctx, t.key)
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
+	}
+	// A replica that answered not-found has not failed.
+	if t.err != nil && !errors.Is(t.err, kv.ErrNotFound) {
+		t.c.metrics.ReplicaError(t.node, errorKind(t.err))
 	}
 	// Once t is on done it is the request's again: read what we need first.
 	rt, c := t.rt, t.c

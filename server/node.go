@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when PprofAddr is set
@@ -21,6 +22,7 @@ import (
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
 	"github.com/valyala/fasthttp"
 )
@@ -100,7 +102,8 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	clock := newClock(cfg, nc.ClockOffset)
 	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log).authenticate(auth)
 	defer sd.step("peer clients close", peers.close)
-	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs,
+	reg := metrics.NewRegistry()
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs, Metrics: metrics.NewCluster(reg),
 		Replica: func(n config.Node) Replica {
 			if n.ID == nc.ID {
 				return localReplica{store}
@@ -134,6 +137,9 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	})
 
 	heal := newHealer(store, cluster, log)
+	reg.Store(store.Stats)
+	reg.Healing(heal.metrics)
+	processMetrics(reg, cluster, hs, peers, psrv.Conns)
 	stopBackground := runBackground(ctx, heal.run, func(ctx context.Context) {
 		replayHints(ctx, hs, cluster, log, func(string) { heal.poke() })
 	}, func(ctx context.Context) { markAlive(ctx, store, cluster, log) })
@@ -141,7 +147,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -306,12 +312,20 @@ type httpService struct {
 	onUpdate func(*config.Config) // after a new configuration is in use
 	routes   map[string]fasthttp.RequestHandler
 	shutdown *shutdown // bounds the HTTP drain
+	metrics  *metrics.Registry
 }
 
-// serveHTTP serves the HTTP API and follows configuration updates until ctx
-// ends, then drains requests in flight.
+// serveHTTP serves the HTTP API, with the metrics (metrics.Path) and
+// readiness (PathReady), and follows configuration updates until ctx ends,
+// then drains requests in flight.
 func serveHTTP(ctx context.Context, s httpService) error {
 	ln := s.ln
+	routes := maps.Clone(s.routes)
+	if routes == nil {
+		routes = map[string]fasthttp.RequestHandler{}
+	}
+	routes[metrics.Path] = s.metrics.Serve
+	routes[PathReady] = (&readiness{cluster: s.cluster}).serve
 	h := httpproxy.NewHandler(httpproxy.Config{
 		Backend:       s.backend,
 		Local:         s.local,
@@ -320,7 +334,8 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
 		ConfigVersion: func() string { return s.cluster.Config().Version },
-		Routes:        s.routes,
+		Routes:        routes,
+		Metrics:       metrics.NewHTTP(s.metrics),
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)

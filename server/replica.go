@@ -34,6 +34,8 @@ type Replica interface {
 	// next, where the following page starts, nil when the range is done
 	// (key listing).
 	Keys(ctx context.Context, start, end []byte, limit int) (recs []codec.Record, next []byte, err error)
+	// Ping reports whether the replica answers now (readiness).
+	Ping(ctx context.Context) error
 	// Purge removes each of recs that is still stored exactly so (tombstone
 	// GC) and returns how many it removed.
 	Purge(ctx context.Context, recs []codec.Record) (int, error)

@@ -26,6 +26,9 @@ func (l localReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Re
 	return l.store.Apply(key, rec)
 }
 
+// Ping implements Replica: this node's own store always answers.
+func (l localReplica) Ping(context.Context) error { return nil }
+
 // ApplyBatch implements Replica for this node's store.
 // The records go through the async queue together, so they share group
 // commits as a BatchSet over the peer protocol does.

@@ -47,6 +47,10 @@ func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.R
 	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
 }
 
+// Ping implements Replica: a round trip on the peer's connection (dialled
+// if need be; failing at once while the client backs off from a dead peer).
+func (p peerReplica) Ping(ctx context.Context) error { return p.c.Ping(ctx) }
+
 // ApplyBatch implements Replica over the peer protocol.
 func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
 	resp, err := p.c.BatchSet(ctx, recs)

@@ -50,6 +50,9 @@ func openMemStore(t *testing.T) *kv.Store {
 
 func conformance(t *testing.T, r Replica) {
 	ctx := context.Background()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
 	if _, err := r.Get(ctx, []byte("a"), nil); !errors.Is(err, kv.ErrNotFound) {
 		t.Fatalf("get absent: %v", err)
 	}

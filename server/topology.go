@@ -28,6 +28,9 @@ type topology struct {
 
 	plan     *segmentPlan // built on first use by anti-entropy
 	planOnce sync.Once
+
+	groups     [][]int // the active deployment's key bucket lists, built on first use by readiness
+	groupsOnce sync.Once
 }
 
 // segmentPlan is a topology seen by hash segment (kv.Segment): per segment,

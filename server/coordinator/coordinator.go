@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // ErrUnknownID is wrapped by New when the coordinator id is not one of the
@@ -48,7 +49,10 @@ type Coordinator struct {
 	log              *slog.Logger
 	cur              atomic.Pointer[snapshot]
 
-	track   tracker                       // migration progress between looks (migration.go)
+	track   tracker // migration progress between looks (migration.go)
+	metrics *metrics.Registry
+	changes atomic.Int64                  // configurations served after the first
+	refused atomic.Int64                  // edits refused
 	pending atomic.Pointer[config.Config] // a finishing configuration waiting for ready
 
 	// Owned by the watcher (see watch.go).
@@ -90,6 +94,8 @@ func New(o Options) (*Coordinator, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
+	c.metrics = metrics.NewRegistry()
+	c.metrics.Coordinator(c.view)
 	if err := c.publish(cfg); err != nil {
 		return nil, err
 	}
@@ -145,6 +151,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathStatus, c.serveStatus)
 	mux.HandleFunc("POST "+PathForceFinish, c.serveForceFinish)
 	mux.HandleFunc("GET "+PathPage+"{$}", c.servePage)
+	mux.Handle("GET "+metrics.Path, c.metrics.Handler())
 	return mux
 }
 

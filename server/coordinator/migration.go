@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
 )
 
@@ -248,4 +249,18 @@ func (c *Coordinator) serveForceFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "serving %s\n", p.Version)
+}
+
+// view is the cluster for the coordinator's metrics: the status of now.
+func (c *Coordinator) view() metrics.ClusterView {
+	ctx, cancel := context.WithTimeout(context.Background(), statusClient.Timeout)
+	defer cancel()
+	st := c.status(ctx, c.Config())
+	v := metrics.ClusterView{ConfigVersion: st.ConfigVersion, Changes: c.changes.Load(), Refused: c.refused.Load(),
+		Migration: st.Migration.State, Copied: st.Migration.Copied, Remaining: st.Migration.Remaining,
+		ETASeconds: st.Migration.ETASeconds, FinishPending: st.Migration.Pending != ""}
+	for _, n := range st.Nodes {
+		v.Nodes = append(v.Nodes, metrics.NodeUp{ID: n.ID, Bucket: n.Bucket, Up: n.Up})
+	}
+	return v
 }
