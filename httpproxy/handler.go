@@ -105,6 +105,11 @@ type Config struct {
 	Routes map[string]fasthttp.RequestHandler
 	// Limits bound what clients hold of the server (see Limits).
 	Limits Limits
+	// Tokens, when it holds tokens, requires a bearer token on every path
+	// but /health: a read-only one for GET and HEAD, a read-write one for
+	// other methods (401 without a known token, 403 for a read-only token
+	// that writes). Nil or empty: no authentication.
+	Tokens *TokenGuard
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -213,6 +218,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	uri := ctx.Request.Header.RequestURI()
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
+	}
+	if !bytes.Equal(uri, pathHealth) && !h.cfg.Tokens.authorize(ctx) {
+		return
 	}
 	switch {
 	case bytes.HasPrefix(uri, prefixValues):
