@@ -2,13 +2,18 @@ package httpproxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/valyala/fasthttp"
@@ -217,6 +222,45 @@ type TokenGuard struct {
 
 // Set makes t the tokens checked; nil turns checking off.
 func (g *TokenGuard) Set(t *Tokens) { g.cur.Store(t) }
+
+// Load makes the tokens of the file at path those checked ("": none, HTTP is
+// open) and logs what it did; why says what prompted it (start, SIGHUP, a
+// configuration). On an error, which names the file, the tokens in use stay.
+func (g *TokenGuard) Load(path, why string, log *slog.Logger) error {
+	if path == "" {
+		if g.Enabled() {
+			log.Warn("http_tokens_file no longer set: HTTP requests need no token now", "why", why)
+		}
+		g.Set(nil)
+		return nil
+	}
+	t, err := ReadTokensFile(path)
+	if err != nil {
+		return fmt.Errorf("http_tokens_file: %w", err)
+	}
+	g.Set(t)
+	log.Info("HTTP requires bearer tokens", "http_tokens_file", path, "tokens", t.Len(), "why", why)
+	return nil
+}
+
+// OnHangup calls fn on every SIGHUP until ctx ends: nodes, proxies and
+// coordinators read their tokens file again then. (SIGHUP no longer stops
+// the process.)
+func OnHangup(ctx context.Context, fn func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				fn()
+			}
+		}
+	}()
+}
 
 // Enabled reports whether requests need a token.
 func (g *TokenGuard) Enabled() bool { return g != nil && g.cur.Load() != nil }

@@ -38,7 +38,10 @@ type NodeConfig struct {
 	// clock skew (tako-node -clock-offset). Zero in production.
 	ClockOffset time.Duration
 	PprofAddr   string // net/http/pprof listener; empty: off
-	Logger      *slog.Logger
+	// TokenFile (-token-file) holds the bearer token sent to coordinators
+	// (httpproxy.ReadClientToken); "" sends none.
+	TokenFile string
+	Logger    *slog.Logger
 	// Ready, when set, is called once the node accepts requests.
 	Ready func()
 }
@@ -55,9 +58,13 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
+	token, err := readClientToken(nc.TokenFile)
+	if err != nil {
+		return err
+	}
 	src, cfg, err := configsource.Open(ctx, configsource.Options{
 		File: nc.ConfigPath, Coordinators: nc.Coordinators,
-		CachePath: filepath.Join(dir, "config.json"), Logger: log,
+		CachePath: filepath.Join(dir, "config.json"), Token: token, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -66,6 +73,10 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		return fmt.Errorf("node id %q is not in configuration %s (from %s)", nc.ID, cfg.Version, src.Origin())
 	}
 	auth, err := loadPeerAuth(cfg, nc.ConfigPath, log)
+	if err != nil {
+		return err
+	}
+	tokens, err := loadHTTPTokens(cfg, nc.ConfigPath, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +152,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, tokens: tokens,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -302,6 +313,7 @@ type httpService struct {
 	name     string
 	onUpdate func(*config.Config) // after a new configuration is in use
 	routes   map[string]fasthttp.RequestHandler
+	tokens   *httpTokens // the bearer tokens HTTP requests need
 	shutdown *shutdown // bounds the HTTP drain
 }
 
@@ -317,6 +329,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		Logger:        s.log,
 		ConfigVersion: func() string { return s.cluster.Config().Version },
 		Routes:        s.routes,
+		Tokens:        &s.tokens.guard,
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
@@ -328,11 +341,13 @@ func serveHTTP(ctx context.Context, s httpService) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	httpproxy.OnHangup(watchCtx, func() { s.tokens.reload(s.cluster.Config(), "SIGHUP") })
 	go s.src.Watch(watchCtx, func(cfg *config.Config) {
 		if err := s.cluster.Update(cfg); err != nil {
 			s.log.Error("configuration refused", "version", cfg.Version, "err", err)
 			return
 		}
+		s.tokens.reload(cfg, "configuration "+cfg.Version)
 		s.clock.SetMaxSkew(cfg.ActiveDeployment().MaxClockSkew)
 		if s.onUpdate != nil {
 			s.onUpdate(cfg)

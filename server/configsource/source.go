@@ -34,7 +34,10 @@ type Options struct {
 	CachePath    string        // e.g. VARDIR/<id>/config.json; "" disables the cache
 	Poll         time.Duration // Watch period; DefaultPoll when zero
 	OpenWait     time.Duration // how long Open tries coordinators; DefaultOpenWait when zero
-	Logger       *slog.Logger
+	// Token, when set, is sent to coordinators as a bearer token (their
+	// http_tokens_file; -token-file).
+	Token  string
+	Logger *slog.Logger
 }
 
 // Source is an opened configuration source. Create it with Open.
