@@ -314,7 +314,7 @@ type httpService struct {
 	onUpdate func(*config.Config) // after a new configuration is in use
 	routes   map[string]fasthttp.RequestHandler
 	tokens   *httpTokens // the bearer tokens HTTP requests need
-	shutdown *shutdown // bounds the HTTP drain
+	shutdown *shutdown   // bounds the HTTP drain
 }
 
 // serveHTTP serves the HTTP API and follows configuration updates until ctx
