@@ -16,6 +16,10 @@
 //	repair [NODE]    POST /repair on that node, or on every node of the live
 //	                 deployments.
 //
+// With -token-file every request carries that file's first token as a
+// bearer token (the cluster's http_tokens_file; repair needs a read-write
+// one, the rest a read-only one).
+//
 // Key listing is not here: no node serves a key listing yet.
 //
 // Exit codes (Exit*): 0 ok; 1 the cluster could not be asked, or answered
