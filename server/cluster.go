@@ -94,6 +94,20 @@ func (c *Cluster) replicaOf(id string) (Replica, bool) {
 	return nil, false
 }
 
+// replicates reports whether the node with id is one of key's replicas in a
+// live deployment of the configuration in use, and that configuration's
+// version.
+func (c *Cluster) replicates(id string, key []byte) (bool, string) {
+	t, r := c.route(key)
+	defer c.release(r)
+	for _, i := range r.reps {
+		if t.nodes[i].ID == id {
+			return true, t.cfg.Version
+		}
+	}
+	return false, t.cfg.Version
+}
+
 // Config returns the configuration in use.
 func (c *Cluster) Config() *config.Config { return c.topo.Load().cfg }
 

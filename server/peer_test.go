@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
+	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // A record stamped beyond max_clock_skew (year 3000, MaxInt64) would lock
@@ -25,7 +29,7 @@ func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {
 	}
 	defer store.Close()
 	clock := hlc.New(0)
-	h := newPeerHandler(store, clock, slog.Default())
+	h := newPeerHandler(store, clock, nil, slog.Default())
 	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -65,5 +69,115 @@ func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {
 	}
 	if ts := clock.Now(); ts <= soon {
 		t.Errorf("clock stamped %d after a peer record at %d", ts, soon)
+	}
+}
+
+// A node refuses a peer write of a key it replicates in no live deployment:
+// the writer gets an error saying so and nothing is stored, in a Set and in
+// a BatchSet (whole). Keys it owns, in the active deployment or only in the
+// target one of a migration (where anti-entropy copies them to it), are
+// stored.
+func TestPeerRefusesWritesOfKeysNotOwned(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+active_deployment: old
+target_deployment: new
+deployments:
+    old:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101]}
+            b2: {n2: [127.0.0.1, 9002, 9102]}
+            b3: {n3: [127.0.0.1, 9003, 9103]}
+    new:
+        buckets:
+            b1: {n2: [127.0.0.1, 9002, 9102]}
+            b2: {n1: [127.0.0.1, 9001, 9101]}
+            b3: {n4: [127.0.0.1, 9004, 9104]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: "n1", Replica: func(config.Node) Replica { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	// Keys by who holds them: n1 in the active deployment, n1 only in the
+	// target, and not n1 at all.
+	var active, target, foreign []byte
+	for i := 0; i < 10000 && (active == nil || target == nil || foreign == nil); i++ {
+		key := fmt.Appendf(nil, "key-%d", i)
+		topo, r := cluster.route(key)
+		inActive, inTarget := false, false
+		for g, end := range r.ends {
+			start := 0
+			if g > 0 {
+				start = r.ends[g-1]
+			}
+			for _, pos := range r.members[start:end] {
+				if r.reps[pos] == topo.self {
+					inActive = inActive || g < r.active()
+					inTarget = inTarget || g >= r.active()
+				}
+			}
+		}
+		cluster.release(r)
+		switch {
+		case inActive && active == nil:
+			active = key
+		case inTarget && !inActive && target == nil:
+			target = key
+		case !inActive && !inTarget && foreign == nil:
+			foreign = key
+		}
+	}
+	if active == nil || target == nil || foreign == nil {
+		t.Fatalf("keys not found: %q %q %q", active, target, foreign)
+	}
+
+	store, err := kv.Open("db", kv.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var logs logbuf.Buffer
+	h := newPeerHandler(store, hlc.New(0), func(key []byte) (bool, string) { return cluster.replicates("n1", key) },
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Stop(context.Background()); h.close() }()
+	c := eventloop.NewClient(eventloop.ClientConfig{Addr: srv.Addr().String(), NodeID: "n2", Conns: 1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts := time.Now().UnixMicro()
+
+	if _, err := c.Set(ctx, foreign, ts, 0, []byte("x")); err == nil || !strings.Contains(err.Error(), "not an owner") {
+		t.Errorf("Set of a key n1 does not own: %v, want a refusal saying why", err)
+	}
+	if _, err := c.BatchSet(ctx, []codec.Record{{Key: active, TS: ts, Value: []byte("a")}, {Key: foreign, TS: ts, Value: []byte("x")}}); err == nil {
+		t.Error("a batch with a key n1 does not own was accepted")
+	}
+	for _, key := range [][]byte{foreign, active} {
+		if _, err := store.Get(key, nil); !errors.Is(err, kv.ErrNotFound) {
+			t.Errorf("%q of a refused write stored: %v", key, err)
+		}
+	}
+	if _, err := c.Set(ctx, active, ts, 0, []byte("a")); err != nil {
+		t.Errorf("Set of a key n1 owns: %v", err)
+	}
+	if resp, err := c.BatchSet(ctx, []codec.Record{{Key: target, TS: ts, Value: []byte("t")}}); err != nil {
+		t.Errorf("BatchSet of a key n1 owns in the target deployment: %v", err)
+	} else {
+		resp.Release()
+	}
+	for key, want := range map[string]string{string(active): "a", string(target): "t"} {
+		if rec, err := store.Get([]byte(key), nil); err != nil || string(rec.Value) != want {
+			t.Errorf("%q: %q %v, want %q", key, rec.Value, err, want)
+		}
+	}
+	if !strings.Contains(logs.String(), "refused a peer write of a key this node does not own") {
+		t.Errorf("the refusal was not logged:\n%s", logs.String())
 	}
 }
