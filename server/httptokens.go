@@ -40,6 +40,20 @@ func (t *httpTokens) reload(cfg *config.Config, why string) {
 	}
 }
 
+// rereadClientToken reads -token-file again (SIGHUP) for the configuration
+// source; an unusable file is logged and the token in use kept.
+func (s *httpService) rereadClientToken() {
+	if s.tokenFile == "" {
+		return
+	}
+	tok, err := readClientToken(s.tokenFile)
+	if err != nil {
+		s.log.Error("token not reread; keeping the one in use", "err", err)
+		return
+	}
+	s.src.SetToken(tok)
+}
+
 // readClientToken reads the token of -token-file ("" without one): what a
 // process sends when it fetches the configuration from a coordinator.
 func readClientToken(path string) (string, error) {

@@ -152,7 +152,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, tokens: tokens,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, tokens: tokens, tokenFile: nc.TokenFile,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -300,21 +300,22 @@ func listenAddr(addr, host string) string {
 
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
-	ln       net.Listener
-	backend  httpproxy.Backend
-	local    httpproxy.Reader // a node's own store; nil in a proxy
-	clock    *hlc.Clock
-	storage  config.Storage
-	pprof    string
-	log      *slog.Logger
-	src      *configsource.Source
-	cluster  *Cluster
-	ready    func()
-	name     string
-	onUpdate func(*config.Config) // after a new configuration is in use
-	routes   map[string]fasthttp.RequestHandler
-	tokens   *httpTokens // the bearer tokens HTTP requests need
-	shutdown *shutdown   // bounds the HTTP drain
+	ln        net.Listener
+	backend   httpproxy.Backend
+	local     httpproxy.Reader // a node's own store; nil in a proxy
+	clock     *hlc.Clock
+	storage   config.Storage
+	pprof     string
+	log       *slog.Logger
+	src       *configsource.Source
+	cluster   *Cluster
+	ready     func()
+	name      string
+	onUpdate  func(*config.Config) // after a new configuration is in use
+	routes    map[string]fasthttp.RequestHandler
+	tokens    *httpTokens // the bearer tokens HTTP requests need
+	tokenFile string      // -token-file: reread on SIGHUP
+	shutdown  *shutdown   // bounds the HTTP drain
 }
 
 // serveHTTP serves the HTTP API and follows configuration updates until ctx
@@ -341,7 +342,10 @@ func serveHTTP(ctx context.Context, s httpService) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	httpproxy.OnHangup(watchCtx, func() { s.tokens.reload(s.cluster.Config(), "SIGHUP") })
+	httpproxy.OnHangup(watchCtx, func() {
+		s.tokens.reload(s.cluster.Config(), "SIGHUP")
+		s.rereadClientToken()
+	})
 	go s.src.Watch(watchCtx, func(cfg *config.Config) {
 		if err := s.cluster.Update(cfg); err != nil {
 			s.log.Error("configuration refused", "version", cfg.Version, "err", err)

@@ -38,8 +38,9 @@ func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.C
 	if version != "" {
 		req.Header.Set("If-None-Match", `"`+version+`"`)
 	}
-	if s.o.Token != "" {
-		req.Header.Set("Authorization", httpproxy.BearerHeader(s.o.Token))
+	token := *s.token.Load()
+	if token != "" {
+		req.Header.Set("Authorization", httpproxy.BearerHeader(token))
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -53,7 +54,7 @@ func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.C
 	default:
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		hint := ""
-		if resp.StatusCode == http.StatusUnauthorized && s.o.Token == "" {
+		if resp.StatusCode == http.StatusUnauthorized && token == "" {
 			hint = " (the coordinator requires a bearer token: pass -token-file)"
 		}
 		return nil, false, fmt.Errorf("coordinator %s: HTTP %s: %s%s", addr, resp.Status, strings.TrimSpace(string(snippet)), hint)
