@@ -22,21 +22,30 @@ import (
 // its key forever once stored. Over the peer protocol it is refused and
 // never stored; a record within the bound is stored and lifts the node's
 // clock above it.
-func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {
+// servePeer serves a fresh in-memory store as node n1 over the peer
+// protocol on 127.0.0.1 and returns it and a client (node n2) of it; all
+// are closed at the end of the test.
+func servePeer(t *testing.T, clock *hlc.Clock, owns ownership, log *slog.Logger) (*kv.Store, *eventloop.Client) {
+	t.Helper()
 	store, err := kv.Open("db", kv.Options{FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	clock := hlc.New(0)
-	h := newPeerHandler(store, clock, nil, slog.Default())
+	t.Cleanup(func() { store.Close() })
+	h := newPeerHandler(store, clock, owns, log)
 	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { srv.Stop(context.Background()); h.close() }()
+	t.Cleanup(func() { srv.Stop(context.Background()); h.close() })
 	c := eventloop.NewClient(eventloop.ClientConfig{Addr: srv.Addr().String(), NodeID: "n2", Conns: 1})
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return store, c
+}
+
+func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {
+	clock := hlc.New(0)
+	store, c := servePeer(t, clock, nil, slog.Default())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -134,21 +143,9 @@ deployments:
 		t.Fatalf("keys not found: %q %q %q", active, target, foreign)
 	}
 
-	store, err := kv.Open("db", kv.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	var logs logbuf.Buffer
-	h := newPeerHandler(store, hlc.New(0), func(key []byte) (bool, string) { return cluster.replicates("n1", key) },
+	store, c := servePeer(t, hlc.New(0), func(key []byte) (bool, string) { return cluster.replicates("n1", key) },
 		slog.New(slog.NewTextHandler(&logs, nil)))
-	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Stop(context.Background()); h.close() }()
-	c := eventloop.NewClient(eventloop.ClientConfig{Addr: srv.Addr().String(), NodeID: "n2", Conns: 1})
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ts := time.Now().UnixMicro()
