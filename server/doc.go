@@ -16,7 +16,8 @@
 //     it, and replica_test.go runs one conformance test against both.
 //   - peer.go: the peer protocol served from the local store; records
 //     from peers beyond max_clock_skew, or of keys this node replicates in
-//     no live deployment of its configuration, are refused (never stored),
+//     no live deployment of its configuration (nor of the previous one),
+//     are refused (never stored),
 //     the others observed by the process's hybrid logical clock (kv/hlc).
 //   - handoff.go: hinted hand-off — writes a replica missed, kept in
 //     server/hints, replayed once it answers again (hints of keys a newer
@@ -45,11 +46,15 @@
 //     is unavailable, never not-found.
 //   - A hint never counts toward write_acks.
 //   - A node stores a peer write only for a key it replicates in a live
-//     deployment (during a migration both are live). Every writer — a
-//     request's fan-out, hinted hand-off, read repair, anti-entropy pushes
-//     and migration copies — writes only to a key's replicas, so only a
-//     misrouted write or configurations that disagree (until they converge)
-//     are refused.
+//     deployment (during a migration both are live) of its configuration or
+//     of the previous one. Every writer — a request's fan-out, hinted
+//     hand-off, read repair, anti-entropy pushes and migration copies —
+//     writes only to a key's replicas under its own configuration, which
+//     trails or leads this node's by at most a poll: a writer still on the
+//     previous configuration (the old active deployment's quorum, as a
+//     migration finishes) is served; only misrouted writes, and a writer
+//     ahead of this node, are refused (the latter until this node catches
+//     up; the write is hinted meanwhile).
 //   - A node drops a key it no longer owns only after every current replica
 //     holds that record or a newer one; a tombstone goes only after every
 //     replica holds it.

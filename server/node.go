@@ -129,7 +129,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.replicates(nc.ID, key) }, log)
+	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.mayStore(nc.ID, key) }, log)
 	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
 		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets})
 	if err := psrv.Start(); err != nil {

@@ -25,11 +25,13 @@ import (
 // than fail a read quorum.
 //
 // Writes (Set, BatchSet) of a key this node does not replicate in any live
-// deployment of its configuration are refused with an error naming the
-// reason, logged (rate-limited) and not stored: every legitimate writer —
-// replication, hinted hand-off, read repair, anti-entropy and migration
-// copies — writes only to a key's replicas, so such a write is misrouted (or
-// comes from configurations that disagree, which heals once they converge).
+// deployment of its configuration, nor of the one before it, are refused
+// with an error naming the reason, logged (rate-limited) and not stored
+// (Cluster.mayStore): every legitimate writer — replication, hinted
+// hand-off, read repair, anti-entropy and migration copies — writes only to
+// a key's replicas under its configuration, which is this node's or, for a
+// poll interval after a change, the previous one; so such a write is
+// misrouted (or comes from a process configurations behind).
 type peerHandler struct {
 	store    *kv.Store
 	clock    *hlc.Clock // observes records that arrive; refuses those too far ahead

@@ -85,11 +85,10 @@ func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {
 // the writer gets an error saying so and nothing is stored, in a Set and in
 // a BatchSet (whole). Keys it owns, in the active deployment or only in the
 // target one of a migration (where anti-entropy copies them to it), are
-// stored.
+// stored; so are, until the configuration after, keys it owned in the
+// previous configuration (writers still on it, when a migration finishes).
 func TestPeerRefusesWritesOfKeysNotOwned(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-active_deployment: old
-target_deployment: new
+	const deployments = `
 deployments:
     old:
         buckets:
@@ -97,84 +96,103 @@ deployments:
             b2: {n2: [127.0.0.1, 9002, 9102]}
             b3: {n3: [127.0.0.1, 9003, 9103]}
     new:
+        read_repair: %s
         buckets:
             b1: {n2: [127.0.0.1, 9002, 9102]}
             b2: {n1: [127.0.0.1, 9001, 9101]}
             b3: {n4: [127.0.0.1, 9004, 9104]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster, err := NewCluster(cfg, ClusterConfig{Self: "n1", Replica: func(config.Node) Replica { return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	// Keys by who holds them: n1 in the active deployment, n1 only in the
-	// target, and not n1 at all.
-	var active, target, foreign []byte
-	for i := 0; i < 10000 && (active == nil || target == nil || foreign == nil); i++ {
-		key := fmt.Appendf(nil, "key-%d", i)
-		topo, r := cluster.route(key)
-		inActive, inTarget := false, false
-		for g, end := range r.ends {
-			start := 0
-			if g > 0 {
-				start = r.ends[g-1]
-			}
-			for _, pos := range r.members[start:end] {
-				if r.reps[pos] == topo.self {
-					inActive = inActive || g < r.active()
-					inTarget = inTarget || g >= r.active()
-				}
-			}
+`
+	clusterOf := func(head, readRepair string) (*config.Config, *Cluster) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(head + fmt.Sprintf(deployments, readRepair)))
+		if err != nil {
+			t.Fatal(err)
 		}
-		cluster.release(r)
+		c, err := NewCluster(cfg, ClusterConfig{Self: "n1", Replica: func(config.Node) Replica { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return cfg, c
+	}
+	_, cluster := clusterOf("active_deployment: old\ntarget_deployment: new\n", "yes")
+	_, oldOnly := clusterOf("active_deployment: old\n", "yes")
+	finished, newOnly := clusterOf("active_deployment: new\n", "yes")
+	later, _ := clusterOf("active_deployment: new\n", "no")
+	// Keys by where n1 holds them: in the old (active) deployment, and not
+	// in the new one (leaving); only in the new (target) one; in neither.
+	var leaving, target, foreign []byte
+	for i := 0; i < 10000 && (leaving == nil || target == nil || foreign == nil); i++ {
+		key := fmt.Appendf(nil, "key-%d", i)
+		inOld, _ := oldOnly.replicates("n1", key)
+		inNew, _ := newOnly.replicates("n1", key)
 		switch {
-		case inActive && active == nil:
-			active = key
-		case inTarget && !inActive && target == nil:
+		case inOld && !inNew && leaving == nil:
+			leaving = key
+		case inNew && !inOld && target == nil:
 			target = key
-		case !inActive && !inTarget && foreign == nil:
+		case !inOld && !inNew && foreign == nil:
 			foreign = key
 		}
 	}
-	if active == nil || target == nil || foreign == nil {
-		t.Fatalf("keys not found: %q %q %q", active, target, foreign)
+	if leaving == nil || target == nil || foreign == nil {
+		t.Fatalf("keys not found: %q %q %q", leaving, target, foreign)
 	}
 
 	var logs logbuf.Buffer
-	store, c := servePeer(t, hlc.New(0), func(key []byte) (bool, string) { return cluster.replicates("n1", key) },
+	store, c := servePeer(t, hlc.New(0), func(key []byte) (bool, string) { return cluster.mayStore("n1", key) },
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ts := time.Now().UnixMicro()
+	set := func(key []byte, value string) error {
+		_, err := c.Set(ctx, key, ts, 0, []byte(value))
+		return err
+	}
 
-	if _, err := c.Set(ctx, foreign, ts, 0, []byte("x")); err == nil || !strings.Contains(err.Error(), "not an owner") {
+	if err := set(foreign, "x"); err == nil || !strings.Contains(err.Error(), "not an owner") {
 		t.Errorf("Set of a key n1 does not own: %v, want a refusal saying why", err)
 	}
-	if _, err := c.BatchSet(ctx, []codec.Record{{Key: active, TS: ts, Value: []byte("a")}, {Key: foreign, TS: ts, Value: []byte("x")}}); err == nil {
+	if _, err := c.BatchSet(ctx, []codec.Record{{Key: leaving, TS: ts, Value: []byte("a")}, {Key: foreign, TS: ts, Value: []byte("x")}}); err == nil {
 		t.Error("a batch with a key n1 does not own was accepted")
 	}
-	for _, key := range [][]byte{foreign, active} {
+	for _, key := range [][]byte{foreign, leaving} {
 		if _, err := store.Get(key, nil); !errors.Is(err, kv.ErrNotFound) {
 			t.Errorf("%q of a refused write stored: %v", key, err)
 		}
 	}
-	if _, err := c.Set(ctx, active, ts, 0, []byte("a")); err != nil {
-		t.Errorf("Set of a key n1 owns: %v", err)
+	if err := set(leaving, "a"); err != nil {
+		t.Errorf("Set of a key n1 owns in the active deployment: %v", err)
 	}
 	if resp, err := c.BatchSet(ctx, []codec.Record{{Key: target, TS: ts, Value: []byte("t")}}); err != nil {
 		t.Errorf("BatchSet of a key n1 owns in the target deployment: %v", err)
 	} else {
 		resp.Release()
 	}
-	for key, want := range map[string]string{string(active): "a", string(target): "t"} {
+	for key, want := range map[string]string{string(leaving): "a", string(target): "t"} {
 		if rec, err := store.Get([]byte(key), nil); err != nil || string(rec.Value) != want {
 			t.Errorf("%q: %q %v, want %q", key, rec.Value, err, want)
 		}
 	}
 	if !strings.Contains(logs.String(), "refused a peer write of a key this node does not own") {
 		t.Errorf("the refusal was not logged:\n%s", logs.String())
+	}
+
+	// The migration finishes: n1 no longer owns leaving, but a writer still on
+	// the previous configuration may write it; one configuration later it may not.
+	if err := cluster.Update(finished); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(leaving, "b"); err != nil {
+		t.Errorf("Set of a key n1 owned in the previous configuration: %v", err)
+	}
+	if err := cluster.Update(later); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(leaving, "c"); err == nil {
+		t.Error("Set of a key n1 owned two configurations ago accepted")
+	}
+	if err := set(target, "d"); err != nil {
+		t.Errorf("Set of a key n1 owns: %v", err)
 	}
 }

@@ -164,3 +164,49 @@ deployments:
 	default:
 	}
 }
+
+// TestTakoClusterWithTokens: tako-cluster on a configuration with
+// http_tokens_file (relative to it) and a coordinator hands the file to every
+// child, so nodes and the proxy fetch their configuration with it; the
+// cluster serves writes with a read-write token and refuses them without.
+func TestTakoClusterWithTokens(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte(e2eReadToken+" read-only\n"+e2eWriteToken+" read-write\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := freePorts(t, 6)
+	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
+master_coordinator: c1
+coordinators: {c1: [127.0.0.1, %d]}
+active_deployment: d
+http_tokens_file: tokens
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, %d, %d], n2: [127.0.0.1, %d, %d]}
+`, p[0], p[1], p[2], p[3], p[4]))
+	l := startLauncher(t, cfgPath, "-p", strconv.Itoa(p[5]), "-v", filepath.Join(dir, "var"))
+	if pids := l.waitRunning(60 * time.Second); len(pids) != 4 {
+		t.Fatalf("process table %v, want c1, n1, n2 and the proxy", pids)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/values/launched", p[5])
+	if code, _, _ := authDo(t, "POST", url, "", []byte("v")); code != 401 {
+		t.Fatalf("POST without a token through tako-cluster's proxy: %d, want 401", code)
+	}
+	if code, body, _ := authDo(t, "POST", url, e2eWriteToken, []byte("v")); code != 200 {
+		t.Fatalf("POST with a read-write token: %d %q", code, body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body, _ := authDo(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/replica/launched", p[3]), e2eReadToken, nil)
+		if code == 200 && body == "v" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2's replica: %d %q", code, body)
+		}
+	}
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	if code := l.waitExit(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+}
