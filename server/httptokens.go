@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 
@@ -27,7 +29,11 @@ func loadHTTPTokens(cfg *config.Config, cfgPath string, log *slog.Logger) (*http
 	if cfgPath != "" {
 		t.base = filepath.Dir(cfgPath)
 	}
-	if err := t.guard.Load(cfg.TokensFile(t.base), "start", log); err != nil {
+	path := cfg.TokensFile(t.base)
+	if err := t.guard.Load(path, "start", log); err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !filepath.IsAbs(path) && cfgPath == "" {
+			err = fmt.Errorf("%w (from a coordinator, a relative path is relative to the working directory: use an absolute one)", err)
+		}
 		return nil, err
 	}
 	return t, nil

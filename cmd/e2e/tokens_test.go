@@ -166,12 +166,13 @@ deployments:
 }
 
 // TestTakoClusterWithTokens: tako-cluster on a configuration with
-// http_tokens_file (relative to it) and a coordinator hands the file to every
+// http_tokens_file and a coordinator hands the file to every
 // child, so nodes and the proxy fetch their configuration with it; the
 // cluster serves writes with a read-write token and refuses them without.
 func TestTakoClusterWithTokens(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte(e2eReadToken+" read-only\n"+e2eWriteToken+" read-write\n"), 0o600); err != nil {
+	tokens := filepath.Join(dir, "tokens") // absolute: nodes resolve it from the coordinator's copy
+	if err := os.WriteFile(tokens, []byte(e2eReadToken+" read-only\n"+e2eWriteToken+" read-write\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := freePorts(t, 6)
@@ -179,12 +180,12 @@ func TestTakoClusterWithTokens(t *testing.T) {
 master_coordinator: c1
 coordinators: {c1: [127.0.0.1, %d]}
 active_deployment: d
-http_tokens_file: tokens
+http_tokens_file: %s
 deployments:
     d:
         buckets:
             b1: {n1: [127.0.0.1, %d, %d], n2: [127.0.0.1, %d, %d]}
-`, p[0], p[1], p[2], p[3], p[4]))
+`, p[0], tokens, p[1], p[2], p[3], p[4]))
 	l := startLauncher(t, cfgPath, "-p", strconv.Itoa(p[5]), "-v", filepath.Join(dir, "var"))
 	if pids := l.waitRunning(60 * time.Second); len(pids) != 4 {
 		t.Fatalf("process table %v, want c1, n1, n2 and the proxy", pids)
