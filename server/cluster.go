@@ -74,15 +74,18 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 func (c *Cluster) Close() { c.workers.stop() }
 
 // Update switches to a new configuration; requests in flight finish on the
-// one they started with.
+// one they started with. One goroutine calls it at a time (the
+// configuration watcher).
 func (c *Cluster) Update(cfg *config.Config) error {
 	t, err := newTopology(cfg, c.self, c.replica)
 	if err != nil {
 		return fmt.Errorf("cluster: configuration %s: %w", cfg.Version, err)
 	}
-	if old := c.topo.Swap(t); old != nil && old.cfg.Version != t.cfg.Version {
+	// prev first: mayStore never sees neither the old nor the new one.
+	if old := c.topo.Load(); old != nil && old.cfg.Version != t.cfg.Version {
 		c.prev.Store(old)
 	}
+	c.topo.Store(t)
 	return nil
 }
 
