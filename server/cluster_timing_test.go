@@ -223,7 +223,7 @@ func servePeerNode(id string, log *slog.Logger) (addr string, stop func(), err e
 	if err != nil {
 		return "", nil, err
 	}
-	h := newPeerHandler(store, hlc.New(0), log)
+	h := newPeerHandler(store, hlc.New(0), nil, log)
 	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h, Logger: log})
 	if err := srv.Start(); err != nil {
 		store.Close()
