@@ -7,8 +7,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // The server accepts connections itself and enrolls them with gnet's engine (Engine.Register
@@ -53,6 +51,11 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if s.cfg.TLS != nil {
+			s.tlsConns.Add(1)
+			go s.enrollTLS(nc)
+			continue
+		}
 		s.enroll(nc)
 	}
 }
@@ -90,15 +93,7 @@ func (s *Server) shed() bool {
 // registered (OnOpen has run), so that accepting is paced by the loops. gnet dups the
 // descriptor and closes nc in every case.
 func (s *Server) enroll(nc net.Conn) {
-	res, err := s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
-	if err != nil {
-		nc.Close()
-		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", err)
-		return
-	}
-	if r, ok := <-res; ok && r.Err != nil {
-		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", r.Err)
-	}
+	s.register(context.Background(), nc, nc.RemoteAddr().String())
 }
 
 // releaseFiles closes the reserve descriptor and removes gnet's socket directory (Stop,
