@@ -180,7 +180,36 @@ type Config struct {
 	// resolved by SecretFiles.
 	ClusterSecretFile         string
 	ClusterSecretPreviousFile string
-	Version                   string // set by Parse: hash of the canonical JSON
+	// TLSCertFile (tls_cert_file) and TLSKeyFile (tls_key_file) name a PEM certificate
+	// and its key: set, nodes and proxies serve HTTP and the peer protocol over TLS with
+	// it, and present it to their peers. TLSCAFile (tls_ca_file) names the PEM CA
+	// certificates that sign the members' certificates: peers verify each other against
+	// it (mutual TLS), and tools verify the HTTP API with it. Relative paths are resolved
+	// by TLSFiles; each process reads the files at start, on its own host.
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
+	Version     string // set by Parse: hash of the canonical JSON
+}
+
+// TLSFiles are the TLS keys' files, resolved.
+type TLSFiles struct{ Cert, Key, CA string }
+
+// TLSFiles returns the TLS files, relative paths joined to base like SecretFiles; the
+// zero TLSFiles when TLS is off (no tls_cert_file).
+func (c *Config) TLSFiles(base string) TLSFiles {
+	if c.TLSCertFile == "" {
+		return TLSFiles{}
+	}
+	return TLSFiles{Cert: resolve(base, c.TLSCertFile), Key: resolve(base, c.TLSKeyFile), CA: resolve(base, c.TLSCAFile)}
+}
+
+// resolve joins a relative path to base ("" keeps it relative to the working directory).
+func resolve(base, p string) string {
+	if !filepath.IsAbs(p) && base != "" {
+		return filepath.Join(base, p)
+	}
+	return p
 }
 
 // SecretFiles returns the cluster secret files, the current one first, relative paths
@@ -189,13 +218,9 @@ type Config struct {
 func (c *Config) SecretFiles(base string) []string {
 	var out []string
 	for _, p := range []string{c.ClusterSecretFile, c.ClusterSecretPreviousFile} {
-		if p == "" {
-			continue
+		if p != "" {
+			out = append(out, resolve(base, p))
 		}
-		if !filepath.IsAbs(p) && base != "" {
-			p = filepath.Join(base, p)
-		}
-		out = append(out, p)
 	}
 	return out
 }

@@ -21,6 +21,9 @@ type (
 		// without them keep their version.
 		ClusterSecretFile         string `json:"cluster_secret_file,omitempty"`
 		ClusterSecretPreviousFile string `json:"cluster_secret_previous_file,omitempty"`
+		TLSCertFile               string `json:"tls_cert_file,omitempty"`
+		TLSKeyFile                string `json:"tls_key_file,omitempty"`
+		TLSCAFile                 string `json:"tls_ca_file,omitempty"`
 	}
 	jsonDeployment struct {
 		ReadRepair        bool   `json:"read_repair"`
@@ -61,6 +64,9 @@ func (c *Config) JSON() ([]byte, error) {
 		Deployments:               make(map[string]jsonDeployment, len(c.Deployments)),
 		ClusterSecretFile:         c.ClusterSecretFile,
 		ClusterSecretPreviousFile: c.ClusterSecretPreviousFile,
+		TLSCertFile:               c.TLSCertFile,
+		TLSKeyFile:                c.TLSKeyFile,
+		TLSCAFile:                 c.TLSCAFile,
 		Storage: jsonStorage{
 			Sync:          c.Storage.Sync,
 			SyncInterval:  FormatInterval(c.Storage.SyncInterval),

@@ -67,3 +67,55 @@ func TestClusterSecretFile(t *testing.T) {
 	refused("cluster_secret_file: \" s\"\n", "not a usable path")
 	refused("cluster_secret: s\n", "cluster_secret")
 }
+
+// tls_cert_file, tls_key_file and tls_ca_file parse, survive the canonical JSON form and
+// count in the version; TLSFiles resolves them; incomplete sets are refused naming the
+// key.
+func TestTLSFiles(t *testing.T) {
+	const doc = "active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n"
+	parse := func(extra string) (*Config, error) { return Parse([]byte(doc + extra)) }
+	plain, err := parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := plain.JSON(); strings.Contains(string(js), "tls") {
+		t.Fatalf("canonical form of a configuration without TLS mentions it: %s", js)
+	}
+	if f := plain.TLSFiles("/etc/tako"); f != (TLSFiles{}) {
+		t.Fatalf("TLS files without the keys: %+v", f)
+	}
+	c, err := parse("tls_cert_file: node.pem\ntls_key_file: /keys/node.key\ntls_ca_file: ca.pem\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version == plain.Version {
+		t.Fatal("the TLS keys do not count in the version")
+	}
+	if got, want := c.TLSFiles("/etc/tako"), (TLSFiles{"/etc/tako/node.pem", "/keys/node.key", "/etc/tako/ca.pem"}); got != want {
+		t.Fatalf("TLSFiles = %+v, want %+v", got, want)
+	}
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.TLSFiles("") != c.TLSFiles("") || back.Version != c.Version {
+		t.Fatalf("after JSON: %+v version %s, want %+v %s", back.TLSFiles(""), back.Version, c.TLSFiles(""), c.Version)
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"tls_key_file: k\n", "tls_key_file is set without tls_cert_file"},
+		{"tls_cert_file: c\ntls_ca_file: ca\n", "tls_cert_file is set without tls_key_file"},
+		{"tls_cert_file: c\ntls_key_file: k\n", "tls_cert_file is set without tls_ca_file"},
+		{"tls_ca_file: ca\n", "tls_ca_file is set without tls_cert_file"},
+		{"tls_cert_file: c\ntls_key_file: \"k \"\ntls_ca_file: ca\n", `tls_key_file "k ": not a usable path`},
+		{"tls_cert_file: [c]\n", "must be a single value"},
+		{"tls_cert: c\n", "tls_cert"},
+	} {
+		if _, err := parse(tc.extra); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}
