@@ -9,6 +9,7 @@ import (
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // peerPool keeps one pipelined client per peer address, shared by every
@@ -52,7 +53,7 @@ func (p *peerPool) replica(n config.Node) Replica {
 		// goroutine coalesce into fewer, larger writes and reads (measured
 		// +10% proxy reads, and no loss on 180 KiB ingest, against two).
 		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, Conns: 1, MaxFrame: p.maxFrame, Logger: p.log,
-			Secrets: p.auth.secrets})
+			Secrets: p.auth.secrets, TLS: p.auth.tls.PeerClient()})
 		p.clients[addr] = c
 	}
 	return peerReplica{c}
@@ -107,12 +108,13 @@ func (p *peerPool) retain(cfg *config.Config) {
 type peerAuth struct {
 	secrets [][]byte // the current secret first; nil: unauthenticated
 	files   [2]string
+	tls     *tlsconf.Set // tls_cert_file, tls_key_file, tls_ca_file; nil: plaintext
 }
 
-// loadPeerAuth reads cfg's cluster secret files; relative paths are relative to the
-// directory of cfgPath (the -cfg file; with coordinators, the working directory). An
-// unusable file is an error naming it. Without the key it warns that the peer protocol is
-// unauthenticated.
+// loadPeerAuth reads cfg's cluster secret files, and its TLS files (tlsconf.Load: they
+// serve the HTTP API too); relative paths are relative to the directory of cfgPath (the
+// -cfg file; with coordinators, the working directory). An unusable file is an error
+// naming it. Without the key it warns that the peer protocol is unauthenticated.
 func loadPeerAuth(cfg *config.Config, cfgPath string, log *slog.Logger) (peerAuth, error) {
 	a := peerAuth{files: [2]string{cfg.ClusterSecretFile, cfg.ClusterSecretPreviousFile}}
 	base := ""
@@ -129,6 +131,11 @@ func loadPeerAuth(cfg *config.Config, cfgPath string, log *slog.Logger) (peerAut
 	if a.secrets == nil {
 		log.Warn("peer protocol unauthenticated: set cluster_secret_file")
 	}
+	set, err := tlsconf.Load(cfg.TLSFiles(base))
+	if err != nil {
+		return peerAuth{}, err
+	}
+	a.tls = set
 	return a, nil
 }
 
