@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // Exit codes of Run (see the package doc).
@@ -42,6 +45,7 @@ flags (before or after the command):
 type env struct {
 	coord   string // -c: the coordinator's HOST:PORT
 	node    string // -node: a node's HTTP HOST:PORT
+	cacert  string // -cacert: the cluster's tls_ca_file; nodes are then reached over HTTPS
 	json    bool
 	timeout time.Duration
 	out     io.Writer
@@ -124,6 +128,7 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get and repair without a coordinator")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
+	fs.StringVar(&e.cacert, "cacert", e.cacert, "the cluster's tls_ca_file (PEM): reach nodes over HTTPS, verified against it")
 	return fs
 }
 
@@ -154,6 +159,13 @@ func (e *env) parseCommand(fs *flag.FlagSet, args []string, minArgs, maxArgs int
 	}
 	pos = append(pos, rest...)
 	e.client = &http.Client{Timeout: e.timeout}
+	if e.cacert != "" {
+		pool, err := tlsconf.LoadCA("-cacert", e.cacert)
+		if err != nil {
+			return nil, err
+		}
+		e.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	if len(pos) < minArgs || len(pos) > maxArgs {
 		return nil, usageErrorf("%s: takes %s, got %q", fs.Name(), argCount(minArgs, maxArgs), pos)
 	}
