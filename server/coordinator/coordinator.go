@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type Coordinator struct {
 	cur              atomic.Pointer[snapshot]
 
 	track   tracker                       // migration progress between looks (migration.go)
+	nodes   nodeClient                    // asks nodes for their reports (migration.go)
 	pending atomic.Pointer[config.Config] // a finishing configuration waiting for ready
 
 	// Owned by the watcher (see watch.go).
@@ -80,7 +82,11 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%w %q: not among the coordinators of %s (%s)",
 			ErrUnknownID, o.ID, o.File, knownIDs(cfg))
 	}
-	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger}
+	nodes, err := newNodeClient(cfg, filepath.Dir(o.File))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, nodes: nodes}
 	if c.listen == "" {
 		c.listen = self.String()
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/nodestatus"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // PathStatus serves the cluster's Status; PathForceFinish applies a
@@ -80,7 +82,26 @@ type tracker struct {
 	previous []config.Node
 }
 
-var statusClient = &http.Client{Timeout: 2 * time.Second}
+// nodeClient asks nodes for their reports: over HTTPS, verified against tls_ca_file,
+// when the configuration the coordinator started with sets tls_cert_file (read at start).
+type nodeClient struct {
+	c      *http.Client
+	scheme string
+}
+
+func newNodeClient(cfg *config.Config, base string) (nodeClient, error) {
+	nc := nodeClient{c: &http.Client{Timeout: 2 * time.Second}, scheme: "http://"}
+	if cfg.TLSCertFile == "" {
+		return nc, nil
+	}
+	pool, err := tlsconf.LoadCA("tls_ca_file", cfg.TLSFiles(base).CA)
+	if err != nil {
+		return nodeClient{}, err
+	}
+	nc.c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	nc.scheme = "https://"
+	return nc, nil
+}
 
 // status asks every node of cfg (and of the previous configuration, while
 // they may still hold keys) for its report and derives the migration state.
@@ -99,7 +120,7 @@ func (c *Coordinator) status(ctx context.Context, cfg *config.Config) Status {
 	for i, n := range nodes {
 		st.Nodes[i] = NodeView{ID: n.ID, Bucket: n.Bucket, Addr: n.HTTPAddr(), Deployments: deploymentsOf(cfg, n.ID)}
 		wg.Add(1)
-		go func() { defer wg.Done(); fetchReport(ctx, &st.Nodes[i]) }()
+		go func() { defer wg.Done(); c.nodes.fetchReport(ctx, &st.Nodes[i]) }()
 	}
 	wg.Wait()
 	st.Migration = c.migration(cfg, st.Nodes)
@@ -116,11 +137,11 @@ func deploymentsOf(cfg *config.Config, id string) []string {
 	return out
 }
 
-func fetchReport(ctx context.Context, v *NodeView) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+v.Addr+nodestatus.Path, nil)
+func (nc nodeClient) fetchReport(ctx context.Context, v *NodeView) {
+	req, err := http.NewRequestWithContext(ctx, "GET", nc.scheme+v.Addr+nodestatus.Path, nil)
 	if err == nil {
 		var resp *http.Response
-		if resp, err = statusClient.Do(req); err == nil {
+		if resp, err = nc.c.Do(req); err == nil {
 			defer resp.Body.Close()
 			var rep nodestatus.Status
 			switch {
