@@ -31,8 +31,9 @@ import (
 // at a time; out of gnet, replies are taken up to 256 KiB at a time and crypto/tls cuts
 // them into records.
 const (
-	bridgeInBuf  = 64 << 10
-	bridgeOutBuf = 256 << 10
+	bridgeInBuf   = 64 << 10
+	bridgeOutBuf  = 256 << 10
+	bridgeSockBuf = 1 << 20
 )
 
 // remoteKey carries the TLS connection's remote address into OnOpen: gnet sees only the
@@ -134,6 +135,11 @@ func socketPair() (inner, outer net.Conn, err error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		// Larger than the 208 KiB default, so that a large frame crosses in fewer turns.
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, bridgeSockBuf)
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, bridgeSockBuf)
 	}
 	var conns [2]net.Conn
 	for i, fd := range fds {
