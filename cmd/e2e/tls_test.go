@@ -74,7 +74,7 @@ func TestTLSNodeAndProxy(t *testing.T) {
 	if code, out := curl(t, "--cacert", files.CA, "-o", got, "-w", "%{http_code}", base+"/values/k"); code != 0 || out != "200" {
 		t.Fatalf("curl --cacert GET: exit %d, %q", code, out)
 	}
-	if a, b := readFile(t, value), readFile(t, got); !bytes.Equal(a, b) {
+	if a, b := mustRead(t, value), mustRead(t, got); !bytes.Equal(a, b) {
 		t.Fatalf("read back %d bytes, wrote %d", len(b), len(a))
 	}
 	// Without the CA, curl refuses the server; in plaintext, the server serves nothing.
@@ -131,7 +131,7 @@ func TestTLSNodeAndProxy(t *testing.T) {
 	if code, body, err := getWith(hc, base+"/replica/p"); err != nil || code != 200 || string(body) != "via proxy" {
 		t.Fatalf("the proxy's write on the node: %d %q %v", code, body, err)
 	}
-	if code, out := curl(t, "--cacert", files.CA, pbase+"/values/k"); code != 0 || out != string(readFile(t, value)) {
+	if code, out := curl(t, "--cacert", files.CA, pbase+"/values/k"); code != 0 || out != string(mustRead(t, value)) {
 		t.Fatalf("curl --cacert GET via the proxy: exit %d, %d bytes", code, len(out))
 	}
 }
@@ -271,13 +271,4 @@ func appendFile(t *testing.T, path, text string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -40,10 +40,7 @@ func NewCA(t testing.TB, name string) *CA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("tlstest: CA: %v", err)
-	}
+	der := sign(t, tmpl, tmpl, key, key)
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatalf("tlstest: CA: %v", err)
@@ -78,10 +75,7 @@ func (ca *CA) Leaf(t testing.TB, name string) Leaf {
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatalf("tlstest: leaf: %v", err)
-	}
+	der := sign(t, tmpl, ca.Cert, key, ca.key)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatalf("tlstest: leaf key: %v", err)
@@ -115,6 +109,16 @@ func (ca *CA) WriteFiles(t testing.TB, dir string, l Leaf) Files {
 		}
 	}
 	return f
+}
+
+// sign makes the certificate tmpl for key's public key, signed by parent's key.
+func sign(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatalf("tlstest: certificate %s: %v", tmpl.Subject.CommonName, err)
+	}
+	return der
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {

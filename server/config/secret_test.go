@@ -42,14 +42,7 @@ func TestClusterSecretFile(t *testing.T) {
 	if got, want := c.SecretFiles(""), []string{"secret", "/abs/old"}; !slices.Equal(got, want) {
 		t.Fatalf("SecretFiles without base = %q, want %q", got, want)
 	}
-	js, err := c.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := Parse(js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := reparse(t, c)
 	if back.ClusterSecretFile != "secret" || back.ClusterSecretPreviousFile != "/abs/old" || back.Version != c.Version {
 		t.Fatalf("after JSON: %q %q version %s want %s", back.ClusterSecretFile, back.ClusterSecretPreviousFile, back.Version, c.Version)
 	}
@@ -94,14 +87,7 @@ func TestTLSFiles(t *testing.T) {
 	if got, want := c.TLSFiles("/etc/tako"), (TLSFiles{"/etc/tako/node.pem", "/keys/node.key", "/etc/tako/ca.pem"}); got != want {
 		t.Fatalf("TLSFiles = %+v, want %+v", got, want)
 	}
-	js, err := c.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := Parse(js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := reparse(t, c)
 	if back.TLSFiles("") != c.TLSFiles("") || back.Version != c.Version {
 		t.Fatalf("after JSON: %+v version %s, want %+v %s", back.TLSFiles(""), back.Version, c.TLSFiles(""), c.Version)
 	}
@@ -118,4 +104,18 @@ func TestTLSFiles(t *testing.T) {
 			t.Errorf("%q: err = %v, want %q", tc.extra, err, tc.want)
 		}
 	}
+}
+
+// reparse parses c's canonical JSON form back.
+func reparse(t *testing.T, c *Config) *Config {
+	t.Helper()
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
 }
