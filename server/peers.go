@@ -109,6 +109,7 @@ type peerAuth struct {
 	secrets [][]byte // the current secret first; nil: unauthenticated
 	files   [2]string
 	tls     *tlsconf.Set // tls_cert_file, tls_key_file, tls_ca_file; nil: plaintext
+	tlsKeys config.TLSFiles // the keys as configured (unresolved), for noteChange
 }
 
 // loadPeerAuth reads cfg's cluster secret files, and its TLS files (tlsconf.Load: they
@@ -135,16 +136,21 @@ func loadPeerAuth(cfg *config.Config, cfgPath string, log *slog.Logger) (peerAut
 	if err != nil {
 		return peerAuth{}, err
 	}
-	a.tls = set
+	a.tls, a.tlsKeys = set, cfg.TLSFiles("")
 	return a, nil
 }
 
-// noteChange warns when a newer configuration names other secret files: they are read at
-// start only.
+// noteChange warns when a newer configuration names other secret or TLS files: they are
+// read at start only.
 func (a peerAuth) noteChange(cfg *config.Config, log *slog.Logger) {
 	if now := [2]string{cfg.ClusterSecretFile, cfg.ClusterSecretPreviousFile}; now != a.files {
 		log.Warn("the cluster secret files changed: the new ones take effect when this process restarts",
 			"version", cfg.Version, "cluster_secret_file", now[0], "cluster_secret_previous_file", now[1],
 			"in_use", a.files[0], "in_use_previous", a.files[1])
+	}
+	if now := cfg.TLSFiles(""); now != a.tlsKeys {
+		log.Warn("the TLS files changed: the new ones take effect when this process restarts",
+			"version", cfg.Version, "tls_cert_file", now.Cert, "tls_key_file", now.Key, "tls_ca_file", now.CA,
+			"in_use", a.tlsKeys.Cert)
 	}
 }
