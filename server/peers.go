@@ -108,7 +108,7 @@ func (p *peerPool) retain(cfg *config.Config) {
 type peerAuth struct {
 	secrets [][]byte // the current secret first; nil: unauthenticated
 	files   [2]string
-	tls     *tlsconf.Set // tls_cert_file, tls_key_file, tls_ca_file; nil: plaintext
+	tls     *tlsconf.Set    // tls_cert_file, tls_key_file, tls_ca_file; nil: plaintext
 	tlsKeys config.TLSFiles // the keys as configured (unresolved), for noteChange
 }
 
