@@ -73,6 +73,10 @@ type Endpoint struct {
 	// SecretFile is the cluster_secret_file whose secret a ProtoPeer target proves; "" for
 	// a node without one.
 	SecretFile string
+	// TLSCAFile, TLSCertFile and TLSKeyFile reach a target whose tls_cert_file is set: the
+	// CA verifies the server (HTTP or peer); the certificate and key are this client's,
+	// which the peer port requires (mutual TLS). All "": plaintext.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
 }
 
 // Run drives cfg's workload against ep and reports.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // Target is one client connection to a store. Each worker goroutine owns one and issues
@@ -50,9 +54,17 @@ const (
 // NewTarget opens one connection speaking ep.Proto to ep.Addr (host:port).
 func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 	proto, addr := ep.Proto, ep.Addr
+	tlsCfg, err := ep.clientTLS(proto == ProtoPeer)
+	if err != nil {
+		return nil, err
+	}
 	switch proto {
 	case ProtoHTTP, "":
-		return NewHTTPTarget(addr, timeout), nil
+		t := NewHTTPTarget(addr, timeout)
+		if tlsCfg != nil {
+			t.c.IsTLS, t.c.TLSConfig = true, tlsCfg
+		}
+		return t, nil
 	case ProtoEtcd:
 		return NewEtcdTarget(addr, timeout), nil
 	case ProtoRedis:
@@ -60,9 +72,44 @@ func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 	case ProtoRedisWait:
 		return DialRESPWait(addr, timeout, 1)
 	case ProtoPeer:
-		return dialPeer(addr, ep.SecretFile, timeout)
+		return dialPeer(addr, ep.SecretFile, tlsCfg, timeout)
+	}
+	if tlsCfg != nil {
+		return nil, fmt.Errorf("%w: TLS with -proto %s", ErrBadTarget, proto)
 	}
 	return nil, fmt.Errorf("%w %q", ErrBadTarget, proto)
+}
+
+// clientTLS is ep's client TLS configuration (nil without a CA file): the server verified
+// against TLSCAFile, under the address's host name, presenting TLSCertFile when set,
+// which a peer target must.
+func (ep Endpoint) clientTLS(peer bool) (*tls.Config, error) {
+	switch {
+	case ep.TLSCAFile == "" && ep.TLSCertFile == "" && ep.TLSKeyFile == "":
+		return nil, nil
+	case ep.TLSCAFile == "":
+		return nil, errors.New("bench: a TLS client certificate needs -tls-ca to verify the server")
+	case ep.TLSCertFile == "" && peer:
+		return nil, errors.New("bench: -proto peer over TLS needs -tls-cert and -tls-key: the peer port asks for a client certificate")
+	}
+	var c *tls.Config
+	if ep.TLSCertFile == "" {
+		pool, err := tlsconf.LoadCA("-tls-ca", ep.TLSCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	} else {
+		set, err := tlsconf.Load(config.TLSFiles{Cert: ep.TLSCertFile, Key: ep.TLSKeyFile, CA: ep.TLSCAFile})
+		if err != nil {
+			return nil, err
+		}
+		c = set.PeerClient()
+	}
+	if host, _, err := net.SplitHostPort(ep.Addr); err == nil {
+		c.ServerName = host
+	}
+	return c, nil
 }
 
 // statusKinds caches "http NNN" so counting status errors does not allocate.

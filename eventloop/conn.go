@@ -120,10 +120,7 @@ func (o *outBuf) release() {
 }
 
 func newPeerConn(s *Server, c gnet.Conn) *peerConn {
-	pc := &peerConn{srv: s, c: c}
-	if a := c.RemoteAddr(); a != nil {
-		pc.remote = a.String()
-	}
+	pc := &peerConn{srv: s, c: c, remote: remoteOf(c)}
 	pc.rw = newReplyWriter(pc)
 	pc.deadline.Store(time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
 	return pc

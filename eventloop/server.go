@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,11 @@ type ServerConfig struct {
 	// itself under each (during a rotation: the current one, then the previous). Empty: the
 	// peer protocol is unauthenticated, as before.
 	Secrets [][]byte
+	// TLS, when set, puts every connection under TLS (doc.go, "TLS"): the server's
+	// certificate, and for mutual TLS ClientAuth and ClientCAs. The TLS handshake must
+	// finish within HandshakeTimeout too; the Hello and the cluster secret handshake follow
+	// inside TLS. nil: plaintext.
+	TLS *tls.Config
 	// Handler serves requests. Required.
 	Handler Handler
 	// Logger receives connection errors (rate-limited). Default slog.Default().
@@ -141,6 +147,9 @@ type Server struct {
 	readyOnce sync.Once
 	expired   []*peerConn    // OnTick's scratch
 	loops     sync.WaitGroup // the accept loop
+	stopCtx   context.Context
+	cancel    context.CancelFunc // cancels stopCtx: TLS handshakes under way end (Stop)
+	tlsConns  sync.WaitGroup     // TLS handshakes and bridges (tls.go)
 
 	connMu sync.Mutex
 	conns  map[*peerConn]struct{}       // REQUIRES: connMu held. Open connections, for the janitor
@@ -185,7 +194,10 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = defaultMaxConnsPerIP
 	}
+	stopCtx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		stopCtx:   stopCtx,
+		cancel:    cancel,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "peer-server"),
 		badLog:    rateLimiter{interval: time.Second},
@@ -285,6 +297,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.stopOnce.Do(func() {
 		close(s.stopping)
+		s.cancel()
 		s.ln.Close()
 		s.loops.Wait() // no connection is enrolled after this
 		s.closeBells()
@@ -297,6 +310,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	_ = s.eng.Stop(expired)
 	select {
 	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("eventloop: stop: %w", ctx.Err())
+	}
+	// gnet closed its ends of the TLS bridges: they end now.
+	bridged := make(chan struct{})
+	go func() { s.tlsConns.Wait(); close(bridged) }()
+	select {
+	case <-bridged:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("eventloop: stop: %w", ctx.Err())
@@ -342,7 +363,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		s.connMu.Lock()
 		delete(s.conns, pc)
 		s.connMu.Unlock()
-		s.perIP.give(remoteIP(c.RemoteAddr()))
+		s.perIP.give(pc.ip())
 		pc.close()
 		if err != nil {
 			s.log.Debug("connection closed", "remote", pc.remote, "peer", pc.peerID, "err", err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,7 +135,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	}
 	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.mayStore(nc.ID, key) }, log)
 	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
-		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets})
+		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets, TLS: auth.tls.PeerServer()})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
 		ph.close()
@@ -157,7 +158,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	defer sd.step("healing, hint replay and liveness stop", stopBackground)
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
+		ln: ln, tls: auth.tls.HTTPServer(), backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
 		tokens: tokens, tokenFile: nc.TokenFile,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
@@ -308,6 +309,7 @@ func listenAddr(addr, host string) string {
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
 	ln        net.Listener
+	tls       *tls.Config // nil: plaintext
 	backend   httpproxy.Backend
 	local     httpproxy.Reader // a node's own store; nil in a proxy
 	keys      httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
@@ -327,6 +329,17 @@ type httpService struct {
 	tokenFile string      // -token-file: reread on SIGHUP
 	shutdown  *shutdown   // bounds the HTTP drain
 	metrics   *metrics.Registry
+}
+
+// httpListener is what the HTTP server accepts from: ln, with accept errors ridden out,
+// and under TLS when tlsCfg is set (the TLS handshake then runs on the connection's
+// goroutine, under the server's header timeout; the per-IP cap sees the TCP address).
+func httpListener(ln net.Listener, tlsCfg *tls.Config, log *slog.Logger) net.Listener {
+	ln = httpproxy.RetryAccept(ln, log)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	return ln
 }
 
 // serveHTTP serves the HTTP API, with the metrics (metrics.Path) and
@@ -356,7 +369,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	serveErr := make(chan error, 1)
 	// Accept errors such as EMFILE are ridden out, not fatal: the process
 	// must outlive a flood of connections.
-	go func() { serveErr <- srv.Serve(httpproxy.RetryAccept(ln, s.log)) }()
+	go func() { serveErr <- srv.Serve(httpListener(ln, s.tls, s.log)) }()
 	stopPprof := startPprof(s.pprof, s.log)
 	defer stopPprof()
 
@@ -383,7 +396,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		}
 	})
 
-	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "config", s.cluster.Config().Version, "from", s.src.Origin())
+	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "tls", s.tls != nil, "config", s.cluster.Config().Version, "from", s.src.Origin())
 	if s.ready != nil {
 		s.ready()
 	}

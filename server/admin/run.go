@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // Exit codes of Run (see the package doc).
@@ -51,6 +53,7 @@ type env struct {
 	coord   string // -c: the coordinator's HOST:PORT
 	node    string // -node: a node's HTTP HOST:PORT
 	proxy   string // -proxy: a proxy's HOST:PORT
+	cacert  string // -cacert: the cluster's tls_ca_file; nodes are then reached over HTTPS
 	json    bool
 	timeout time.Duration
 	// tokenFile (-token-file) holds the bearer token sent with every request
@@ -139,6 +142,7 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
 	fs.StringVar(&e.tokenFile, "token-file", e.tokenFile, "send the first bearer token of this `FILE` (when the cluster has http_tokens_file; repair needs a read-write one)")
+	fs.StringVar(&e.cacert, "cacert", e.cacert, "the cluster's tls_ca_file (PEM): reach nodes over HTTPS, verified against it")
 	return fs
 }
 
@@ -169,6 +173,13 @@ func (e *env) parseCommand(fs *flag.FlagSet, args []string, minArgs, maxArgs int
 	}
 	pos = append(pos, rest...)
 	e.client = &http.Client{Timeout: e.timeout}
+	if e.cacert != "" {
+		pool, err := tlsconf.LoadCA("-cacert", e.cacert)
+		if err != nil {
+			return nil, err
+		}
+		e.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	if len(pos) < minArgs || len(pos) > maxArgs {
 		return nil, usageErrorf("%s: takes %s, got %q", fs.Name(), argCount(minArgs, maxArgs), pos)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -57,7 +58,8 @@ type Coordinator struct {
 	tokenFile string                 // Options.TokenFile
 	token     atomic.Pointer[string] // what it sends to nodes
 
-	track   tracker // migration progress between looks (migration.go)
+	track   tracker    // migration progress between looks (migration.go)
+	nodes   nodeClient // asks nodes for their reports (migration.go)
 	metrics *metrics.Registry
 	changes atomic.Int64                  // configurations served after the first
 	refused atomic.Int64                  // edits refused
@@ -92,7 +94,11 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%w %q: not among the coordinators of %s (%s)",
 			ErrUnknownID, o.ID, o.File, knownIDs(cfg))
 	}
-	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile}
+	nodes, err := newNodeClient(cfg, filepath.Dir(o.File))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile, nodes: nodes}
 	c.listen = listenAddr(o.Listen, self)
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
