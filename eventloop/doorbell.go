@@ -81,7 +81,9 @@ func (b *doorbell) close() {
 	b.dead = true
 	b.pending = nil
 	b.mu.Unlock()
-	b.w.Close()
+	if b.w != nil {
+		b.w.Close()
+	}
 }
 
 // bellOf returns the bell of loop el, or nil while it has none; the first call for a loop
@@ -116,6 +118,11 @@ func (s *Server) openBell(el gnet.EventLoop) {
 		}
 	}
 	if err != nil {
+		// A dead bell, so that the loop's connections stop looking for one and
+		// ring falls back to Execute at once.
+		s.connMu.Lock()
+		s.bells[el] = &doorbell{dead: true, loop: el}
+		s.connMu.Unlock()
 		s.log.Debug("peer loop has no doorbell; replies wake it through gnet", "err", err)
 	}
 }
