@@ -440,6 +440,15 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 				asked = c.askRest(t, rt, key)
 				hedge = nil
 			}
+			if returned == asked && asked < n && newestMeta(rt) < 0 {
+				// Nothing found among a read quorum. In steady state that is
+				// a miss; but a write acknowledged under another quorum (the
+				// active deployment's, just before a migration finished) may
+				// so far be only on the others: a miss asks them too, and
+				// waits for them up to readHedge.
+				asked = c.askRest(t, rt, key)
+				hedge, grace = nil, resetTimer(&rt.grace, c.hedge)
+			}
 		case <-hedge:
 			asked = c.askRest(t, rt, key)
 			hedge = nil

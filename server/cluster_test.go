@@ -395,6 +395,19 @@ func TestReadAsksAQuorum(t *testing.T) {
 	if got := reads(); !slices.Equal(got, []int{1, 1, 0, 0}) {
 		t.Fatalf("stat asked %v", got)
 	}
+	// A miss in the quorum asks the others: a write acknowledged under
+	// another deployment's quorum (a migration just finished) may be there.
+	if _, err := tc.Get([]byte("absent"), nil); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("absent key: %v", err)
+	}
+	if got := reads(); !slices.Equal(got, []int{1, 1, 1, 1}) {
+		t.Fatalf("a miss asked %v, want every replica", got)
+	}
+	tc.nodes[reps[3]].set("elsewhere", kv.Record{TS: 3, Value: []byte("e")})
+	if rec, err := tc.Get([]byte("elsewhere"), nil); err != nil || string(rec.Value) != "e" {
+		t.Fatalf("a record outside the quorum: %+v %v", rec, err)
+	}
+	reads()
 	// reps[3] missed a newer write; the primary's mirror fails: the read
 	// asks the other bucket, answers from it and repairs reps[3].
 	newer := kv.Record{TS: 9, Value: []byte("newer")}
