@@ -42,7 +42,9 @@ const (
 	ProtoHTTP  = "http"  // Tako HTTP API (node, proxy) and the bare server
 	ProtoEtcd  = "etcd"  // etcd v3 JSON gateway
 	ProtoRedis = "redis" // RESP
-	ProtoPeer  = "peer"  // Tako binary peer protocol (see peer.go)
+	// ProtoRedisWait is RESP to a primary, every SET followed by WAIT 1 (a replica acknowledged it).
+	ProtoRedisWait = "redis-wait"
+	ProtoPeer      = "peer" // Tako binary peer protocol (see peer.go)
 )
 
 // NewTarget opens one connection speaking ep.Proto to ep.Addr (host:port).
@@ -55,6 +57,8 @@ func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 		return NewEtcdTarget(addr, timeout), nil
 	case ProtoRedis:
 		return DialRESP(addr, timeout)
+	case ProtoRedisWait:
+		return DialRESPWait(addr, timeout, 1)
 	case ProtoPeer:
 		return dialPeer(addr, ep.SecretFile, timeout)
 	}
@@ -86,6 +90,8 @@ func ErrorKind(err error) string {
 		return "not found"
 	case errors.As(err, &re):
 		return "redis error"
+	case errors.Is(err, ErrNotReplicated):
+		return "not replicated"
 	case errors.Is(err, ErrBadReply):
 		return "bad reply"
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -105,5 +111,6 @@ func ErrorKind(err error) string {
 // off briefly instead of spinning on e.g. a refused connection.
 func transportError(err error) bool {
 	var se *StatusError
-	return !errors.As(err, &se) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrNotFound)
+	return !errors.As(err, &se) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrNotFound) &&
+		!errors.Is(err, ErrNotReplicated)
 }

@@ -38,12 +38,15 @@ what it needs, hands the work to another goroutine and replies from there: Reply
 methods are safe from any goroutine. Replies are encoded into the connection's write queue
 (a mutex-guarded buffer) and only the loop writes to the socket: replies produced while
 the loop is serving the connection's input leave in one writev at the end of the callback;
-a reply produced elsewhere schedules one flush on the loop (gnet's EventLoop.Execute) that
-takes along every reply queued meanwhile. Replies may therefore leave in any order; the
-client matches them by id. Large values can be replied without a copy (GetRef, SendFrame):
-their buffers are spliced into the writev and released once the kernel (or gnet's
-outbound buffer) has them. The ReplyWriter of a request answered during Handle is recycled,
-so serving a request allocates nothing; one kept for later is the handler's until it
+a reply produced elsewhere schedules one flush on the loop that takes along every reply
+queued meanwhile. It rings the loop's doorbell (doorbell.go: a Unix socket pair the loop
+polls; one byte wakes the loop for every connection with replies waiting), because gnet's
+EventLoop.Execute allocates twice per call; Execute is the fallback while a loop has no
+bell. Replies may therefore leave in any order; the client matches them by id. Large
+values can be replied without a copy (GetRef, SendFrame): their buffers are spliced into
+the writev and released once the kernel (or gnet's outbound buffer) has them.
+ReplyWriters are recycled whether the request is answered during Handle or later, so
+serving a request allocates nothing; one kept for later is the handler's until it
 replies.
 
 # Limits

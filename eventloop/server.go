@@ -135,7 +135,11 @@ type Server struct {
 	loops     sync.WaitGroup // the accept loop
 
 	connMu sync.Mutex
-	conns  map[*peerConn]struct{} // REQUIRES: connMu held. Open connections, for the janitor
+	conns  map[*peerConn]struct{}       // REQUIRES: connMu held. Open connections, for the janitor
+	bells  map[gnet.EventLoop]*doorbell // REQUIRES: connMu held. Per loop; nil while opening
+
+	bellMu sync.Mutex   // serializes dialBell
+	bellLn net.Listener // doorbell.go: where bell pairs are made; nil until the first
 }
 
 // NewServer returns a server for cfg; it does not listen until Start.
@@ -181,6 +185,7 @@ func NewServer(cfg ServerConfig) *Server {
 		stopping:  make(chan struct{}),
 		ready:     make(chan struct{}),
 		conns:     make(map[*peerConn]struct{}),
+		bells:     make(map[gnet.EventLoop]*doorbell),
 	}
 }
 
@@ -269,6 +274,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		close(s.stopping)
 		s.ln.Close()
 		s.loops.Wait() // no connection is enrolled after this
+		s.closeBells()
 		s.releaseFiles()
 	})
 	// Engine.Stop triggers the shutdown and then polls every 500ms; with an expired context
@@ -293,7 +299,12 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 
 // OnOpen attaches the per-connection state.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if b, ok := c.Context().(*doorbell); ok {
+		s.openedBell(b)
+		return nil, gnet.None
+	}
 	pc := newPeerConn(s, c)
+	pc.bell = s.bellOf(c.EventLoop())
 	c.SetContext(pc)
 	s.connMu.Lock()
 	s.conns[pc] = struct{}{}
@@ -310,7 +321,11 @@ func (s *Server) Conns() int {
 
 // OnClose drops the replies still queued for the connection.
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
-	if pc, ok := c.Context().(*peerConn); ok {
+	switch ctx := c.Context().(type) {
+	case *doorbell:
+		ctx.close()
+	case *peerConn:
+		pc := ctx
 		s.connMu.Lock()
 		delete(s.conns, pc)
 		s.connMu.Unlock()
@@ -327,7 +342,11 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 // connection is full (MaxInflight, MaxOutbound): then it pauses until replies leave.
 // Replies produced meanwhile are written with one writev at the end.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
-	pc := c.Context().(*peerConn)
+	pc, ok := c.Context().(*peerConn)
+	if !ok {
+		c.Context().(*doorbell).serve(c)
+		return gnet.None
+	}
 	if pc.paused {
 		return pc.checkInbound() // gnet read more input; it waits
 	}

@@ -146,8 +146,21 @@ func TestScanOrderAndBounds(t *testing.T) {
 	if fmt.Sprint(keys) != want {
 		t.Fatalf("scan = %v, want %s", keys, want)
 	}
+	// ScanMeta sees the same records, without their values.
+	var metas []string
+	err = s.ScanMeta([]byte("k03"), []byte("k08"), func(k []byte, m Meta) error {
+		metas = append(metas, fmt.Sprintf("%s:%v", k, m.Tombstone))
+		return nil
+	})
+	if err != nil || fmt.Sprint(metas) != want {
+		t.Fatalf("scan meta = %v %v, want %s", metas, err, want)
+	}
 	n := 0
 	stop := errors.New("stop")
+	if err := s.ScanMeta(nil, nil, func([]byte, Meta) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("stop scan meta: n=%d err=%v", n, err)
+	}
+	n = 0
 	if err := s.Scan(nil, nil, func([]byte, Record) error { n++; return stop }); err != stop || n != 1 {
 		t.Fatalf("stop scan: n=%d err=%v", n, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/tako-kv/tako/kv"
-	"github.com/tako-kv/tako/server/metrics"
 )
 
 // A request's calls to its replicas run in parallel on a pool of long-lived
@@ -35,9 +34,8 @@ type task struct {
 	res  kv.Result // taskApply: the result
 	err  error
 	done chan *task
-	// metrics counts the call's failure by node; a replica that answered
-	// not-found has not failed.
-	metrics *metrics.Cluster
+	rt   *route   // the route the task belongs to (its refs)
+	c    *Cluster // drains rt if this task comes back last
 }
 
 func (t *task) run() {
@@ -50,10 +48,16 @@ func (t *task) run() {
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
 	}
+	// A replica that answered not-found has not failed.
 	if t.err != nil && !errors.Is(t.err, kv.ErrNotFound) {
-		t.metrics.ReplicaError(t.node, errorKind(t.err))
+		t.c.metrics.ReplicaError(t.node, errorKind(t.err))
 	}
+	// Once t is on done it is the request's again: read what we need first.
+	rt, c := t.rt, t.c
 	t.done <- t
+	if rt.unref() {
+		c.drain(rt)
+	}
 }
 
 // workers is the pool that runs tasks. Its queue is never closed: a

@@ -146,8 +146,8 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	defer sd.step("healing, hint replay and liveness stop", stopBackground)
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, metrics: reg,
+		ln: ln, backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -298,6 +298,7 @@ type httpService struct {
 	ln       net.Listener
 	backend  httpproxy.Backend
 	local    httpproxy.Reader // a node's own store; nil in a proxy
+	keys     httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
 	clock    *hlc.Clock
 	storage  config.Storage
 	pprof    string
@@ -306,6 +307,8 @@ type httpService struct {
 	cluster  *Cluster
 	ready    func()
 	name     string
+	self     string               // the node's id; empty in a proxy
+	started  *config.Config       // the configuration the process started with
 	onUpdate func(*config.Config) // after a new configuration is in use
 	routes   map[string]fasthttp.RequestHandler
 	shutdown *shutdown // bounds the HTTP drain
@@ -326,6 +329,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 	h := httpproxy.NewHandler(httpproxy.Config{
 		Backend:       s.backend,
 		Local:         s.local,
+		Keys:          s.keys,
 		Clock:         s.clock,
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
@@ -353,6 +357,10 @@ func serveHTTP(ctx context.Context, s httpService) error {
 			s.onUpdate(cfg)
 		}
 		s.log.Info("configuration updated", "version", cfg.Version)
+		if keys := restartKeys(s.started, cfg, s.self); len(keys) > 0 {
+			s.log.Warn("configuration updated, but these keys take effect only when this process restarts",
+				"version", cfg.Version, "keys", keys, "started_with", s.started.Version)
+		}
 	})
 
 	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "config", s.cluster.Config().Version, "from", s.src.Origin())

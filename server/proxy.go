@@ -74,7 +74,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	}
 	defer sd.step("hint replay stop", runBackground(ctx, func(ctx context.Context) { replayHints(ctx, hs, cluster, log, nil) }))
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain, metrics: reg,
+		ln: ln, backend: cluster, keys: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
+		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", started: cfg, onUpdate: peers.retain, metrics: reg,
 	})
 }

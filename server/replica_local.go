@@ -63,6 +63,20 @@ func (l localReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte,
 	})
 }
 
+// Keys implements Replica.
+func (l localReplica) Keys(_ context.Context, start, end []byte, limit int) ([]codec.Record, []byte, error) {
+	return scanRecords(l.store, start, end, clampLimit(limit), 0, codec.ScanKeys)
+}
+
+// clampLimit is limit as a peer scan's record limit: 0 (the peer's
+// maximum) when out of range.
+func clampLimit(limit int) uint32 {
+	if limit <= 0 || limit > scanMaxCount {
+		return 0
+	}
+	return uint32(limit)
+}
+
 // Purge implements Replica.
 func (l localReplica) Purge(_ context.Context, recs []codec.Record) (int, error) {
 	return purge(l.store, recs, nil)

@@ -23,7 +23,7 @@ const (
 // DefaultTimeout bounds each HTTP request when -timeout is not given.
 const DefaultTimeout = 10 * time.Second
 
-const usage = `usage: tako-admin [-c HOST:PORT | -node HOST:HTTPPORT] [-json] [-timeout D] COMMAND [ARGS]
+const usage = `usage: tako-admin [-c HOST:PORT | -node HOST:HTTPPORT | -proxy HOST:PORT] [-json] [-timeout D] COMMAND [ARGS]
 
 commands:
   status                    every node by bucket, up or down, healing and the migration (-c);
@@ -32,8 +32,14 @@ commands:
   get KEY --replica NODE    that replica's own record: timestamp, size, tombstone; no repair
                             (NODE: an id with -c, or HOST:HTTPPORT; or -node alone)
   repair [NODE]             start an anti-entropy pass on NODE (or -node), else on every node (-c)
+  keys [--prefix P] [--limit N]
+                            every key holding a value, in byte order (-proxy: the cluster's,
+                            -node: that node's own); one a line, Go-quoted unless plain text;
+                            -json: {"keys":[...]} percent-encoded as in /values/ URLs;
+                            exit code 3 when some node did not answer
 
 exit codes: 0 ok, 1 the cluster could not be asked or answered an error, 2 usage, 3 unhealthy
+(or a key listing some node could not add to)
 
 flags (before or after the command):
 `
@@ -42,6 +48,7 @@ flags (before or after the command):
 type env struct {
 	coord   string // -c: the coordinator's HOST:PORT
 	node    string // -node: a node's HTTP HOST:PORT
+	proxy   string // -proxy: a proxy's HOST:PORT
 	json    bool
 	timeout time.Duration
 	out     io.Writer
@@ -69,6 +76,7 @@ var commands = map[string]func(ctx context.Context, e *env, args []string) error
 	"ring":   runRing,
 	"get":    runGet,
 	"repair": runRepair,
+	"keys":   runKeys,
 }
 
 // Run runs the tako-admin command line args (without the program name),
@@ -121,7 +129,8 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.coord, "c", e.coord, "coordinator `HOST:PORT`")
-	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get and repair without a coordinator")
+	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get, repair and keys (its own) without a coordinator")
+	fs.StringVar(&e.proxy, "proxy", e.proxy, "a proxy's `HOST:PORT`, for keys")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
 	return fs

@@ -152,6 +152,28 @@ type Storage struct {
 	MinFreeBytes int64
 }
 
+// Changed returns the keys of the storage section, as the document spells
+// them (storage.sync, ...), whose values differ between s and o.
+func (s Storage) Changed(o Storage) []string {
+	var keys []string
+	for _, f := range []struct {
+		key  string
+		same bool
+	}{
+		{"sync", s.Sync == o.Sync},
+		{"sync_interval", s.SyncInterval == o.SyncInterval},
+		{"max_value_bytes", s.MaxValueBytes == o.MaxValueBytes},
+		{"cache_bytes", s.CacheBytes == o.CacheBytes},
+		{"memtable_bytes", s.MemtableBytes == o.MemtableBytes},
+		{"min_free_bytes", s.MinFreeBytes == o.MinFreeBytes},
+	} {
+		if !f.same {
+			keys = append(keys, "storage."+f.key)
+		}
+	}
+	return keys
+}
+
 // DefaultStorage returns the storage settings used when `storage:` is absent.
 func DefaultStorage() Storage {
 	return Storage{
