@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,8 +55,53 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		s.enroll(nc)
+		ip := remoteIP(nc.RemoteAddr())
+		if !s.perIP.take(ip, s.cfg.MaxConnsPerIP) {
+			nc.Close()
+			s.capLog.log(s.log, "closing peer connection: too many connections from its address",
+				"remote", nc.RemoteAddr(), "limit", s.cfg.MaxConnsPerIP)
+			continue
+		}
+		if !s.enroll(nc) {
+			s.perIP.give(ip)
+		}
 	}
+}
+
+// ipConns counts the open connections of each remote address: taken by the accept loop,
+// given back by OnClose (or by the accept loop when a connection was not enrolled).
+type ipConns struct {
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+// take counts a connection from ip unless ip holds limit already.
+func (c *ipConns) take(ip netip.Addr, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[ip] >= limit {
+		return false
+	}
+	c.open[ip]++
+	return true
+}
+
+func (c *ipConns) give(ip netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[ip]--; c.open[ip] <= 0 {
+		delete(c.open, ip)
+	}
+}
+
+// remoteIP is a connection's remote IP address (IPv4-mapped addresses unmapped); the zero
+// Addr for other kinds of address, which then share one count.
+func remoteIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
 }
 
 // isFDExhausted reports whether err is the process's or the system's descriptor limit.
@@ -88,17 +135,20 @@ func (s *Server) shed() bool {
 
 // enroll hands an accepted connection to one of gnet's loops and waits until it is
 // registered (OnOpen has run), so that accepting is paced by the loops. gnet dups the
-// descriptor and closes nc in every case.
-func (s *Server) enroll(nc net.Conn) {
+// descriptor and closes nc in every case. It reports whether the connection was
+// registered (then OnClose will see it).
+func (s *Server) enroll(nc net.Conn) bool {
 	res, err := s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
 	if err != nil {
 		nc.Close()
 		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", err)
-		return
+		return false
 	}
 	if r, ok := <-res; ok && r.Err != nil {
 		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", r.Err)
+		return false
 	}
+	return true
 }
 
 // releaseFiles closes the reserve descriptor and removes gnet's socket directory (Stop,

@@ -47,36 +47,60 @@ var (
 
 // ReadSecretFile reads a cluster secret: the file's bytes, without trailing whitespace (so
 // that `openssl rand -hex 32 > FILE` works), at least MinSecretLen of them. The file must
-// be a regular file that neither its group nor others can read or write (mode & 0o077 ==
-// 0). Errors wrap ErrSecretFile (or the *fs.PathError) and name the file.
+// be private (ReadPrivateFile). Errors wrap ErrSecretFile (or the *fs.PathError) and name
+// the file.
 func ReadSecretFile(path string) ([]byte, error) {
+	b, err := ReadPrivateFile(path, maxSecretFile)
+	switch {
+	case errors.Is(err, ErrNotPrivate):
+		return nil, fmt.Errorf("%w %w", ErrSecretFile, err)
+	case err != nil:
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	b = bytes.TrimRight(b, " \t\r\n")
+	if len(b) < MinSecretLen {
+		return nil, fmt.Errorf("%w %s: holds %d bytes, want at least %d (for example: openssl rand -hex 32 > %s)",
+			ErrSecretFile, path, len(b), MinSecretLen, path)
+	}
+	return b, nil
+}
+
+// ErrNotPrivate is wrapped by ReadPrivateFile's errors for a file that is not a private
+// regular file, or too large.
+var ErrNotPrivate = errors.New("eventloop: file not private")
+
+// privateFileError says why a file is refused; its text is "PATH: why".
+type privateFileError struct{ path, why string }
+
+func (e *privateFileError) Error() string        { return e.path + ": " + e.why }
+func (e *privateFileError) Is(target error) bool { return target == ErrNotPrivate }
+
+// ReadPrivateFile reads a file that holds secrets (the cluster secret, HTTP tokens): it must
+// be a regular file that neither its group nor others can read or write (mode & 0o077 ==
+// 0), of at most limit bytes (a multiple of 1 KiB). Errors wrap ErrNotPrivate (with the file and the reason, and
+// the chmod that fixes it) or are the *fs.PathError of opening or reading it.
+func ReadPrivateFile(path string, limit int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat() // the file opened, not whatever the path names by now
 	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
+		return nil, err
 	}
 	switch mode := fi.Mode(); {
 	case !mode.IsRegular():
-		return nil, fmt.Errorf("%w %s: not a regular file", ErrSecretFile, path)
+		return nil, &privateFileError{path, "not a regular file"}
 	case mode.Perm()&0o077 != 0:
-		return nil, fmt.Errorf("%w %s: mode %04o lets group or others access it (chmod 600 %s)",
-			ErrSecretFile, path, mode.Perm(), path)
+		return nil, &privateFileError{path, fmt.Sprintf("mode %04o lets group or others access it (chmod 600 %s)", mode.Perm(), path)}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
-		return nil, fmt.Errorf("cluster secret: read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	b = bytes.TrimRight(b, " \t\r\n")
-	switch {
-	case len(b) > maxSecretFile:
-		return nil, fmt.Errorf("%w %s: larger than 64 KiB", ErrSecretFile, path)
-	case len(b) < MinSecretLen:
-		return nil, fmt.Errorf("%w %s: holds %d bytes, want at least %d (for example: openssl rand -hex 32 > %s)",
-			ErrSecretFile, path, len(b), MinSecretLen, path)
+	if len(b) > limit {
+		return nil, &privateFileError{path, fmt.Sprintf("larger than %d KiB", limit>>10)}
 	}
 	return b, nil
 }

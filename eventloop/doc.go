@@ -71,7 +71,10 @@ bytes. The ticker (gnet's OnTick) sweeps the deadlines.
 
 The server accepts connections itself (accept.go) and enrolls them with gnet: gnet v2.9.7
 stops its whole engine on an accept error such as EMFILE. On EMFILE or ENFILE the accept loop
-sheds one pending connection with a reserve descriptor and backs off (5ms to 500ms).
+sheds one pending connection with a reserve descriptor and backs off (5ms to 500ms). One
+remote address holds at most MaxConnsPerIP (1024) connections: the accept loop closes the
+next one at once (logged at most once a second), before a loop or a descriptor dup is spent
+on it; OnClose gives the count back.
 
 Stop closes the listener and all connections; replies sent afterwards are dropped
 (ErrConnClosed) and zero-copy buffers still released.

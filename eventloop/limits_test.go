@@ -445,3 +445,54 @@ func TestLargeRequestGetsMoreTime(t *testing.T) {
 		t.Fatalf("8 MiB set: %v", err)
 	}
 }
+
+// TestMaxConnsPerIP: one address holds at most MaxConnsPerIP connections; the next is
+// closed at once, while another address is still served; once connections close, the
+// address is served again.
+func TestMaxConnsPerIP(t *testing.T) {
+	const limit = 4
+	store := newFakeStore()
+	srv := startServer(t, store, "", func(c *ServerConfig) { c.MaxConnsPerIP, c.HandshakeTimeout = limit, time.Minute })
+	addr := srv.Addr().String()
+	// open reports whether the server keeps nc open (it reads nothing for 300ms) rather
+	// than closing it.
+	open := func(nc net.Conn) bool {
+		_ = nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := nc.Read(make([]byte, 1))
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	var held []net.Conn
+	for range limit {
+		held = append(held, rawConn(t, addr))
+	}
+	for i, nc := range held {
+		if !open(nc) {
+			t.Fatalf("connection %d of %d closed", i+1, limit)
+		}
+	}
+	if open(rawConn(t, addr)) {
+		t.Fatalf("connection %d from one address kept open", limit+1)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: time.Second}
+	other, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if !open(other) {
+		t.Fatal("another address was refused")
+	}
+	held[0].Close()
+	held[1].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !open(rawConn(t, addr)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the address is still refused after two of its connections closed")
+		}
+	}
+	c := newTestClient(t, addr, func(c *ClientConfig) { c.Conns = 1 })
+	if _, err := c.Set(testCtx(t), []byte("k"), 1, 0, []byte("v")); err != nil {
+		t.Fatalf("a client within the cap: %v", err)
+	}
+}

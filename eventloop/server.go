@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -87,6 +88,10 @@ type ServerConfig struct {
 	// WriteTimeout: a connection whose replies fill its budget while its peer takes none
 	// of them for this long is closed. Default 30s.
 	WriteTimeout time.Duration
+	// MaxConnsPerIP caps the connections one remote address holds at once: the next one
+	// is closed as soon as it is accepted, before it costs a loop anything. Default 1024
+	// (the HTTP servers' cap; a cluster member holds one connection per peer process).
+	MaxConnsPerIP int
 }
 
 const (
@@ -97,6 +102,7 @@ const (
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultReadTimeout      = 10 * time.Second
 	defaultReplyStall       = 30 * time.Second
+	defaultMaxConnsPerIP    = 1024
 )
 
 // Errors returned by Server.
@@ -116,6 +122,8 @@ type Server struct {
 	authLog rateLimiter // connections closed for not proving the cluster secret
 
 	acceptLog rateLimiter // accept failures (descriptors exhausted)
+	capLog    rateLimiter // connections refused over MaxConnsPerIP
+	perIP     ipConns     // open connections by remote address (accept.go)
 
 	mu      sync.Mutex
 	started bool
@@ -174,12 +182,17 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.NumLoops <= 0 {
 		cfg.NumLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = defaultMaxConnsPerIP
+	}
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "peer-server"),
 		badLog:    rateLimiter{interval: time.Second},
 		authLog:   rateLimiter{interval: time.Second},
 		acceptLog: rateLimiter{interval: time.Second},
+		capLog:    rateLimiter{interval: time.Second},
+		perIP:     ipConns{open: make(map[netip.Addr]int)},
 		booted:    make(chan struct{}),
 		done:      make(chan struct{}),
 		stopping:  make(chan struct{}),
@@ -329,6 +342,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		s.connMu.Lock()
 		delete(s.conns, pc)
 		s.connMu.Unlock()
+		s.perIP.give(remoteIP(c.RemoteAddr()))
 		pc.close()
 		if err != nil {
 			s.log.Debug("connection closed", "remote", pc.remote, "peer", pc.peerID, "err", err)

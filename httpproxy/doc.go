@@ -44,7 +44,8 @@
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt
 // keys). Errors are a status and a one-line text reason in plain words (the
-// Go package prefixes of wrapped errors are dropped; the log keeps them): 400 bad input, 404,
+// Go package prefixes of wrapped errors are dropped; the log keeps them): 400
+// bad input, 401 no known bearer token, 403 a read-only token writing, 404,
 // 405, 408 headers not received in time, 413 value too large, 414 key too
 // long, 503 replicas unavailable or the body budget full (with Retry-After),
 // 507 disk full.
@@ -62,6 +63,21 @@
 // write is answered 503 with Retry-After: 1 and its body is read and
 // dropped rather than buffered. RetryAccept keeps a listener accepting
 // through descriptor exhaustion (EMFILE), backing off up to 1s.
+//
+// # Access
+//
+// With Config.Tokens holding a tokens file (ParseTokens: one `TOKEN
+// read-only|read-write` per line, # comments), every path but /health needs
+// `Authorization: Bearer TOKEN`: GET and HEAD a read-only or read-write
+// token, other methods a read-write one. Without a known token: 401 with
+// `WWW-Authenticate: Bearer realm="tako"`; a read-only token that writes:
+// 403 (error="insufficient_scope"); each with a one-line reason. Only
+// SHA-256 sums of the tokens are kept; a request's token is hashed and
+// compared with every sum in constant time (crypto/subtle), without
+// allocating. TokenGuard swaps the set whole when the file is read again.
+// RequireTokens applies the same rules to a net/http handler (the
+// coordinator's). Files holding tokens must be private, like the cluster
+// secret (eventloop.ReadPrivateFile).
 //
 // # Concurrency and allocation
 //

@@ -110,6 +110,11 @@ type Config struct {
 	// Metrics counts every request and its duration. Default: metrics
 	// registered nowhere.
 	Metrics *metrics.HTTP
+	// Tokens, when it holds tokens, requires a bearer token on every path
+	// but /health: a read-only one for GET and HEAD, a read-write one for
+	// other methods (401 without a known token, 403 for a read-only token
+	// that writes). Nil or empty: no authentication.
+	Tokens *TokenGuard
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -224,6 +229,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	uri := ctx.Request.Header.RequestURI()
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
+	}
+	if !bytes.Equal(uri, pathHealth) && !h.cfg.Tokens.authorize(ctx) {
+		return
 	}
 	switch {
 	case bytes.HasPrefix(uri, prefixValues):

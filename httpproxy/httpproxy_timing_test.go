@@ -29,6 +29,26 @@ func BenchmarkServeGet(b *testing.B) {
 	}
 }
 
+// BenchmarkServeGetWithToken is BenchmarkServeGet with http_tokens_file
+// on: the bearer token's check (a SHA-256 and constant-time compares).
+func BenchmarkServeGetWithToken(b *testing.B) {
+	s := newStore(b)
+	if _, err := s.Apply([]byte("key"), kv.Record{TS: 1, Value: make([]byte, 100)}); err != nil {
+		b.Fatal(err)
+	}
+	h := NewHandler(Config{Backend: storeBackend{s}, Tokens: testTokens(b)})
+	ctx := newCtx("GET", "/values/key")
+	ctx.Request.Header.Set("Authorization", "Bearer "+roToken)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h.Serve(ctx)
+	}
+	if ctx.Response.StatusCode() != 200 {
+		b.Fatalf("status %d", ctx.Response.StatusCode())
+	}
+}
+
 // BenchmarkSideBySide measures, in one run over loopback with 64 keep-alive
 // connections, a bare fasthttp handler returning a constant 100 B and a
 // node's GET and durable (fsync'd) POST of 100 B values, and reports the

@@ -30,6 +30,7 @@ import (
 // replica.
 type Cluster struct {
 	topo    atomic.Pointer[topology]
+	prev    atomic.Pointer[topology] // the one before topo, for mayStore
 	self    string
 	replica func(config.Node) Replica
 	timeout time.Duration
@@ -87,11 +88,16 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 func (c *Cluster) Close() { c.workers.stop() }
 
 // Update switches to a new configuration; requests in flight finish on the
-// one they started with.
+// one they started with. One goroutine calls it at a time (the
+// configuration watcher).
 func (c *Cluster) Update(cfg *config.Config) error {
 	t, err := newTopology(cfg, c.self, c.replica)
 	if err != nil {
 		return fmt.Errorf("cluster: configuration %s: %w", cfg.Version, err)
+	}
+	// prev first: mayStore never sees neither the old nor the new one.
+	if old := c.topo.Load(); old != nil && old.cfg.Version != t.cfg.Version {
+		c.prev.Store(old)
 	}
 	c.topo.Store(t)
 	return nil
@@ -106,6 +112,42 @@ func (c *Cluster) replicaOf(id string) (Replica, bool) {
 		}
 	}
 	return nil, false
+}
+
+// replicates reports whether the node with id is one of key's replicas in a
+// live deployment of the configuration in use, and that configuration's
+// version.
+func (c *Cluster) replicates(id string, key []byte) (bool, string) {
+	t := c.topo.Load()
+	return c.replicatesIn(t, id, key), t.cfg.Version
+}
+
+// mayStore is replicates, also true when the configuration before the one in
+// use made the node a replica of key: processes take a new configuration
+// within a poll of each other, and one still on the previous configuration
+// writes to the replicas it names (when a migration finishes, the quorum of
+// such a writer is the old active deployment's, which may no longer hold the
+// key: refusing it would fail the write). What a node stores this way and no
+// longer owns, anti-entropy hands to the owners and drops.
+func (c *Cluster) mayStore(id string, key []byte) (bool, string) {
+	t := c.topo.Load()
+	if c.replicatesIn(t, id, key) {
+		return true, t.cfg.Version
+	}
+	prev := c.prev.Load()
+	return prev != nil && c.replicatesIn(prev, id, key), t.cfg.Version
+}
+
+func (c *Cluster) replicatesIn(t *topology, id string, key []byte) bool {
+	r := c.scratch.Get().(*route)
+	defer c.release(r)
+	t.fill(r, key)
+	for _, i := range r.reps {
+		if t.nodes[i].ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Config returns the configuration in use.

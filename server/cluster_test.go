@@ -690,6 +690,83 @@ func TestHintedHandOff(t *testing.T) {
 	}
 }
 
+// Hints of keys a newer configuration moved away from their node are
+// dropped at hand-off, not sent (the node would refuse the whole batch: it
+// does not own them) and not left to block the node's other hints.
+func TestHintsOfMovedKeysDropped(t *testing.T) {
+	hs, err := hints.Open("hints", hints.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	const two = `
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`
+	const three = two + "            b3: {n5: [127.0.0.1, 9005, 9105], n6: [127.0.0.1, 9006, 9106]}\n"
+	cfg, err := config.Parse([]byte(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]*memReplica{}
+	c, err := NewCluster(cfg, ClusterConfig{Hints: hs, Replica: func(n config.Node) Replica {
+		if nodes[n.ID] == nil {
+			nodes[n.ID] = &memReplica{recs: map[string]kv.Record{}}
+		}
+		return nodes[n.ID]
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nodes["n1"].setDown(true)
+	hinted := 0
+	for i := range 200 {
+		key := []byte(fmt.Sprintf("k%d", i))
+		_, err := c.Apply(key, kv.Record{TS: int64(i + 1), Value: key}, httpproxy.AcksAll)
+		if ok, _ := c.replicates("n1", key); ok {
+			if !errors.Is(err, httpproxy.ErrUnavailable) {
+				t.Fatalf("write_acks all of a key of n1, down: %v", err)
+			}
+			hinted++
+		}
+	}
+	waitFor(t, func() bool { return hs.Stats().Pending >= hinted })
+	cfg3, err := config.Parse([]byte(three))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(cfg3); err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for i := range 200 {
+		if ok, _ := c.replicates("n1", []byte(fmt.Sprintf("k%d", i))); ok {
+			kept++
+		}
+	}
+	if kept == 0 || kept >= hinted {
+		t.Fatalf("n1 keeps %d of its %d keys under three buckets; want some moved", kept, hinted)
+	}
+	nodes["n1"].setDown(false)
+	handOff(context.Background(), hs, c, slog.Default(), "n1", nil)
+	if got := len(nodes["n1"].recs); got != kept {
+		t.Fatalf("n1 got %d records, want the %d it still owns", got, kept)
+	}
+	for key := range nodes["n1"].recs {
+		if ok, _ := c.replicates("n1", []byte(key)); !ok {
+			t.Errorf("n1 was sent %q, which it no longer owns", key)
+		}
+	}
+	if st := hs.Stats(); st.Pending != 0 {
+		t.Fatalf("hints left after hand-off: %+v", st)
+	}
+}
+
 // A write that lost, at one replica only, to a newer record still being
 // written (B on n3 alone; n4 down) used to answer X-Applied: no with B's
 // timestamp while a quorum read right after returned the write's own older

@@ -68,7 +68,7 @@ deployments:
 		b.Fatal(err)
 	}
 	peers := newPeerPool("", codec.DefaultMaxFrame, log)
-	peers.conns = conns
+	peers.perPeer = conns
 	b.Cleanup(peers.close)
 	c, err := NewCluster(cfg, ClusterConfig{Logger: log, Replica: func(n config.Node) Replica {
 		return peers.replica(config.Node{ID: n.ID, Host: "127.0.0.1", PeerPort: portOf(b, addrs[n.ID])})
@@ -223,7 +223,7 @@ func servePeerNode(id string, log *slog.Logger) (addr string, stop func(), err e
 	if err != nil {
 		return "", nil, err
 	}
-	h := newPeerHandler(store, hlc.New(0), log)
+	h := newPeerHandler(store, hlc.New(0), nil, log)
 	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h, Logger: log})
 	if err := srv.Start(); err != nil {
 		store.Close()

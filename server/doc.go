@@ -15,10 +15,16 @@
 //     store) and replica_peer.go (a peer over the binary protocol) implement
 //     it, and replica_test.go runs one conformance test against both.
 //   - peer.go: the peer protocol served from the local store; records
-//     from peers beyond max_clock_skew are refused, the others observed by
-//     the process's hybrid logical clock (kv/hlc).
+//     from peers beyond max_clock_skew, or of keys this node replicates in
+//     no live deployment of its configuration (nor of the previous one),
+//     are refused (never stored),
+//     the others observed by the process's hybrid logical clock (kv/hlc).
 //   - handoff.go: hinted hand-off — writes a replica missed, kept in
-//     server/hints, replayed once it answers again.
+//     server/hints, replayed once it answers again (hints of keys a newer
+//     configuration moved away from the node are dropped instead).
+//   - httptokens.go: the http_tokens_file a node or proxy requires of HTTP
+//     requests, read at start, on SIGHUP and with each configuration; the
+//     -token-file token sent to coordinators.
 //   - heal.go, reconcile.go: anti-entropy — a tree of hash-segment sums
 //     compared with each peer, records exchanged only in the segments that
 //     differ, keys this node no longer owns handed over and dropped; each
@@ -48,6 +54,16 @@
 //     record is served marked (httpproxy.ErrNoReadQuorum) and nothing found
 //     is unavailable, never not-found.
 //   - A hint never counts toward write_acks.
+//   - A node stores a peer write only for a key it replicates in a live
+//     deployment (during a migration both are live) of its configuration or
+//     of the previous one. Every writer — a request's fan-out, hinted
+//     hand-off, read repair, anti-entropy pushes and migration copies —
+//     writes only to a key's replicas under its own configuration, which
+//     trails or leads this node's by at most a poll: a writer still on the
+//     previous configuration (the old active deployment's quorum, as a
+//     migration finishes) is served; only misrouted writes, and a writer
+//     ahead of this node, are refused (the latter until this node catches
+//     up; the write is hinted meanwhile).
 //   - A node drops a key it no longer owns only after every current replica
 //     holds that record or a newer one; a tombstone goes only after every
 //     replica holds it.

@@ -35,7 +35,7 @@ type task struct {
 	err  error
 	done chan *task
 	rt   *route   // the route the task belongs to (its refs)
-	c    *Cluster // drains rt if this task comes back last
+	c    *Cluster // drains rt if this task comes back last, counts its failure
 }
 
 func (t *task) run() {

@@ -49,14 +49,33 @@ func handOff(ctx context.Context, hs *hints.Store, c *Cluster, log *slog.Logger,
 		return
 	}
 	began := time.Now()
+	moved := 0
 	sent, err := hs.Replay(node, func(batch []codec.Record) error {
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		_, err := r.ApplyBatch(ctx, batch)
-		return err
+		// A node refuses writes of keys it does not replicate: the hints of
+		// keys a newer configuration moved away from it are dropped (their
+		// owners get the records from anti-entropy), not left to block the
+		// batch.
+		owned := batch[:0]
+		for _, rec := range batch {
+			if ok, _ := c.replicates(node, rec.Key); ok {
+				owned = append(owned, rec)
+			}
+		}
+		if len(owned) > 0 {
+			ctx, cancel := context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+			if _, err := r.ApplyBatch(ctx, owned); err != nil {
+				return err
+			}
+		}
+		moved += len(batch) - len(owned)
+		return nil
 	})
+	if moved > 0 {
+		log.Info("hints dropped: their keys moved to other nodes", "node", node, "records", moved)
+	}
 	if sent > 0 {
-		log.Info("hints replayed", "node", node, "records", sent, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
+		log.Info("hints replayed", "node", node, "records", sent-moved, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
 		if onReturn != nil {
 			onReturn(node)
 		}

@@ -42,13 +42,13 @@ func (c *Cluster) countError(node string, err error) {
 // peer connections and the configuration version.
 func processMetrics(reg *metrics.Registry, c *Cluster, hs *hints.Store, peers *peerPool, served func() int) {
 	reg.Hints(hs.Stats)
-	reg.Peers(peers.connections, served)
+	reg.Peers(peers.conns, served)
 	reg.Config(func() string { return c.Config().Version })
 }
 
-// connections reports the connections open to each peer the configuration in use
+// conns reports the connections open to each peer the configuration in use
 // names (nodes as this pool knows them, by address).
-func (p *peerPool) connections() []metrics.PeerConn {
+func (p *peerPool) conns() []metrics.PeerConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]metrics.PeerConn, 0, len(p.clients))

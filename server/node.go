@@ -40,7 +40,10 @@ type NodeConfig struct {
 	// clock skew (tako-node -clock-offset). Zero in production.
 	ClockOffset time.Duration
 	PprofAddr   string // net/http/pprof listener; empty: off
-	Logger      *slog.Logger
+	// TokenFile (-token-file) holds the bearer token sent to coordinators
+	// (httpproxy.ReadClientToken); "" sends none.
+	TokenFile string
+	Logger    *slog.Logger
 	// Ready, when set, is called once the node accepts requests.
 	Ready func()
 }
@@ -57,9 +60,13 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
+	token, err := readClientToken(nc.TokenFile)
+	if err != nil {
+		return err
+	}
 	src, cfg, err := configsource.Open(ctx, configsource.Options{
 		File: nc.ConfigPath, Coordinators: nc.Coordinators,
-		CachePath: filepath.Join(dir, "config.json"), Logger: log,
+		CachePath: filepath.Join(dir, "config.json"), Token: token, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -68,6 +75,10 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		return fmt.Errorf("node id %q is not in configuration %s (from %s)", nc.ID, cfg.Version, src.Origin())
 	}
 	auth, err := loadPeerAuth(cfg, nc.ConfigPath, log)
+	if err != nil {
+		return err
+	}
+	tokens, err := loadHTTPTokens(cfg, nc.ConfigPath, log)
 	if err != nil {
 		return err
 	}
@@ -121,7 +132,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	ph := newPeerHandler(store, clock, log)
+	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.mayStore(nc.ID, key) }, log)
 	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
 		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets})
 	if err := psrv.Start(); err != nil {
@@ -148,6 +159,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
+		tokens: tokens, tokenFile: nc.TokenFile,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -295,24 +307,26 @@ func listenAddr(addr, host string) string {
 
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
-	ln       net.Listener
-	backend  httpproxy.Backend
-	local    httpproxy.Reader // a node's own store; nil in a proxy
-	keys     httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
-	clock    *hlc.Clock
-	storage  config.Storage
-	pprof    string
-	log      *slog.Logger
-	src      *configsource.Source
-	cluster  *Cluster
-	ready    func()
-	name     string
-	self     string               // the node's id; empty in a proxy
-	started  *config.Config       // the configuration the process started with
-	onUpdate func(*config.Config) // after a new configuration is in use
-	routes   map[string]fasthttp.RequestHandler
-	shutdown *shutdown // bounds the HTTP drain
-	metrics  *metrics.Registry
+	ln        net.Listener
+	backend   httpproxy.Backend
+	local     httpproxy.Reader // a node's own store; nil in a proxy
+	keys      httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
+	clock     *hlc.Clock
+	storage   config.Storage
+	pprof     string
+	log       *slog.Logger
+	src       *configsource.Source
+	cluster   *Cluster
+	ready     func()
+	name      string
+	self      string               // the node's id; empty in a proxy
+	started   *config.Config       // the configuration the process started with
+	onUpdate  func(*config.Config) // after a new configuration is in use
+	routes    map[string]fasthttp.RequestHandler
+	tokens    *httpTokens // the bearer tokens HTTP requests need
+	tokenFile string      // -token-file: reread on SIGHUP
+	shutdown  *shutdown   // bounds the HTTP drain
+	metrics   *metrics.Registry
 }
 
 // serveHTTP serves the HTTP API, with the metrics (metrics.Path) and
@@ -336,6 +350,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		ConfigVersion: func() string { return s.cluster.Config().Version },
 		Routes:        routes,
 		Metrics:       metrics.NewHTTP(s.metrics),
+		Tokens:        &s.tokens.guard,
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
@@ -347,11 +362,16 @@ func serveHTTP(ctx context.Context, s httpService) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	httpproxy.OnHangup(watchCtx, func() {
+		s.tokens.reload(s.cluster.Config(), "SIGHUP")
+		s.rereadClientToken()
+	})
 	go s.src.Watch(watchCtx, func(cfg *config.Config) {
 		if err := s.cluster.Update(cfg); err != nil {
 			s.log.Error("configuration refused", "version", cfg.Version, "err", err)
 			return
 		}
+		s.tokens.reload(cfg, "configuration "+cfg.Version)
 		s.clock.SetMaxSkew(cfg.ActiveDeployment().MaxClockSkew)
 		if s.onUpdate != nil {
 			s.onUpdate(cfg)

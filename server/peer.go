@@ -23,14 +23,25 @@ import (
 // allocation); scans and digests to the same readers. A full queue answers
 // "unavailable" — except a point read, which then runs on the loop rather
 // than fail a read quorum.
+//
+// Writes (Set, BatchSet) of a key this node does not replicate in any live
+// deployment of its configuration, nor of the one before it, are refused
+// with an error naming the reason, logged (rate-limited) and not stored
+// (Cluster.mayStore): every legitimate writer — replication, hinted
+// hand-off, read repair, anti-entropy and migration copies — writes only to
+// a key's replicas under its configuration, which is this node's or, for a
+// poll interval after a change, the previous one; so such a write is
+// misrouted (or comes from a process configurations behind).
 type peerHandler struct {
-	store  *kv.Store
-	clock  *hlc.Clock // observes records that arrive; refuses those too far ahead
-	log    *slog.Logger
-	skewed httpproxy.LogLimiter // logs refused records
-	points chan *pointRead
-	reads  chan func()
-	wg     sync.WaitGroup
+	store    *kv.Store
+	clock    *hlc.Clock // observes records that arrive; refuses those too far ahead
+	owns     ownership  // nil: every key is this node's
+	log      *slog.Logger
+	skewed   httpproxy.LogLimiter // logs refused records
+	notOwned httpproxy.LogLimiter // logs writes of keys this node does not own
+	points   chan *pointRead
+	reads    chan func()
+	wg       sync.WaitGroup
 }
 
 // pointRead is a queued get or stat; pooled with its key buffer.
@@ -84,8 +95,12 @@ const (
 	zeroCopyMin  = 8 << 10 // values from this size are sent without a copy
 )
 
-func newPeerHandler(store *kv.Store, clock *hlc.Clock, log *slog.Logger) *peerHandler {
-	h := &peerHandler{store: store, clock: clock, log: log, points: make(chan *pointRead, 4096), reads: make(chan func(), 1024)}
+// ownership reports whether this node replicates key in a live deployment,
+// and the version of the configuration that says so.
+type ownership func(key []byte) (bool, string)
+
+func newPeerHandler(store *kv.Store, clock *hlc.Clock, owns ownership, log *slog.Logger) *peerHandler {
+	h := &peerHandler{store: store, clock: clock, owns: owns, log: log, points: make(chan *pointRead, 4096), reads: make(chan func(), 1024)}
 	for range peerReaders {
 		h.wg.Add(1)
 		go func() {
@@ -215,9 +230,19 @@ func setStatus(res kv.Result) codec.Status {
 	return codec.StatusStale
 }
 
-// admit checks the timestamp of a record that arrived from a peer and
-// observes it: one beyond max_clock_skew is refused, never stored.
+// errNotOwner refuses a write of a key this node does not replicate.
+var errNotOwner = errors.New("not an owner: this node replicates the key in no live deployment")
+
+// admit checks a record that arrived from a peer and observes its
+// timestamp: one of a key this node does not own, or stamped beyond
+// max_clock_skew, is refused, never stored.
 func (h *peerHandler) admit(key []byte, ts int64) error {
+	if h.owns != nil {
+		if ok, version := h.owns(key); !ok {
+			h.notOwned.Warn(h.log, "refused a peer write of a key this node does not own", "key", fmt.Sprintf("%.64q", key), "config", version)
+			return fmt.Errorf("%w of configuration %s", errNotOwner, version)
+		}
+	}
 	if err := h.clock.Check(ts); err != nil {
 		h.skewed.Warn(h.log, "refused a peer record", "key", fmt.Sprintf("%.64q", key), "err", err)
 		return err
@@ -256,8 +281,10 @@ func (h *peerHandler) batchSet(req *codec.Request, rw *eventloop.ReplyWriter) {
 		finish()
 		return
 	}
-	// One record beyond max_clock_skew refuses the whole batch, before any
-	// is applied: batch results carry no per-record error.
+	// One record beyond max_clock_skew, or of a key this node does not own,
+	// refuses the whole batch, before any is applied: batch results carry no
+	// per-record error (and a refused record must not pass for stored: a
+	// healer drops what every owner confirmed).
 	for it := req.Records; ; {
 		r, ok := it.Next()
 		if !ok {

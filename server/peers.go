@@ -19,7 +19,7 @@ type peerPool struct {
 	maxFrame int
 	log      *slog.Logger
 	auth     peerAuth // set before the first replica
-	conns    int      // connections per peer; 0: one (see replica)
+	perPeer  int      // connections per peer; 0: one (see replica)
 
 	mu      sync.Mutex
 	clients map[string]*eventloop.Client
@@ -55,7 +55,7 @@ func (p *peerPool) replica(n config.Node) Replica {
 		// goroutine coalesce into fewer, larger writes and reads (measured
 		// +10% proxy reads, and no loss on 180 KiB ingest, against two;
 		// BenchmarkClusterConns measures again).
-		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, Conns: max(p.conns, 1), MaxFrame: p.maxFrame, Logger: p.log,
+		c = eventloop.NewClient(eventloop.ClientConfig{Addr: addr, NodeID: p.self, Conns: max(p.perPeer, 1), MaxFrame: p.maxFrame, Logger: p.log,
 			Secrets: p.auth.secrets})
 		p.clients[addr] = c
 	}

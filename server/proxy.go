@@ -24,6 +24,7 @@ type ProxyConfig struct {
 	// ClockOffset is added to this process's clock: a testing aid to inject
 	// clock skew (tako-proxy -clock-offset). Zero in production.
 	ClockOffset time.Duration
+	TokenFile   string // -token-file, as NodeConfig.TokenFile
 	Logger      *slog.Logger
 	Ready       func()
 }
@@ -40,14 +41,22 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", pc.Addr, err)
 	}
+	token, err := readClientToken(pc.TokenFile)
+	if err != nil {
+		return err
+	}
 	src, cfg, err := configsource.Open(ctx, configsource.Options{
 		File: pc.ConfigPath, Coordinators: pc.Coordinators,
-		CachePath: filepath.Join(pc.VarDir, "proxy-"+port, "config.json"), Logger: log,
+		CachePath: filepath.Join(pc.VarDir, "proxy-"+port, "config.json"), Token: token, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	auth, err := loadPeerAuth(cfg, pc.ConfigPath, log)
+	if err != nil {
+		return err
+	}
+	tokens, err := loadHTTPTokens(cfg, pc.ConfigPath, log)
 	if err != nil {
 		return err
 	}
@@ -76,5 +85,6 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	return serveHTTP(ctx, httpService{
 		ln: ln, backend: cluster, keys: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", started: cfg, onUpdate: peers.retain, metrics: reg,
+		tokens: tokens, tokenFile: pc.TokenFile,
 	})
 }

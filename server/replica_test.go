@@ -22,7 +22,7 @@ func TestReplicaConformance(t *testing.T) {
 		"local": func(t *testing.T) Replica { return localReplica{openMemStore(t)} },
 		"peer": func(t *testing.T) Replica {
 			store := openMemStore(t)
-			h := newPeerHandler(store, hlc.New(0), slog.Default())
+			h := newPeerHandler(store, hlc.New(0), nil, slog.Default())
 			srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
 			if err := srv.Start(); err != nil {
 				t.Fatal(err)

@@ -6,7 +6,7 @@
 // more are stopped once they have handed off what they hold (or after
 // -handoff, 10m by default). Ctrl-C (or SIGTERM) stops them all.
 //
-//	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-handoff 10m] [-d]
+//	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-handoff 10m] [-token-file FILE] [-d]
 //	tako-cluster examples/local_cluster.yaml -p 8080
 //
 // Flags may follow the configuration file. tako-coordinator, tako-node and

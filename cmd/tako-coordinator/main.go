@@ -1,10 +1,11 @@
 // Command tako-coordinator serves a Tako configuration file to nodes and
 // proxies (GET /configuration) and notices when the file is edited.
 //
-//	tako-coordinator -id c1 -cfg FILE [-v VARDIR] [-l LOGFILE] [-d] [-listen HOST:PORT]
+//	tako-coordinator -id c1 -cfg FILE [-v VARDIR] [-l LOGFILE] [-d] [-listen HOST[:PORT]] [-token-file FILE]
 //
 // It listens on its own [host, port] from the file's coordinators section
-// (-listen overrides it, for tests). A broken edit of the file is logged and
+// (-listen HOST binds another host at that port; -listen HOST:PORT another
+// address). A broken edit of the file is logged and
 // the last good configuration keeps being served.
 package main
 
@@ -27,11 +28,12 @@ func main() {
 	flag.StringVar(&varDir, "v", "", "var directory (created if missing; the coordinator keeps no state in it)")
 	flag.StringVar(&logFile, "l", "", "log file (JSON lines); default stderr")
 	flag.BoolVar(&debug, "d", false, "debug logging")
-	flag.StringVar(&o.Listen, "listen", "", "listen on HOST:PORT instead of the configured address")
+	flag.StringVar(&o.Listen, "listen", "", "listen on `HOST` (at the configured port) or HOST:PORT instead of the configured address")
+	flag.StringVar(&o.TokenFile, "token-file", "", "send the first bearer token of this `FILE` to nodes (default: the first of http_tokens_file)")
 	flag.DurationVar(&o.Poll, "poll", coordinator.DefaultPoll, "how often to re-read the configuration file")
 	flag.Parse()
 	if o.ID == "" || o.File == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: tako-coordinator -id ID -cfg FILE [-v VARDIR] [-l LOGFILE] [-d] [-listen HOST:PORT]")
+		fmt.Fprintln(os.Stderr, "usage: tako-coordinator -id ID -cfg FILE [-v VARDIR] [-l LOGFILE] [-d] [-listen HOST[:PORT]] [-token-file FILE]")
 		os.Exit(2)
 	}
 	if varDir != "" {

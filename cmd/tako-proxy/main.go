@@ -1,12 +1,13 @@
 // Command tako-proxy serves Tako's HTTP API in front of a cluster. It holds
 // no data: each request goes to the key's replicas over the peer protocol.
 //
-//	tako-proxy -p PORT (-c HOST:PORT [-c HOST:PORT…] | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-clock-offset DURATION]
+//	tako-proxy -p PORT (-c HOST:PORT [-c HOST:PORT…] | -cfg FILE) [-listen HOST] [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-token-file FILE] [-clock-offset DURATION]
 package main
 
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 
@@ -21,7 +22,9 @@ func main() {
 	var port int
 	var debug bool
 	flag.IntVar(&port, "p", 8080, "HTTP port")
-	flag.StringVar(&host, "host", "", "HTTP listen host (default all interfaces)")
+	flag.StringVar(&host, "listen", "", "bind the HTTP port on this `HOST` (default all interfaces: the configuration names no proxy host)")
+	flag.StringVar(&host, "host", "", "the same as -listen (older name)")
+	flag.StringVar(&pc.TokenFile, "token-file", "", "send the first bearer token of this `FILE` to coordinators (needed with -c when they require http_tokens_file)")
 	flag.StringVar(&pc.ConfigPath, "cfg", "", "configuration file (YAML or JSON)")
 	flag.Var((*cli.Strings)(&pc.Coordinators), "c", "coordinator HOST:PORT to fetch the configuration from (repeatable)")
 	flag.StringVar(&pc.VarDir, "v", "./var/tako", "var directory: the cached configuration goes under VARDIR/proxy-<port>")
@@ -31,10 +34,10 @@ func main() {
 	flag.DurationVar(&pc.ClockOffset, "clock-offset", 0, "testing aid: add this `DURATION` to the process's clock (inject clock skew)")
 	flag.Parse()
 	if (pc.ConfigPath == "" && len(pc.Coordinators) == 0) || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: tako-proxy -p PORT (-c HOST:PORT... | -cfg FILE) [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-clock-offset DURATION]")
+		fmt.Fprintln(os.Stderr, "usage: tako-proxy -p PORT (-c HOST:PORT... | -cfg FILE) [-listen HOST] [-v VARDIR] [-l LOGFILE] [-d] [-pprof ADDR] [-token-file FILE] [-clock-offset DURATION]")
 		os.Exit(2)
 	}
-	pc.Addr = host + ":" + strconv.Itoa(port)
+	pc.Addr = net.JoinHostPort(host, strconv.Itoa(port))
 	cli.Main("tako-proxy", logFile, debug, func(l *cli.Env) error {
 		pc.Logger = l.Logger
 		return server.RunProxy(l.Ctx, pc)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/coordinator"
 )
@@ -21,6 +22,9 @@ func (e *env) do(ctx context.Context, method, addr, path string) (*http.Response
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s %s: %w", addr, method, path, err)
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", httpproxy.BearerHeader(e.token))
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {

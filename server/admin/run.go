@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/tako-kv/tako/httpproxy"
 )
 
 // Exit codes of Run (see the package doc).
@@ -51,10 +53,13 @@ type env struct {
 	proxy   string // -proxy: a proxy's HOST:PORT
 	json    bool
 	timeout time.Duration
-	out     io.Writer
-	client  *http.Client
-	now     func() time.Time
-	usage   func() // prints the usage on stderr
+	// tokenFile (-token-file) holds the bearer token sent with every request
+	// (httpproxy.ReadClientToken); token is what it holds.
+	tokenFile, token string
+	out              io.Writer
+	client           *http.Client
+	now              func() time.Time
+	usage            func() // prints the usage on stderr
 }
 
 // usageError is a command line Run cannot act on (exit code 2).
@@ -133,6 +138,7 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&e.proxy, "proxy", e.proxy, "a proxy's `HOST:PORT`, for keys")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
+	fs.StringVar(&e.tokenFile, "token-file", e.tokenFile, "send the first bearer token of this `FILE` (when the cluster has http_tokens_file; repair needs a read-write one)")
 	return fs
 }
 
@@ -165,6 +171,13 @@ func (e *env) parseCommand(fs *flag.FlagSet, args []string, minArgs, maxArgs int
 	e.client = &http.Client{Timeout: e.timeout}
 	if len(pos) < minArgs || len(pos) > maxArgs {
 		return nil, usageErrorf("%s: takes %s, got %q", fs.Name(), argCount(minArgs, maxArgs), pos)
+	}
+	if e.tokenFile != "" {
+		tok, err := httpproxy.ReadClientToken(e.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("-token-file: %w", err)
+		}
+		e.token = tok
 	}
 	return pos, nil
 }

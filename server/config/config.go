@@ -202,7 +202,11 @@ type Config struct {
 	// resolved by SecretFiles.
 	ClusterSecretFile         string
 	ClusterSecretPreviousFile string
-	Version                   string // set by Parse: hash of the canonical JSON
+	// HTTPTokensFile (http_tokens_file) names the file of bearer tokens every HTTP
+	// request but /health must carry, on nodes, proxies and coordinators
+	// (httpproxy.ParseTokens has the format); "" leaves HTTP open. Resolved by TokensFile.
+	HTTPTokensFile string
+	Version        string // set by Parse: hash of the canonical JSON
 }
 
 // SecretFiles returns the cluster secret files, the current one first, relative paths
@@ -211,15 +215,28 @@ type Config struct {
 func (c *Config) SecretFiles(base string) []string {
 	var out []string
 	for _, p := range []string{c.ClusterSecretFile, c.ClusterSecretPreviousFile} {
-		if p == "" {
-			continue
+		if p != "" {
+			out = append(out, resolve(base, p))
 		}
-		if !filepath.IsAbs(p) && base != "" {
-			p = filepath.Join(base, p)
-		}
-		out = append(out, p)
 	}
 	return out
+}
+
+// TokensFile returns http_tokens_file, a relative path joined to base like SecretFiles';
+// "" when the key is not set.
+func (c *Config) TokensFile(base string) string {
+	if c.HTTPTokensFile == "" {
+		return ""
+	}
+	return resolve(base, c.HTTPTokensFile)
+}
+
+// resolve joins a relative path p to base, when base is set.
+func resolve(base, p string) string {
+	if !filepath.IsAbs(p) && base != "" {
+		return filepath.Join(base, p)
+	}
+	return p
 }
 
 // Parse reads a configuration document (YAML, or the same document as JSON),

@@ -9,7 +9,8 @@
 // active_deployment, an optional target_deployment, deployments and an
 // optional storage section, and optionally cluster_secret_file and
 // cluster_secret_previous_file (the peer protocol's shared secret; the files are
-// read by each process at start, not here). A deployment holds read_repair,
+// read by each process at start, not here) and http_tokens_file (the HTTP bearer
+// tokens; likewise read by each process). A deployment holds read_repair,
 // background_healing, background_healing_interval, write_acks,
 // hash.buckets_per_key, hash.points and buckets (bucket: node: [host,
 // http_port, peer_port]). examples/sample.yaml explains every key.

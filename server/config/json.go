@@ -21,6 +21,7 @@ type (
 		// without them keep their version.
 		ClusterSecretFile         string `json:"cluster_secret_file,omitempty"`
 		ClusterSecretPreviousFile string `json:"cluster_secret_previous_file,omitempty"`
+		HTTPTokensFile            string `json:"http_tokens_file,omitempty"`
 	}
 	jsonDeployment struct {
 		ReadRepair        bool   `json:"read_repair"`
@@ -61,6 +62,7 @@ func (c *Config) JSON() ([]byte, error) {
 		Deployments:               make(map[string]jsonDeployment, len(c.Deployments)),
 		ClusterSecretFile:         c.ClusterSecretFile,
 		ClusterSecretPreviousFile: c.ClusterSecretPreviousFile,
+		HTTPTokensFile:            c.HTTPTokensFile,
 		Storage: jsonStorage{
 			Sync:          c.Storage.Sync,
 			SyncInterval:  FormatInterval(c.Storage.SyncInterval),

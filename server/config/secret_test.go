@@ -67,3 +67,39 @@ func TestClusterSecretFile(t *testing.T) {
 	refused("cluster_secret_file: \" s\"\n", "not a usable path")
 	refused("cluster_secret: s\n", "cluster_secret")
 }
+
+// http_tokens_file parses, survives the canonical form, counts in the version (absent,
+// it leaves the version as it was) and resolves like the secret files.
+func TestHTTPTokensFile(t *testing.T) {
+	const doc = "active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n"
+	plain, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := plain.JSON(); strings.Contains(string(js), "tokens") || plain.TokensFile("/etc") != "" {
+		t.Fatalf("a configuration without tokens mentions them: %s", js)
+	}
+	c, err := Parse([]byte(doc + "http_tokens_file: tokens\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version == plain.Version || c.TokensFile("/etc/tako") != "/etc/tako/tokens" || c.TokensFile("") != "tokens" {
+		t.Fatalf("version %s (plain %s), TokensFile %q", c.Version, plain.Version, c.TokensFile("/etc/tako"))
+	}
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := Parse(js); err != nil || back.HTTPTokensFile != "tokens" || back.Version != c.Version {
+		t.Fatalf("after JSON: %+v %v", back, err)
+	}
+	for extra, want := range map[string]string{
+		"http_tokens_file: [a]\n":    "must be a single value",
+		"http_tokens_file: \"a \"\n": "http_tokens_file \"a \": not a usable path",
+		"http_token_file: a\n":       "http_token_file",
+	} {
+		if _, err := Parse([]byte(doc + extra)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", extra, err, want)
+		}
+	}
+}

@@ -301,8 +301,9 @@ func checkHost(where, host string) error {
 	return nil
 }
 
-// validateSecretFiles checks the cluster secret keys as text: the files themselves are
-// read (and refused when others may read them) by each process at start, on its own host.
+// validateSecretFiles checks the cluster secret and HTTP token keys as text: the files
+// themselves are read (and refused when others may read them) by each process, on its own
+// host.
 func (c *Config) validateSecretFiles() error {
 	switch {
 	case c.ClusterSecretPreviousFile != "" && c.ClusterSecretFile == "":
@@ -311,9 +312,17 @@ func (c *Config) validateSecretFiles() error {
 		return invalid(0, "", "cluster_secret_previous_file is cluster_secret_file (%s)", c.ClusterSecretFile)
 	}
 	for _, p := range []string{c.ClusterSecretFile, c.ClusterSecretPreviousFile} {
-		if strings.ContainsRune(p, 0) || strings.TrimSpace(p) != p {
+		if !usablePath(p) {
 			return invalid(0, "", "cluster secret file %q: not a usable path", p)
 		}
 	}
+	if !usablePath(c.HTTPTokensFile) {
+		return invalid(0, "", "http_tokens_file %q: not a usable path", c.HTTPTokensFile)
+	}
 	return nil
+}
+
+// usablePath refuses paths no file can have, or that a stray space made.
+func usablePath(p string) bool {
+	return !strings.ContainsRune(p, 0) && strings.TrimSpace(p) == p
 }

@@ -26,6 +26,10 @@
 // Version is cached (coordinator mode) and handed to onChange; a broken one
 // is logged once and ignored, and the current configuration stays.
 //
+// With Options.Token every request to a coordinator carries it as a bearer
+// token (Authorization: Bearer); a 401 is an unreachable coordinator, its
+// reason quoted in the error.
+//
 // Versions are content hashes (config.Config.Version), so "newer" means
 // "different from the current one": the coordinator is the authority.
 //

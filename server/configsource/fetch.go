@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 )
 
@@ -37,6 +38,10 @@ func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.C
 	if version != "" {
 		req.Header.Set("If-None-Match", `"`+version+`"`)
 	}
+	token := *s.token.Load()
+	if token != "" {
+		req.Header.Set("Authorization", httpproxy.BearerHeader(token))
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, false, fmt.Errorf("coordinator %s: %w", addr, unwrapURLError(err))
@@ -48,7 +53,11 @@ func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.C
 	case http.StatusOK:
 	default:
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return nil, false, fmt.Errorf("coordinator %s: HTTP %s: %s", addr, resp.Status, strings.TrimSpace(string(snippet)))
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized && token == "" {
+			hint = " (the coordinator requires a bearer token: pass -token-file)"
+		}
+		return nil, false, fmt.Errorf("coordinator %s: HTTP %s: %s%s", addr, resp.Status, strings.TrimSpace(string(snippet)), hint)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {

@@ -34,7 +34,10 @@ type Options struct {
 	CachePath    string        // e.g. VARDIR/<id>/config.json; "" disables the cache
 	Poll         time.Duration // Watch period; DefaultPoll when zero
 	OpenWait     time.Duration // how long Open tries coordinators; DefaultOpenWait when zero
-	Logger       *slog.Logger
+	// Token, when set, is sent to coordinators as a bearer token (their
+	// http_tokens_file; -token-file); SetToken replaces it.
+	Token  string
+	Logger *slog.Logger
 }
 
 // Source is an opened configuration source. Create it with Open.
@@ -43,6 +46,7 @@ type Source struct {
 	log    *slog.Logger
 	client *http.Client
 	cur    atomic.Pointer[config.Config]
+	token  atomic.Pointer[string] // Options.Token, or SetToken's
 	origin string
 
 	// Owned by Watch.
@@ -63,6 +67,7 @@ func Open(ctx context.Context, o Options) (*Source, *config.Config, error) {
 		o.OpenWait = DefaultOpenWait
 	}
 	s := &Source{o: o, log: o.Logger, client: newClient()}
+	s.token.Store(&o.Token)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -83,6 +88,10 @@ func Open(ctx context.Context, o Options) (*Source, *config.Config, error) {
 	s.log.Info("configuration loaded", "from", s.origin, "version", cfg.Version)
 	return s, cfg, nil
 }
+
+// SetToken makes tok the bearer token sent from the next request on (a
+// rotated -token-file). Safe from any goroutine.
+func (s *Source) SetToken(tok string) { s.token.Store(&tok) }
 
 // Current returns the configuration last delivered (or Open's).
 func (s *Source) Current() *config.Config { return s.cur.Load() }

@@ -341,3 +341,32 @@ func TestWatchFile(t *testing.T) {
 		t.Errorf("broken edit logged %d times", n)
 	}
 }
+
+// A coordinator with http_tokens_file answers only a process that sends one
+// of its tokens; without one, Open says to pass -token-file; SetToken
+// replaces the token sent (a rotated -token-file).
+func TestCoordinatorTokens(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("old-0123456789abcdef read-only\nnew-0123456789abcdef read-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startCoordinator(t, doc("yes")+"http_tokens_file: "+tokens+"\n")
+	o := Options{Coordinators: []string{addr}, OpenWait: 100 * time.Millisecond}
+	if _, _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "pass -token-file") {
+		t.Fatalf("Open without a token: %v", err)
+	}
+	o.Token = "old-0123456789abcdef"
+	s, cfg, err := Open(context.Background(), o)
+	if err != nil || cfg.HTTPTokensFile != tokens {
+		t.Fatalf("Open with a token: %v %v", cfg, err)
+	}
+	s.SetToken("unknown-0123456789abcdef")
+	if _, _, err := s.fetch(context.Background(), addr, ""); err == nil || !strings.Contains(err.Error(), "unknown token") {
+		t.Fatalf("fetch with an unknown token: %v", err)
+	}
+	s.SetToken("new-0123456789abcdef")
+	if _, _, err := s.fetch(context.Background(), addr, ""); err != nil {
+		t.Fatalf("fetch with the new token: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/metrics"
 )
@@ -37,9 +38,12 @@ const (
 type Options struct {
 	ID     string        // coordinator id in the file's coordinators section
 	File   string        // configuration file (YAML or JSON)
-	Listen string        // host:port overriding the configured address (tests)
+	Listen string        // HOST:PORT, or HOST with the configured port, instead of the configured address
 	Poll   time.Duration // file re-read period; DefaultPoll when zero
-	Logger *slog.Logger
+	// TokenFile (-token-file) holds the bearer token the coordinator sends to
+	// nodes for their /status; "" sends the first token of http_tokens_file.
+	TokenFile string
+	Logger    *slog.Logger
 }
 
 // Coordinator serves one configuration file. Create it with New.
@@ -48,6 +52,10 @@ type Coordinator struct {
 	poll             time.Duration
 	log              *slog.Logger
 	cur              atomic.Pointer[snapshot]
+
+	tokens    httpproxy.TokenGuard   // what requests must carry (http_tokens_file)
+	tokenFile string                 // Options.TokenFile
+	token     atomic.Pointer[string] // what it sends to nodes
 
 	track   tracker // migration progress between looks (migration.go)
 	metrics *metrics.Registry
@@ -84,15 +92,16 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%w %q: not among the coordinators of %s (%s)",
 			ErrUnknownID, o.ID, o.File, knownIDs(cfg))
 	}
-	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger}
-	if c.listen == "" {
-		c.listen = self.String()
-	}
+	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile}
+	c.listen = listenAddr(o.Listen, self)
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if err := c.loadTokens(cfg, "start"); err != nil {
+		return nil, err
 	}
 	c.metrics = metrics.NewRegistry()
 	c.metrics.Coordinator(c.view)
@@ -102,6 +111,19 @@ func New(o Options) (*Coordinator, error) {
 	sum := sha256.Sum256(data)
 	c.prevSum, c.actedSum = sum, sum
 	return c, nil
+}
+
+// listenAddr is where a coordinator configured at self listens: at listen
+// when it names a port, on host listen at the configured port when it names
+// only a host, at self when empty.
+func listenAddr(listen string, self config.Addr) string {
+	if listen == "" {
+		return self.String()
+	}
+	if _, _, err := net.SplitHostPort(listen); err == nil {
+		return listen
+	}
+	return config.Addr{Host: strings.Trim(listen, "[]"), Port: self.Port}.String()
 }
 
 func knownIDs(cfg *config.Config) string {
@@ -143,7 +165,8 @@ func (c *Coordinator) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Handler returns the HTTP API of the package doc.
+// Handler returns the HTTP API of the package doc: every path but /health
+// behind the bearer tokens of http_tokens_file, when it is set.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathConfig, c.serveConfiguration) // GET patterns match HEAD too
@@ -152,7 +175,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathForceFinish, c.serveForceFinish)
 	mux.HandleFunc("GET "+PathPage+"{$}", c.servePage)
 	mux.Handle("GET "+metrics.Path, c.metrics.Handler())
-	return mux
+	return httpproxy.RequireTokens(&c.tokens, mux, PathHealth)
 }
 
 func (c *Coordinator) serveConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -184,6 +207,7 @@ func (c *Coordinator) Serve(ctx context.Context, ln net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	watchCtx, stopWatch := context.WithCancel(ctx)
+	httpproxy.OnHangup(watchCtx, func() { c.loadTokens(c.Config(), "SIGHUP") })
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); c.Watch(watchCtx) }()
 	defer func() { stopWatch(); <-watchDone }()

@@ -39,6 +39,18 @@
 //
 // HEAD works like GET without a body.
 //
+// # Access
+//
+// With http_tokens_file in the configuration it serves, every request but
+// GET /health must carry `Authorization: Bearer TOKEN` of that file (read
+// on the coordinator's host, relative to its file's directory): a read-only
+// token for GET and HEAD, a read-write one for POST /force-finish; 401 with
+// WWW-Authenticate otherwise, 403 for a read-only token that writes. The
+// coordinator sends a token to the nodes it asks for their /status too:
+// Options.TokenFile's, else the first of http_tokens_file. The file is read
+// again when a new configuration is served and on SIGHUP; an unusable file
+// is logged and the tokens in use stay.
+//
 // # Watching the file
 //
 // The coordinator re-reads its file every Options.Poll (default 500ms; the

@@ -100,7 +100,7 @@ func (c *Coordinator) status(ctx context.Context, cfg *config.Config) Status {
 	for i, n := range nodes {
 		st.Nodes[i] = NodeView{ID: n.ID, Bucket: n.Bucket, Addr: n.HTTPAddr(), Deployments: deploymentsOf(cfg, n.ID)}
 		wg.Add(1)
-		go func() { defer wg.Done(); fetchReport(ctx, &st.Nodes[i]) }()
+		go func() { defer wg.Done(); c.fetchReport(ctx, &st.Nodes[i]) }()
 	}
 	wg.Wait()
 	st.Migration = c.migration(cfg, st.Nodes)
@@ -117,9 +117,10 @@ func deploymentsOf(cfg *config.Config, id string) []string {
 	return out
 }
 
-func fetchReport(ctx context.Context, v *NodeView) {
+func (c *Coordinator) fetchReport(ctx context.Context, v *NodeView) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+v.Addr+nodestatus.Path, nil)
 	if err == nil {
+		c.authorize(req)
 		var resp *http.Response
 		if resp, err = statusClient.Do(req); err == nil {
 			defer resp.Body.Close()

@@ -83,6 +83,7 @@ func (c *Coordinator) apply(data []byte) {
 // replaces while they may hold keys to hand off.
 func (c *Coordinator) serve(cfg *config.Config) error {
 	old := c.Config()
+	c.loadTokens(cfg, "configuration "+cfg.Version) // before it is served: it may name new tokens
 	if err := c.publish(cfg); err != nil {
 		return err
 	}

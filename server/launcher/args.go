@@ -21,7 +21,7 @@ const (
 )
 
 // Usage is tako-cluster's synopsis.
-const Usage = "usage: tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait DURATION] [-handoff DURATION] [-d]"
+const Usage = "usage: tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait DURATION] [-handoff DURATION] [-token-file FILE] [-d]"
 
 // ParseArgs parses tako-cluster's command line. Flags may come before and
 // after the configuration file (`tako-cluster local_cluster.yaml -p 8080`);
@@ -43,6 +43,7 @@ func ParseArgs(args []string, out io.Writer) (Options, error) {
 	fs.DurationVar(&o.HandoffTimeout, "handoff", o.HandoffTimeout,
 		"how long a node the configuration no longer names may take to hand off its data before it is stopped anyway")
 	fs.BoolVar(&o.Debug, "d", false, "debug logging in every process")
+	fs.StringVar(&o.TokenFile, "token-file", "", "the bearer token `FILE` tako-cluster and every child send (default: the configuration's http_tokens_file)")
 
 	var positional []string
 	for {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,38 @@ func TestFindBinaries(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if _, err := findBinaries(dir, nodesOnly); err != nil {
 		t.Errorf("nodes only: %v", err)
+	}
+}
+
+// The token file defaults to the configuration's http_tokens_file, relative
+// to the configuration's directory, and reaches every child as an absolute
+// -token-file.
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte("tok-0123456789abcdef read-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parse(t, "coordinators: {c1: [localhost, 4701]}\nactive_deployment: s\nhttp_tokens_file: tokens\ndeployments:\n  s:\n    buckets:\n      b1:\n        n1: [localhost, 5711, 4711]\n")
+	o, err := Options{ConfigPath: filepath.Join(dir, "c.yaml"), ProxyPorts: []int{8080}}.withToken(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "tokens"); o.TokenFile != want || o.token != "tok-0123456789abcdef" {
+		t.Fatalf("token file %q token %q, want %q", o.TokenFile, o.token, want)
+	}
+	specs, err := Plan(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if i := slices.Index(s.Args, "-token-file"); i < 0 || s.Args[i+1] != o.TokenFile {
+			t.Errorf("%s: args %q lack -token-file %s", s.Name, s.Args, o.TokenFile)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tokens"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Options{ConfigPath: filepath.Join(dir, "c.yaml")}).withToken(cfg); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Fatalf("a world-readable token file: %v", err)
 	}
 }

@@ -11,7 +11,11 @@
 //  1. Parse the configuration and plan the processes (Plan): coordinators,
 //     nodes (minus the skipped ones), proxies. Nodes and proxies get
 //     `-c HOST:PORT` for every coordinator (the master first), or
-//     `-cfg CONFIG` when the configuration has no coordinators.
+//     `-cfg CONFIG` when the configuration has no coordinators. With a
+//     token file (-token-file, by default the configuration's
+//     http_tokens_file) every child gets `-token-file FILE` too, and
+//     tako-cluster sends its first token with its own requests (the
+//     configuration it follows, the leavers' /status).
 //  2. Find tako-coordinator, tako-node and tako-proxy next to the running
 //     executable, else on $PATH; report every missing one at once. Check
 //     that every address the cluster will listen on is free, so a leftover

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/coordinator"
 	"github.com/tako-kv/tako/server/nodestatus"
@@ -41,7 +42,7 @@ func (c *cluster) leave(ctx context.Context, ch *child, n config.Node) {
 	c.leaving[n.ID] = &leaver{ch: ch, node: n, cancel: cancel}
 	w := handoffWatch{
 		poll: c.o.Poll, timeout: c.o.HandoffTimeout,
-		node: localURL(n.Host, n.HTTPPort, nodestatus.Path), coordinators: coordinatorStatusURLs(c.cfg),
+		node: localURL(n.Host, n.HTTPPort, nodestatus.Path), coordinators: coordinatorStatusURLs(c.cfg), token: c.o.token,
 	}
 	c.watches.Add(1)
 	go func() {
@@ -102,6 +103,7 @@ type handoffWatch struct {
 	poll, timeout time.Duration
 	node          string   // the node's GET /status URL
 	coordinators  []string // the coordinators' GET /status URLs
+	token         string   // bearer token sent with both ("" none)
 }
 
 // run returns once the node's own report says it holds nothing it must
@@ -113,7 +115,7 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 	held := "an unknown number of records (no report yet)"
 	for {
 		var rep nodestatus.Status
-		if err := getJSON(ctx, w.node, &rep); err != nil {
+		if err := getJSON(ctx, w.node, w.token, &rep); err != nil {
 			held = "an unknown number of records (no report: " + err.Error() + ")"
 		} else if why, done := handedOff(rep); done {
 			return why, false
@@ -122,7 +124,7 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 		}
 		for _, u := range w.coordinators {
 			var st coordinator.Status
-			if getJSON(ctx, u, &st) == nil && st.Migration.State == coordinator.StateNone {
+			if getJSON(ctx, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
 				return "the coordinator at configuration " + st.ConfigVersion + " says no migration is under way", false
 			}
 		}
@@ -165,11 +167,15 @@ var statusClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true}, // no environment proxy
 }
 
-// getJSON decodes url's 200 answer into v.
-func getJSON(ctx context.Context, url string, v any) error {
+// getJSON decodes url's 200 answer into v; token, when set, is sent as a
+// bearer token.
+func getJSON(ctx context.Context, url, token string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", httpproxy.BearerHeader(token))
 	}
 	resp, err := statusClient.Do(req)
 	if err != nil {

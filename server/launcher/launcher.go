@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 )
@@ -49,6 +50,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Health reports whether url answers 200; an HTTP GET when nil.
 	Health func(ctx context.Context, url string) error
+	// TokenFile (-token-file) holds the bearer token tako-cluster sends to
+	// the coordinators and nodes, and is passed on to every child; Run
+	// defaults it to the configuration's http_tokens_file.
+	TokenFile string
+	token     string // what TokenFile holds; set by Run
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +109,9 @@ func Run(ctx context.Context, o Options) error {
 	o = o.withDefaults()
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
+		return err
+	}
+	if o, err = o.withToken(cfg); err != nil {
 		return err
 	}
 	specs, err := Plan(cfg, o)
@@ -276,6 +285,26 @@ func isExecutable(path string) bool {
 var healthClient = &http.Client{
 	Timeout:   time.Second,
 	Transport: &http.Transport{DisableKeepAlives: true}, // no environment proxy
+}
+
+// withToken resolves TokenFile (default: cfg's http_tokens_file) to an
+// absolute path, for the children, and reads its token.
+func (o Options) withToken(cfg *config.Config) (Options, error) {
+	if o.TokenFile == "" {
+		o.TokenFile = cfg.TokensFile(filepath.Dir(o.ConfigPath))
+	}
+	if o.TokenFile == "" {
+		return o, nil
+	}
+	abs, err := filepath.Abs(o.TokenFile)
+	if err != nil {
+		return o, fmt.Errorf("-token-file: %w", err)
+	}
+	o.TokenFile = abs
+	if o.token, err = httpproxy.ReadClientToken(abs); err != nil {
+		return o, fmt.Errorf("-token-file: %w", err)
+	}
+	return o, nil
 }
 
 // httpHealth is the default Options.Health: GET url must answer 200.

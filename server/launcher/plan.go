@@ -76,13 +76,16 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 type planner struct {
 	varDir string
 	source []string // -c per coordinator, or -cfg FILE
-	common []string // -v VARDIR [-d]
+	common []string // -v VARDIR [-d] [-token-file FILE]
 }
 
 func newPlanner(cfg *config.Config, o Options) planner {
 	common := []string{"-v", o.VarDir}
 	if o.Debug {
 		common = append(common, "-d")
+	}
+	if o.TokenFile != "" {
+		common = append(common, "-token-file", o.TokenFile)
 	}
 	return planner{varDir: o.VarDir, source: configSourceArgs(cfg, o.ConfigPath), common: common}
 }
