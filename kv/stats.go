@@ -37,8 +37,14 @@ type Stats struct {
 }
 
 // Stats returns the store's figures now. It reads Pebble's metrics, which
-// takes Pebble's locks briefly: call it at a scrape, not per request.
-func (s *Store) Stats() Stats {
+// takes Pebble's locks briefly: call it at a scrape, not per request. A
+// closed store reports ErrClosed.
+func (s *Store) Stats() (Stats, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Stats{}, ErrClosed
+	}
 	m := s.db.Metrics()
 	st := Stats{
 		Records:             s.Records(),
@@ -69,5 +75,5 @@ func (s *Store) Stats() Stats {
 	if unix.Statfs(s.space.dir, &fs) == nil {
 		st.FreeBytes = int64(fs.Bavail) * int64(fs.Bsize)
 	}
-	return st
+	return st, nil
 }

@@ -379,8 +379,10 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	before := s.Stats()
+	before, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	value := make([]byte, 1000)
 	for i := range 10 {
 		crand.Read(value) // incompressible
@@ -388,7 +390,10 @@ func TestStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after := s.Stats()
+	after, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if after.Records != before.Records+10 {
 		t.Errorf("records %d, then %d after 10 writes", before.Records, after.Records)
 	}
@@ -398,5 +403,9 @@ func TestStats(t *testing.T) {
 	}
 	if after.FreeBytes <= 0 || after.MinFreeBytes != 1 || after.DiskFull || after.DiskUsedBytes == 0 {
 		t.Errorf("free %d, min free %d, full %v, disk used %d", after.FreeBytes, after.MinFreeBytes, after.DiskFull, after.DiskUsedBytes)
+	}
+	s.Close()
+	if _, err := s.Stats(); !errors.Is(err, ErrClosed) {
+		t.Errorf("stats of a closed store: %v", err)
 	}
 }

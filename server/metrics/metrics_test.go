@@ -22,8 +22,8 @@ func scrape(t *testing.T, r *Registry) (metricstest.Families, []byte) {
 func nodeRegistry() (*Registry, *HTTP, *Cluster) {
 	r := NewRegistry()
 	h, c := NewHTTP(r), NewCluster(r)
-	r.Store(func() kv.Stats {
-		return kv.Stats{Records: 7, DiskUsedBytes: 1 << 20, WALSyncs: 3, WALBytesIn: 100, FreeBytes: 1 << 30, MinFreeBytes: 1 << 28}
+	r.Store(func() (kv.Stats, error) {
+		return kv.Stats{Records: 7, DiskUsedBytes: 1 << 20, WALSyncs: 3, WALBytesIn: 100, FreeBytes: 1 << 30, MinFreeBytes: 1 << 28}, nil
 	})
 	r.Hints(func() hints.Stats {
 		return hints.Stats{Stored: 5, Replayed: 4, Dropped: 1, Pending: 1, PendingBytes: 10}
@@ -140,5 +140,20 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 	h.Observe(&ctx, time.Now())
 	if n := testing.AllocsPerRun(1000, func() { h.Observe(&ctx, time.Now()) }); n != 0 {
 		t.Fatalf("Observe allocates %.1f", n)
+	}
+}
+
+// TestClosedStoreLeftOut: a scrape while the store is closed (a shutdown)
+// answers without the store's families.
+func TestClosedStoreLeftOut(t *testing.T) {
+	r := NewRegistry()
+	r.Store(func() (kv.Stats, error) { return kv.Stats{}, kv.ErrClosed })
+	r.Config(func() string { return "v1" })
+	fams, _ := scrape(t, r)
+	if _, ok := fams.Lookup("tako_store_records"); ok {
+		t.Error("store records reported for a closed store")
+	}
+	if v := fams.Value(t, "tako_config_info", "version", "v1"); v != 1 {
+		t.Errorf("config info = %v", v)
 	}
 }

@@ -12,8 +12,9 @@ import (
 
 // Store registers a node's store metrics, read from stats at each scrape:
 // Pebble's own (WAL, flushes, compactions, disk used, block cache) and the
-// free space beside min_free_bytes.
-func (r *Registry) Store(stats func() kv.Stats) {
+// free space beside min_free_bytes. A scrape while the store is closed (a
+// shutdown) leaves them out.
+func (r *Registry) Store(stats func() (kv.Stats, error)) {
 	type s = kv.Stats
 	registerStats(r, stats,
 		gauge("tako_store_records", "Records the store holds, tombstones included.", func(st s) float64 { return float64(st.Records) }),
@@ -41,7 +42,7 @@ func (r *Registry) Store(stats func() kv.Stats) {
 // Hints registers the hinted hand-off metrics, read from stats.
 func (r *Registry) Hints(stats func() hints.Stats) {
 	type s = hints.Stats
-	registerStats(r, stats,
+	registerStats(r, always(stats),
 		counter("tako_hints_stored_total", "Writes a replica missed, kept as hints.", func(st s) float64 { return float64(st.Stored) }),
 		counter("tako_hints_replayed_total", "Hints handed off to their replica once it answered again.", func(st s) float64 { return float64(st.Replayed) }),
 		counter("tako_hints_dropped_total", "Hints dropped: over the byte bound, too old, or their node left the configuration.", func(st s) float64 { return float64(st.Dropped) }),
@@ -65,7 +66,7 @@ type Healing struct {
 func (r *Registry) Healing(stats func() Healing) {
 	type s = Healing
 	passed := func(st s) bool { return st.Last != nil }
-	registerStats(r, stats,
+	registerStats(r, always(stats),
 		counter("tako_healing_passes_total", "Anti-entropy passes finished.", func(st s) float64 { return float64(st.Passes) }),
 		counter("tako_healing_pushed_records_total", "Records anti-entropy pushed to peers.", func(st s) float64 { return float64(st.PushedRecords) }),
 		counter("tako_healing_exchanged_bytes_total", "Bytes anti-entropy exchanged with peers (sums, listings, pushes).", func(st s) float64 { return float64(st.ExchangedBytes) }),

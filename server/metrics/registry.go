@@ -138,20 +138,29 @@ func (s stat[T]) when(present func(T) bool) stat[T] {
 	return s
 }
 
-// registerStats registers stats, read from one snapshot of read per scrape.
-func registerStats[T any](r *Registry, read func() T, stats ...stat[T]) {
+// registerStats registers stats, read from one snapshot of read per scrape;
+// a scrape whose read fails leaves them out.
+func registerStats[T any](r *Registry, read func() (T, error), stats ...stat[T]) {
 	fams := make([]family, len(stats))
 	for i, s := range stats {
 		fams[i] = s.family
 	}
 	r.registerScraped(func(ch chan<- prometheus.Metric) {
-		snap := read()
+		snap, err := read()
+		if err != nil {
+			return
+		}
 		for _, s := range stats {
 			if s.present == nil || s.present(snap) {
 				s.emit(ch, s.value(snap))
 			}
 		}
 	}, fams...)
+}
+
+// always adapts a source that cannot fail to registerStats.
+func always[T any](read func() T) func() (T, error) {
+	return func() (T, error) { return read(), nil }
 }
 
 func boolValue(b bool) float64 {
