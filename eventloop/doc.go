@@ -93,7 +93,8 @@ and the tls.Conn (64 KiB and 256 KiB buffers; 1 MiB socket buffers, so a large r
 spill into gnet's outbound buffer). Everything above (framing, handshake states, the
 limits, backpressure, timeouts, zero-copy replies) is the same code under TLS; a peer that
 stops reading stalls the copy, the socketpair fills and gnet's budget applies as for a TCP
-peer; each copy into TLS must finish within WriteTimeout; either side ending closes both.
+peer; each copy into TLS must finish within WriteTimeout; either side ending closes both,
+and Stop closes every TLS connection, so no bridge outlives it.
 With TLS off nothing changes: connections are enrolled straight from accept, zero-copy.
 
 The client wraps its connection in tls.Client (ServerName defaults to Addr's host) within
