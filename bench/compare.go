@@ -11,7 +11,7 @@ import (
 )
 
 // CompareTargets are the stores Compare knows, in the order it runs them.
-var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "redis-replica", "etcd", "etcd3"}
+var CompareTargets = []string{"disk", "bare", "node", "node-peer", "node-peer-secret", "node-peer-tls", "cluster", "redis", "redis-always", "redis-replica", "etcd", "etcd3"}
 
 // ClusterReplicas is how many replicas the cluster target keeps of each key
 // (local_cluster.yaml: 2 buckets of 2 nodes): its durable ingest ceiling is
@@ -153,6 +153,10 @@ func compareOne(ctx context.Context, cc CompareConfig, ds *Dataset, name string,
 		srv, err = StartNode(ctx, cc.Start)
 	case "node-peer":
 		srv, err = StartNodePeer(ctx, cc.Start)
+	case nodePeerSecret.name:
+		srv, err = startNode(ctx, cc.Start, nodePeerSecret)
+	case nodePeerTLS.name:
+		srv, err = startNode(ctx, cc.Start, nodePeerTLS)
 	case "cluster":
 		srv, err = StartCluster(ctx, cc.Start)
 	case "redis", "redis-always":

@@ -200,6 +200,25 @@ func TestStartNode(t *testing.T) {
 	smoke(t, s)
 }
 
+// TestStartNodePeerSecurity: the node-peer targets with a cluster secret, and with the
+// secret inside mutual TLS, start and serve their endpoint.
+func TestStartNodePeerSecurity(t *testing.T) {
+	o := testStartOptions(t)
+	if _, err := o.Bins.Tako("tako-node"); err != nil {
+		t.Skipf("tako-node unavailable: %s", firstLine(err.Error()))
+	}
+	for _, m := range []nodeMode{nodePeerSecret, nodePeerTLS} {
+		s, err := startNode(context.Background(), o, m)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if m.tls && (s.Endpoint.TLSCertFile == "" || s.Endpoint.SecretFile == "") {
+			t.Fatalf("%s: endpoint %+v", m.name, s.Endpoint)
+		}
+		smoke(t, s)
+	}
+}
+
 // TestStartCluster is the same through tako-cluster's proxy; skipped without the binaries and
 // in -short mode (eleven processes).
 func TestStartCluster(t *testing.T) {

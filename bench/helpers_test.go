@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"testing"
@@ -35,9 +36,18 @@ func (s *memStore) handle(ctx *fasthttp.RequestCtx) {
 // serveHTTP runs h on a free 127.0.0.1 port for the test's lifetime and returns its address.
 func serveHTTP(t *testing.T, h fasthttp.RequestHandler) string {
 	t.Helper()
+	return serveHTTPTLS(t, h, nil)
+}
+
+// serveHTTPTLS is serveHTTP under TLS with cfg (nil: plaintext).
+func serveHTTPTLS(t *testing.T, h fasthttp.RequestHandler, cfg *tls.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	s := &fasthttp.Server{Handler: h, MaxRequestBodySize: 16 << 20}
 	var wg sync.WaitGroup

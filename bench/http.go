@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,6 +16,9 @@ type HTTPTarget struct {
 	set  *fasthttp.Request
 	resp *fasthttp.Response
 	uri  []byte
+	// prefix starts every request URI: the path, or under TLS an https URL (fasthttp's
+	// HostClient refuses a request whose scheme is not its own).
+	prefix string
 }
 
 // newHostClient is the one fasthttp client configuration of the harness: one connection,
@@ -46,15 +50,22 @@ func newRequest(c *fasthttp.HostClient, method string) *fasthttp.Request {
 func NewHTTPTarget(addr string, timeout time.Duration) *HTTPTarget {
 	c := newHostClient(addr, timeout)
 	return &HTTPTarget{
-		c:    c,
-		get:  newRequest(c, fasthttp.MethodGet),
-		set:  newRequest(c, fasthttp.MethodPost),
-		resp: fasthttp.AcquireResponse(),
+		c:      c,
+		get:    newRequest(c, fasthttp.MethodGet),
+		set:    newRequest(c, fasthttp.MethodPost),
+		resp:   fasthttp.AcquireResponse(),
+		prefix: "/values/",
 	}
 }
 
+// useTLS makes t speak HTTPS, verifying the server with cfg.
+func (t *HTTPTarget) useTLS(cfg *tls.Config) {
+	t.c.IsTLS, t.c.TLSConfig = true, cfg
+	t.prefix = "https://" + t.c.Addr + "/values/"
+}
+
 func (t *HTTPTarget) do(req *fasthttp.Request, key []byte) error {
-	t.uri = appendPathEscaped(append(t.uri[:0], "/values/"...), key)
+	t.uri = appendPathEscaped(append(t.uri[:0], t.prefix...), key)
 	req.SetRequestURIBytes(t.uri)
 	return doStatus(t.c, req, t.resp)
 }

@@ -281,6 +281,18 @@ func probeRESP(addr string) func(context.Context) error {
 	}
 }
 
+// probeTarget succeeds once a connection to ep opens (for a peer target: its handshake
+// and a Ping, under TLS if ep says so).
+func probeTarget(ep Endpoint) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t, err := NewTarget(ep, time.Second)
+		if err != nil {
+			return err
+		}
+		return t.Close()
+	}
+}
+
 // probeRESPWait succeeds once a write to a Redis primary is acknowledged by one replica.
 func probeRESPWait(addr string) func(context.Context) error {
 	return func(ctx context.Context) error {

@@ -62,7 +62,7 @@ func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 	case ProtoHTTP, "":
 		t := NewHTTPTarget(addr, timeout)
 		if tlsCfg != nil {
-			t.c.IsTLS, t.c.TLSConfig = true, tlsCfg
+			t.useTLS(tlsCfg)
 		}
 		return t, nil
 	case ProtoEtcd:

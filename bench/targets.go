@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tako-kv/tako/internal/tlstest"
 )
 
 // StartOptions configures the servers the harness starts.
@@ -144,16 +148,32 @@ deployments:
 // StartNode starts a standalone tako-node (config and var dir in a temp dir, free ports,
 // storage.sync from o, default always) and waits for GET /health.
 func StartNode(ctx context.Context, o StartOptions) (*Server, error) {
-	return startNode(ctx, o, false)
+	return startNode(ctx, o, nodeMode{name: "node"})
 }
 
 // StartNodePeer is StartNode with the endpoint on the node's peer port: the
 // same node driven over Tako's binary protocol instead of HTTP.
 func StartNodePeer(ctx context.Context, o StartOptions) (*Server, error) {
-	return startNode(ctx, o, true)
+	return startNode(ctx, o, nodeMode{name: "node-peer", peer: true})
 }
 
-func startNode(ctx context.Context, o StartOptions, peer bool) (*Server, error) {
+// nodeMode is how a standalone node target is set up: its name, whether the endpoint is
+// its peer port, and whether it requires a cluster secret (a fresh one, in its temp dir)
+// and TLS (a fresh CA and certificate there: tlstest.Generate), which the endpoint then
+// proves and speaks.
+type nodeMode struct {
+	name              string
+	peer, secret, tls bool
+}
+
+// The node-peer variants compare's side-by-side targets run: the secret's cost is in the
+// handshake, TLS's in every byte.
+var (
+	nodePeerSecret = nodeMode{name: "node-peer-secret", peer: true, secret: true}
+	nodePeerTLS    = nodeMode{name: "node-peer-tls", peer: true, secret: true, tls: true}
+)
+
+func startNode(ctx context.Context, o StartOptions, m nodeMode) (*Server, error) {
 	bin, err := o.bins().Tako("tako-node")
 	if err != nil {
 		return nil, err
@@ -166,21 +186,52 @@ func startNode(ctx context.Context, o StartOptions, peer bool) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := writeFile(dir, "standalone.yaml", NodeConfig(ports[0], ports[1], o.sync()))
+	ep := Endpoint{Name: m.name, Proto: ProtoHTTP, Addr: addr(ports[0])}
+	if m.peer {
+		ep.Proto, ep.Addr = ProtoPeer, addr(ports[1])
+	}
+	text, err := m.security(dir, &ep)
+	var cfg string
+	if err == nil {
+		cfg, err = writeFile(dir, "standalone.yaml", NodeConfig(ports[0], ports[1], o.sync())+text)
+	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	a := addr(ports[0])
-	ep := Endpoint{Name: "node", Proto: ProtoHTTP, Addr: a}
-	if peer {
-		ep = Endpoint{Name: "node-peer", Proto: ProtoPeer, Addr: addr(ports[1])}
+	ready := probeHTTP(addr(ports[0]), "/health", "ok", 200)
+	if m.tls {
+		ready = probeTarget(ep) // the HTTP port speaks TLS too
 	}
 	return startServer(ctx, serverSpec{
 		ep:  ep,
 		bin: bin, args: []string{"-id", "n1", "-cfg", cfg, "-v", filepath.Join(dir, "var"), "-l", filepath.Join(dir, "node.log")},
-		dir: dir, ready: probeHTTP(a, "/health", "ok", 200), wait: o.timeout(30 * time.Second),
+		dir: dir, ready: ready, wait: o.timeout(30 * time.Second),
 	})
+}
+
+// security writes m's secret and TLS files into dir, points ep at them and returns the
+// configuration keys naming them.
+func (m nodeMode) security(dir string, ep *Endpoint) (string, error) {
+	var text string
+	if m.secret {
+		ep.SecretFile = filepath.Join(dir, "secret")
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		if err := os.WriteFile(ep.SecretFile, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+			return "", err
+		}
+		text += "cluster_secret_file: " + ep.SecretFile + "\n"
+	}
+	if m.tls {
+		f, err := tlstest.Generate(dir, "n1")
+		if err != nil {
+			return "", err
+		}
+		ep.TLSCAFile, ep.TLSCertFile, ep.TLSKeyFile = f.CA, f.Cert, f.Key
+		text += fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+	}
+	return text, nil
 }
 
 // Cluster layouts: where the cluster target's processes listen.

@@ -93,7 +93,8 @@ and the tls.Conn (64 KiB and 256 KiB buffers; 1 MiB socket buffers, so a large r
 spill into gnet's outbound buffer). Everything above (framing, handshake states, the
 limits, backpressure, timeouts, zero-copy replies) is the same code under TLS; a peer that
 stops reading stalls the copy, the socketpair fills and gnet's budget applies as for a TCP
-peer; each copy into TLS must finish within WriteTimeout; either side ending closes both.
+peer; each copy into TLS must finish within WriteTimeout; either side ending closes both,
+and Stop closes every TLS connection, so no bridge outlives it.
 With TLS off nothing changes: connections are enrolled straight from accept, zero-copy.
 
 The client wraps its connection in tls.Client (ServerName defaults to Addr's host) within
@@ -106,14 +107,16 @@ ratios from side-by-side runs, TLS 1.3 with AES-GCM and ECDSA P-256 certificates
   - The alternative, a goroutine per connection serving the Handler from a tls.Conn, needs
     a second implementation of everything the loop does per connection: framing, the
     handshake states, MaxInflight and MaxOutbound with parking, pausing and the partial
-    frame deadline. Those are the protections against abuse; keeping one implementation of
-    them was worth more than the bridge's cost, which is bounded by the raw TLS ceiling:
-    180 KiB writes over loopback TLS to a reader that discards them (BenchmarkRawTCP/tls-*)
-    reach 580-710 MB/s on one connection and 790-1140 MB/s on two, against 2.6-4.8 GB/s in
-    plaintext: encryption, not the bridge, is the cost. Through the bridge, with the whole
-    protocol and two client connections, 180 KiB Sets run at 330-580 MB/s and Gets at
-    380-680 MB/s (BenchmarkLarge/*-tls), 45-75% of that ceiling; a connection-per-goroutine
-    server could at best close that gap.
+    frame deadline. Those are the protections against abuse. Measured as a prototype
+    without any of them (BenchmarkTLSDirect, against the bridge's -tls runs of the same
+    workloads in the same run): large values gain nothing, encryption is the cost (180 KiB
+    Sets 285-430 MB/s direct against 240-530 MB/s bridged, Gets 290-670 against 470-650;
+    180 KiB writes over loopback TLS to a reader that discards them, BenchmarkRawTCP/tls-*,
+    reach 0.6-0.7 GB/s on one connection and 0.8-1.1 GB/s on two, against 2.6-4.8 GB/s in
+    plaintext); small requests gain 1.2-1.5x (pipelined 100 B Gets 320-370k/s against
+    200-300k/s, one at a time 38-43k/s against 25-32k/s: the bridge's two hand-offs per
+    request). A gain on small requests only, small next to what TLS itself costs, was not
+    worth a second implementation of the limits.
   - Kernel TLS (the Go side does the handshake, the kernel encrypts, gnet keeps its
     zero-copy writev) would avoid the copies, but crypto/tls exposes no traffic keys or
     record sequence numbers and cannot hand a connection over, and the tls module is not

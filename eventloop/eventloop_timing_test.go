@@ -135,6 +135,32 @@ func BenchmarkPipelined(b *testing.B) {
 	}
 }
 
+// BenchmarkSequential: one goroutine waiting for each 100 B Get before the next, so each
+// request pays its whole path's latency (under TLS, the bridge's hand-offs too).
+func BenchmarkSequential(b *testing.B) {
+	key := []byte("user:0000000042")
+	value := bytes.Repeat([]byte{'v'}, 100)
+	for _, m := range benchModes {
+		b.Run("get100B"+m.suffix, func(b *testing.B) {
+			sequentialGets(b, benchClient(b, value, m), key)
+		})
+	}
+}
+
+// sequentialGets Gets key from c one at a time and reports ops/s.
+func sequentialGets(b *testing.B, c *Client, key []byte) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Release()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
 // BenchmarkLarge moves 180 KiB values; compare MB/s with BenchmarkRawTCP.
 func BenchmarkLarge(b *testing.B) {
 	key := []byte("user:0000000042")

@@ -150,6 +150,8 @@ type Server struct {
 	stopCtx   context.Context
 	cancel    context.CancelFunc // cancels stopCtx: TLS handshakes under way end (Stop)
 	tlsConns  sync.WaitGroup     // TLS handshakes and bridges (tls.go)
+	tlsMu     sync.Mutex
+	tlsOpen   map[net.Conn]struct{} // REQUIRES: tlsMu held. TLS connections' TCP ends; nil once Stop closed them
 
 	connMu sync.Mutex
 	conns  map[*peerConn]struct{}       // REQUIRES: connMu held. Open connections, for the janitor
@@ -211,6 +213,7 @@ func NewServer(cfg ServerConfig) *Server {
 		ready:     make(chan struct{}),
 		conns:     make(map[*peerConn]struct{}),
 		bells:     make(map[gnet.EventLoop]*doorbell),
+		tlsOpen:   make(map[net.Conn]struct{}),
 	}
 }
 
@@ -313,7 +316,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("eventloop: stop: %w", ctx.Err())
 	}
-	// gnet closed its ends of the TLS bridges: they end now.
+	// gnet closed its ends of the TLS bridges; a bridge copying to a peer that reads
+	// nothing would wait for WriteTimeout: close their connections.
+	s.closeTLS()
 	bridged := make(chan struct{})
 	go func() { s.tlsConns.Wait(); close(bridged) }()
 	select {

@@ -52,19 +52,23 @@ func (s *Server) enrollTLS(nc net.Conn, ip netip.Addr) {
 			s.perIP.give(ip)
 		}
 	}()
+	if !s.trackTLS(nc) {
+		nc.Close() // stopping
+		return
+	}
 	remote := nc.RemoteAddr().String()
 	tc := tls.Server(nc, s.cfg.TLS)
 	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		tc.Close()
+		s.closeConn(nc)
 		s.authLog.log(s.log, "closing peer connection: TLS handshake failed", "remote", remote, "err", err)
 		return
 	}
 	inner, outer, err := socketPair()
 	if err != nil {
-		tc.Close()
+		s.closeConn(nc)
 		s.acceptLog.log(s.log, "peer connection not bridged", "remote", remote, "err", err)
 		return
 	}
@@ -94,7 +98,7 @@ func (s *Server) register(ctx context.Context, nc net.Conn, remote string) bool 
 // bridgeIn copies what the TLS peer sends into gnet's end of the socketpair.
 func (s *Server) bridgeIn(tc *tls.Conn, outer net.Conn) {
 	defer s.tlsConns.Done()
-	defer closeBoth(tc, outer)
+	defer s.closeBridge(tc, outer)
 	buf := make([]byte, bridgeInBuf)
 	for {
 		n, err := tc.Read(buf)
@@ -113,7 +117,7 @@ func (s *Server) bridgeIn(tc *tls.Conn, outer net.Conn) {
 // WriteTimeout.
 func (s *Server) bridgeOut(tc *tls.Conn, outer net.Conn) {
 	defer s.tlsConns.Done()
-	defer closeBoth(tc, outer)
+	defer s.closeBridge(tc, outer)
 	buf := make([]byte, bridgeOutBuf)
 	for {
 		n, err := outer.Read(buf)
@@ -131,12 +135,44 @@ func (s *Server) bridgeOut(tc *tls.Conn, outer net.Conn) {
 	}
 }
 
-// closeBoth ends a bridge: the TLS connection and our end of the socketpair.
-func closeBoth(tc *tls.Conn, outer net.Conn) {
+// closeBridge ends a bridge: the TLS connection and our end of the socketpair.
+func (s *Server) closeBridge(tc *tls.Conn, outer net.Conn) {
 	// No close_notify: the peer protocol frames its own messages, and a peer that stopped
 	// reading would block it.
-	_ = tc.NetConn().Close()
+	s.closeConn(tc.NetConn())
 	_ = outer.Close()
+}
+
+// trackTLS records the TCP connection of a TLS connection, for closeTLS; false once Stop
+// has closed them.
+func (s *Server) trackTLS(nc net.Conn) bool {
+	s.tlsMu.Lock()
+	defer s.tlsMu.Unlock()
+	if s.tlsOpen == nil {
+		return false
+	}
+	s.tlsOpen[nc] = struct{}{}
+	return true
+}
+
+// closeConn closes a tracked TCP connection and forgets it.
+func (s *Server) closeConn(nc net.Conn) {
+	s.tlsMu.Lock()
+	delete(s.tlsOpen, nc)
+	s.tlsMu.Unlock()
+	_ = nc.Close()
+}
+
+// closeTLS closes every TLS connection (Stop), so that their handshakes and bridges end
+// at once, also a bridge blocked copying to a peer that reads nothing.
+func (s *Server) closeTLS() {
+	s.tlsMu.Lock()
+	open := s.tlsOpen
+	s.tlsOpen = nil
+	s.tlsMu.Unlock()
+	for nc := range open {
+		_ = nc.Close()
+	}
 }
 
 // socketPair returns the two ends of a connected Unix stream socketpair as net.Conns.

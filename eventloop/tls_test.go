@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -213,4 +214,32 @@ func TestTLSBackpressure(t *testing.T) {
 		t.Fatalf("%d of %d Gets served to a client that reads nothing", n, asked)
 	}
 	t.Logf("%d of %d Gets served before the stall closed the connection", h.n.Load(), asked)
+}
+
+// TestTLSStopWithStalledPeer: Stop ends a bridge whose peer reads nothing (its copy into
+// TLS blocked) at once, not after WriteTimeout.
+func TestTLSStopWithStalledPeer(t *testing.T) {
+	tt := sharedTLS(t)
+	h := &nullHandler{value: bytes.Repeat([]byte{'v'}, 1<<20)}
+	srv := startServer(t, h, "", withServerTLS(tt.server), func(cfg *ServerConfig) { cfg.WriteTimeout = time.Minute })
+	tc := tls.Client(rawConn(t, srv.Addr().String()), clientTLS(tt.client, srv.Addr().String()))
+	_ = tc.SetDeadline(time.Now().Add(time.Minute)) // rawConn's 5s would end the stall
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	hello(t, tc)
+	var reqs []byte
+	for i := range 64 {
+		reqs = codec.AppendGet(reqs, uint64(i+1), []byte("k"))
+	}
+	if _, err := tc.Write(reqs); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the replies fill the socket buffers
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatalf("stop with a stalled TLS peer: %v after %v", err, time.Since(start))
+	}
 }

@@ -137,8 +137,9 @@ func TestTLSNodeAndProxy(t *testing.T) {
 }
 
 // TestTLSCluster: four nodes in two mirrored buckets and a proxy, TLS on for HTTP and the
-// peer protocol (with the cluster secret on top): writes through the proxy replicate to
-// every replica and read back, through the proxy and from each replica.
+// peer protocol (with the cluster secret on top), run by tako-cluster (which health-checks
+// them over HTTPS): writes through the proxy replicate to every replica and read back,
+// through the proxy and from each replica.
 func TestTLSCluster(t *testing.T) {
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, "tako e2e CA")
@@ -173,17 +174,13 @@ deployments:
 	}
 	hc := httpsClient(ca)
 	nodes := cfg.Nodes()
-	procs := make([]*proc, len(nodes))
-	for i, n := range nodes {
-		procs[i] = start(t, "tako-node", "-id", n.ID, "-cfg", cfgPath, "-v", dir+"/var")
-	}
-	for i, n := range nodes {
-		waitHTTPWith(t, hc, "https://"+n.HTTPAddr()+"/health", procs[i])
-	}
+	// tako-cluster starts them and waits until each answers its HTTPS health check.
 	port := strconv.Itoa(freePorts(t, 1)[0])
-	proxy := start(t, "tako-proxy", "-host", "127.0.0.1", "-p", port, "-cfg", cfgPath, "-v", dir+"/pvar")
+	l := startLauncher(t, cfgPath, "-p", port, "-v", filepath.Join(dir, "var"))
+	if pids := l.waitRunning(60 * time.Second); len(pids) != len(nodes)+1 {
+		t.Fatalf("process table %v, want %d nodes and a proxy", pids, len(nodes))
+	}
 	pbase := "https://127.0.0.1:" + port
-	waitHTTPWith(t, hc, pbase+"/health", proxy)
 	const keys = 20
 	for i := range keys {
 		k := fmt.Sprintf("key-%d", i)

@@ -24,8 +24,9 @@ import (
 
 const usage = `usage:
   tako-bench [run] [flags]       one workload against a running store (-addr, -proto)
-  tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, cluster, redis, redis-always,
-                                 redis-replica, etcd, etcd3 (each started on free loopback ports and stopped afterwards)
+  tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, node-peer-secret,
+                                 node-peer-tls, cluster, redis, redis-always, redis-replica, etcd, etcd3 (each started
+                                 on free loopback ports and stopped afterwards)
   tako-bench chaos -scenario NAME|all [-d DURATION] [-history FILE] [-keep]
                                  workload + nemesis + checker on a cluster of loopback hosts (tako-bench chaos -h)
 flags:

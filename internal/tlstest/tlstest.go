@@ -1,7 +1,8 @@
-// Package tlstest makes certificates for tests: a self-signed CA generated in the test
-// (crypto/x509, ECDSA P-256) and leaf certificates it signs, for 127.0.0.1, ::1 and
-// localhost, usable both as server and as client certificates (mutual TLS). Nothing here
-// touches the network. Only tests use it.
+// Package tlstest makes certificates for tests and benchmarks: a self-signed CA generated
+// on the spot (crypto/x509, ECDSA P-256) and leaf certificates it signs, for 127.0.0.1, ::1
+// and localhost, usable both as server and as client certificates (mutual TLS). Nothing
+// here touches the network. Tests call the testing.TB forms (NewCA, Leaf, WriteFiles),
+// which fail the test on error; the load harness (bench) calls Generate.
 package tlstest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -20,32 +22,44 @@ import (
 	"time"
 )
 
-// CA is a test certificate authority.
+// CA is a throwaway certificate authority.
 type CA struct {
 	Cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	PEM  []byte // the CA certificate, PEM-encoded
 }
 
+// Leaf is a certificate the CA signed for the loopback names, for server and client
+// authentication, PEM-encoded with its key.
+type Leaf struct {
+	CertPEM, KeyPEM []byte
+}
+
+// Files are PEM files written by WriteFiles.
+type Files struct{ Cert, Key, CA string }
+
 // NewCA returns a fresh self-signed CA named name.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der := sign(t, tmpl, tmpl, key, key)
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatalf("tlstest: CA: %v", err)
-	}
-	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	ca, err := newCA(name)
+	check(t, err)
+	return ca
+}
+
+// Leaf signs a new leaf certificate named name.
+func (ca *CA) Leaf(t testing.TB, name string) Leaf {
+	t.Helper()
+	l, err := ca.sign(name)
+	check(t, err)
+	return l
+}
+
+// WriteFiles writes the leaf, its key and the CA certificate into dir (mode 0600).
+func (ca *CA) WriteFiles(t testing.TB, dir string, l Leaf) Files {
+	t.Helper()
+	f, err := ca.write(dir, l)
+	check(t, err)
+	return f
 }
 
 // Pool is a pool holding only the CA.
@@ -55,84 +69,107 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// Leaf is a certificate the CA signed for the loopback names, for server and client
-// authentication, PEM-encoded with its key.
-type Leaf struct {
-	CertPEM, KeyPEM []byte
-}
-
-// Leaf signs a new leaf certificate named name.
-func (ca *CA) Leaf(t testing.TB, name string) Leaf {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der := sign(t, tmpl, ca.Cert, key, ca.key)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("tlstest: leaf key: %v", err)
-	}
-	return Leaf{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	}
-}
-
 // TLS is the leaf as a tls.Certificate.
 func (l Leaf) TLS(t testing.TB) tls.Certificate {
 	t.Helper()
 	c, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
-	if err != nil {
-		t.Fatalf("tlstest: %v", err)
-	}
+	check(t, err)
 	return c
 }
 
-// Files are PEM files written by WriteFiles.
-type Files struct{ Cert, Key, CA string }
+// Generate writes a fresh CA and one leaf it signed, named name, into dir.
+func Generate(dir, name string) (Files, error) {
+	ca, err := newCA(name + " CA")
+	if err != nil {
+		return Files{}, err
+	}
+	l, err := ca.sign(name)
+	if err != nil {
+		return Files{}, err
+	}
+	return ca.write(dir, l)
+}
 
-// WriteFiles writes the leaf, its key (mode 0600) and the CA certificate into dir.
-func (ca *CA) WriteFiles(t testing.TB, dir string, l Leaf) Files {
+func check(t testing.TB, err error) {
 	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("tlstest: key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: name},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := sign(tmpl, tmpl, key, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("tlstest: CA: %w", err)
+	}
+	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+func (ca *CA) sign(name string) (Leaf, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Leaf{}, fmt.Errorf("tlstest: key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := sign(tmpl, ca.Cert, key, ca.key)
+	if err != nil {
+		return Leaf{}, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return Leaf{}, fmt.Errorf("tlstest: leaf key: %w", err)
+	}
+	return Leaf{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+	}, nil
+}
+
+func (ca *CA) write(dir string, l Leaf) (Files, error) {
 	f := Files{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"), CA: filepath.Join(dir, "ca.pem")}
-	for path, b := range map[string][]byte{f.Cert: l.CertPEM, f.Key: l.KeyPEM, f.CA: ca.PEM} {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatalf("tlstest: %v", err)
+	for _, w := range []struct {
+		path string
+		b    []byte
+	}{{f.Cert, l.CertPEM}, {f.Key, l.KeyPEM}, {f.CA, ca.PEM}} {
+		if err := os.WriteFile(w.path, w.b, 0o600); err != nil {
+			return Files{}, fmt.Errorf("tlstest: %w", err)
 		}
 	}
-	return f
+	return f, nil
 }
 
-// sign makes the certificate tmpl for key's public key, signed by parent's key.
-func sign(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) []byte {
-	t.Helper()
+// sign makes the certificate tmpl, valid from an hour ago for a day, for key's public key,
+// signed by parent's key.
+func sign(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, fmt.Errorf("tlstest: serial: %w", err)
+	}
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		t.Fatalf("tlstest: certificate %s: %v", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("tlstest: certificate %s: %w", tmpl.Subject.CommonName, err)
 	}
-	return der
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("tlstest: key: %v", err)
-	}
-	return k
-}
-
-func serial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatalf("tlstest: serial: %v", err)
-	}
-	return n
+	return der, nil
 }
