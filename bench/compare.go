@@ -11,7 +11,7 @@ import (
 )
 
 // CompareTargets are the stores Compare knows, in the order it runs them.
-var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "etcd"}
+var CompareTargets = []string{"disk", "bare", "node", "node-peer", "cluster", "redis", "redis-always", "redis-replica", "etcd", "etcd3"}
 
 // ClusterReplicas is how many replicas the cluster target keeps of each key
 // (local_cluster.yaml: 2 buckets of 2 nodes): its durable ingest ceiling is
@@ -54,6 +54,7 @@ type Comparison struct {
 	Dist      string             `json:"dist"`
 	Keys      int                `json:"keys"`
 	Conns     int                `json:"conns"`
+	Layout    string             `json:"cluster_layout"` // the cluster target's (LayoutPorts, LayoutHosts)
 	Baseline  string             `json:"baseline"`
 	Results   []*Result          `json:"results"`
 	Ratios    map[string]*Ratios `json:"ratios,omitempty"` // by target; absent without a baseline
@@ -85,6 +86,10 @@ func Compare(ctx context.Context, cc CompareConfig) (*Comparison, error) {
 	if err := cc.Config.check(); err != nil {
 		return nil, err
 	}
+	layout, err := ParseLayout(cc.Start.Layout)
+	if err != nil {
+		return nil, err
+	}
 	ds, err := cc.Config.NewDataset()
 	if err != nil {
 		return nil, err
@@ -102,7 +107,7 @@ func Compare(ctx context.Context, cc CompareConfig) (*Comparison, error) {
 	}
 	cmp := &Comparison{
 		Workload: cc.Workload.Name, ValueSize: ds.AvgValueSize(), FilesDir: ds.dir, Dist: cc.Dist,
-		Keys: ds.Len(), Conns: cc.Conns, Baseline: Baseline, Skipped: []Skipped{},
+		Keys: ds.Len(), Conns: cc.Conns, Layout: layout, Baseline: Baseline, Skipped: []Skipped{},
 	}
 	only := cc.Only
 	if len(only) == 0 {
@@ -152,15 +157,19 @@ func compareOne(ctx context.Context, cc CompareConfig, ds *Dataset, name string,
 		srv, err = StartCluster(ctx, cc.Start)
 	case "redis", "redis-always":
 		srv, err = StartRedis(ctx, cc.Start, name == "redis-always")
+	case "redis-replica":
+		srv, err = StartRedisReplica(ctx, cc.Start)
 	case "etcd":
 		srv, err = StartEtcd(ctx, cc.Start)
+	case "etcd3":
+		srv, err = StartEtcd3(ctx, cc.Start)
 	default:
 		err = fmt.Errorf("%w %q", ErrUnknownTarget, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(logw, "started %s on %s (pid %d)\n", name, srv.Addr, srv.Pid)
+	fmt.Fprintf(logw, "started %s on %s\n", name, srv.where())
 	res, runErr := RunDataset(ctx, cfg, ds, srv.Endpoint)
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintf(logw, "stop %s: %v\n", name, err)
@@ -210,7 +219,11 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 	if c.FilesDir != "" {
 		what = "files of " + c.FilesDir + " (mean " + FormatBytes(uint64(c.ValueSize)) + ")"
 	}
-	fmt.Fprintf(w, "workload %s, %s, %d keys %s, %d connections\n", c.Workload, what, c.Keys, c.Dist, c.Conns)
+	fmt.Fprintf(w, "workload %s, %s, %d keys %s, %d connections", c.Workload, what, c.Keys, c.Dist, c.Conns)
+	if c.result("cluster") != nil {
+		fmt.Fprintf(w, ", cluster layout %s", c.Layout)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tops/s\tMB/s\tp50\tp99\tp99.9\tCPU s\tpeak RSS\terrors\tops vs node\t")
 	for _, r := range c.Results {

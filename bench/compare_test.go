@@ -83,17 +83,26 @@ func TestCompareSkipsMissingPeers(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // nothing installed
 	cfg := shortConfig("ingest")
 	var log strings.Builder
-	c, err := Compare(context.Background(), CompareConfig{Config: cfg, Only: []string{"redis", "redis-always", "etcd"}, Start: testStartOptions(t), Log: &log})
+	c, err := Compare(context.Background(), CompareConfig{Config: cfg, Only: []string{"redis", "redis-always", "redis-replica", "etcd", "etcd3"}, Start: testStartOptions(t), Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Results) != 0 || len(c.Skipped) != 3 {
+	if len(c.Results) != 0 || len(c.Skipped) != 5 {
 		t.Fatalf("results %d skipped %+v", len(c.Results), c.Skipped)
 	}
-	for _, want := range []string{"skip redis: ", "apt-get install -y redis-server", "skip etcd: ", "apt-get install -y etcd-server"} {
+	for _, want := range []string{"skip redis: ", "apt-get install -y redis-server", "skip etcd: ", "apt-get install -y etcd-server",
+		"skip redis-replica: ", "skip etcd3: "} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
+	}
+}
+
+func TestCompareRejectsBadLayout(t *testing.T) {
+	o := testStartOptions(t)
+	o.Layout = "racks"
+	if _, err := Compare(context.Background(), CompareConfig{Config: shortConfig("c"), Only: []string{"bare"}, Start: o}); !errors.Is(err, ErrUnknownLayout) {
+		t.Fatalf("bad layout: %v", err)
 	}
 }
 
@@ -140,11 +149,18 @@ func TestConfigs(t *testing.T) {
 	for i := range ports {
 		ports[i] = 6000 + i
 	}
-	c := ClusterConfig(ports, "always")
+	c := ClusterConfig(LayoutPorts, ports, "always")
 	for _, want := range []string{"c1: [127.0.0.1, 6000]", "b1:\n                n1: [127.0.0.1, 6001, 6002]\n                n2: [127.0.0.1, 6003, 6004]",
 		"b5:\n", "n10: [127.0.0.1, 6019, 6020]", "buckets_per_key: 2", "read_repair: yes"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("cluster config lacks %q:\n%s", want, c)
+		}
+	}
+	c = ClusterConfig(LayoutHosts, ports[:3], "always")
+	for _, want := range []string{"c1: [127.0.0.10, 6000]", "b1:\n                n1: [127.0.0.11, 6001, 6002]\n                n2: [127.0.0.12, 6001, 6002]",
+		"b5:\n", "n10: [127.0.0.20, 6001, 6002]", "buckets_per_key: 2"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("hosts cluster config lacks %q:\n%s", want, c)
 		}
 	}
 }

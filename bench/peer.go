@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 
 	"github.com/tako-kv/tako/codec"
@@ -17,8 +18,8 @@ type peerTarget struct {
 }
 
 // dialPeer connects to addr; with secretFile, proving that cluster secret in the
-// handshake as every member does.
-func dialPeer(addr, secretFile string, timeout time.Duration) (Target, error) {
+// handshake as every member does; with tlsCfg, under TLS.
+func dialPeer(addr, secretFile string, tlsCfg *tls.Config, timeout time.Duration) (Target, error) {
 	var secrets [][]byte
 	if secretFile != "" {
 		s, err := eventloop.ReadSecretFile(secretFile)
@@ -27,7 +28,7 @@ func dialPeer(addr, secretFile string, timeout time.Duration) (Target, error) {
 		}
 		secrets = [][]byte{s}
 	}
-	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr, Conns: 1, Secrets: secrets})
+	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr, Conns: 1, Secrets: secrets, TLS: tlsCfg})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := c.Ping(ctx); err != nil {

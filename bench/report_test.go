@@ -84,6 +84,15 @@ func TestComparisonTable(t *testing.T) {
 	if !strings.Contains(b.String(), "no ratios: node was not measured") {
 		t.Errorf("missing baseline not said:\n%s", b.String())
 	}
+	if strings.Contains(b.String(), "layout") {
+		t.Errorf("layout named without a cluster result:\n%s", b.String())
+	}
+	c.Results, c.Layout = append(c.Results, sampleResult("cluster", 30000)), LayoutHosts
+	b.Reset()
+	_ = c.WriteTable(&b)
+	if !strings.Contains(b.String(), "64 connections, cluster layout hosts\n") {
+		t.Errorf("cluster layout not said:\n%s", b.String())
+	}
 }
 
 func TestFormatters(t *testing.T) {

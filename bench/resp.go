@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,6 +107,26 @@ func (c *RESPClient) ReadStatus() error {
 	return fmt.Errorf("%w: redis status %q", ErrBadReply, line)
 }
 
+// ReadInt reads an integer reply (:N); an error reply is a RESPError.
+func (c *RESPClient) ReadInt() (int64, error) {
+	line, err := c.readLine()
+	if err != nil {
+		return 0, err
+	}
+	switch line[0] {
+	case ':':
+	case '-':
+		return 0, RESPError(line[1:])
+	default:
+		return 0, fmt.Errorf("%w: redis integer %q", ErrBadReply, line)
+	}
+	n, err := strconv.ParseInt(string(line[1:]), 10, 64) // no allocation: the conversion does not escape
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis integer %q", ErrBadReply, line)
+	}
+	return n, nil
+}
+
 // ReadBulk reads a bulk-string reply into dst[:0]; a nil bulk ($-1) is ErrNotFound.
 func (c *RESPClient) ReadBulk(dst []byte) ([]byte, error) {
 	line, err := c.readLine()
@@ -159,3 +180,54 @@ func (c *RESPClient) Get(key, dst []byte) ([]byte, error) {
 
 // Close closes the connection.
 func (c *RESPClient) Close() error { return c.conn.Close() }
+
+// ErrNotReplicated reports a write that fewer replicas acknowledged than asked for.
+var ErrNotReplicated = errors.New("bench: write not acknowledged by the replicas")
+
+// RESPWait is a Target for a Redis primary whose every SET is acknowledged by replicas: SET and
+// WAIT go out in one flush and their replies are read together, one round trip per write as
+// with RESPClient.Set. A WAIT reply below the replicas asked for is ErrNotReplicated.
+type RESPWait struct {
+	*RESPClient
+	replicas int64
+	wait     []byte // the whole WAIT command, built once
+}
+
+// DialRESPWait connects to a Redis primary at addr; every Set waits for replicas replicas.
+// WAIT's own timeout is half of timeout (0: WAIT blocks until enough replicas acknowledged),
+// so a replica that does not answer shows as ErrNotReplicated, not as a connection timeout.
+func DialRESPWait(addr string, timeout time.Duration, replicas int) (*RESPWait, error) {
+	c, err := DialRESP(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return NewRESPWait(c, timeout/2, replicas), nil
+}
+
+// NewRESPWait wraps c; wait is WAIT's timeout, rounded up to a millisecond (0: none).
+func NewRESPWait(c *RESPClient, wait time.Duration, replicas int) *RESPWait {
+	ms := strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10)
+	n := strconv.Itoa(replicas)
+	cmd := fmt.Sprintf("*3\r\n$4\r\nWAIT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(n), n, len(ms), ms)
+	return &RESPWait{RESPClient: c, replicas: int64(replicas), wait: []byte(cmd)}
+}
+
+// Set runs SET key value, then WAIT for the replicas, in one round trip.
+func (c *RESPWait) Set(key, value []byte) error {
+	c.WriteSet(key, value)
+	_, _ = c.w.Write(c.wait)
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	setErr := c.ReadStatus()
+	n, err := c.ReadInt() // read both replies, so the connection stays in step
+	switch {
+	case setErr != nil:
+		return setErr
+	case err != nil:
+		return fmt.Errorf("redis WAIT: %w", err)
+	case n < c.replicas:
+		return fmt.Errorf("%w: WAIT %d acknowledged by %d", ErrNotReplicated, c.replicas, n)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,12 +141,15 @@ func TestRESPClient(t *testing.T) {
 	}
 }
 
+// replies is a client that reads the given server replies.
+func replies(b []byte) *RESPClient {
+	c := NewRESPClient(nopConn{}, 0)
+	c.r = bufio.NewReader(bytes.NewReader(b))
+	return c
+}
+
 func TestRESPReplyParsing(t *testing.T) {
-	parse := func(reply string) ([]byte, error) {
-		c := NewRESPClient(nopConn{}, 0)
-		c.r = bufio.NewReader(bytes.NewBufferString(reply))
-		return c.ReadBulk(nil)
-	}
+	parse := func(reply string) ([]byte, error) { return replies([]byte(reply)).ReadBulk(nil) }
 	for reply, want := range map[string]string{"$3\r\nabc\r\n": "abc", "$0\r\n\r\n": ""} {
 		if got, err := parse(reply); err != nil || string(got) != want {
 			t.Errorf("%q: %q, %v", reply, got, err)
@@ -163,9 +167,8 @@ func FuzzRESPReadBulk(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := NewRESPClient(nopConn{}, 0)
+		c := replies(b)
 		c.maxBulk = 1 << 16
-		c.r = bufio.NewReader(bytes.NewReader(b))
 		got, err := c.ReadBulk(nil)
 		if err == nil && len(got) > len(b) {
 			t.Fatalf("value longer than input")
@@ -177,3 +180,81 @@ func FuzzRESPReadBulk(f *testing.F) {
 type nopConn struct{ net.Conn }
 
 func (nopConn) Close() error { return nil }
+
+func TestRESPWait(t *testing.T) {
+	for _, tc := range []struct {
+		acks    string
+		wait    time.Duration
+		wantCmd string
+		wantErr error
+	}{
+		{acks: "1", wait: 1500 * time.Millisecond, wantCmd: "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n1500\r\n"},
+		{acks: "2", wait: 100 * time.Microsecond, wantCmd: "$1\r\n1\r\n"}, // rounded up to 1 ms
+		{acks: "0", wait: time.Second, wantErr: ErrNotReplicated},
+		{acks: "x", wait: time.Second, wantErr: ErrBadReply},
+	} {
+		conn := &recordingRESP{cannedRESP: cannedRESP{acks: tc.acks}}
+		c := NewRESPWait(NewRESPClient(conn, time.Second), tc.wait, 1)
+		err := c.Set([]byte("k"), []byte("v"))
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+			t.Errorf("acks %s: %v, want %v", tc.acks, err, tc.wantErr)
+		}
+		if !strings.HasPrefix(conn.sent, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*3\r\n$4\r\nWAIT\r\n") || !strings.Contains(conn.sent, tc.wantCmd) {
+			t.Errorf("acks %s: sent %q in one write, want SET then %q", tc.acks, conn.sent, tc.wantCmd)
+		}
+		if tc.acks == "0" && ErrorKind(err) != "not replicated" {
+			t.Errorf("classified %q", ErrorKind(err))
+		}
+	}
+	// SET's own error reply wins, and WAIT's reply is still consumed.
+	c := NewRESPWait(NewRESPClient(&cannedRESP{}, 0), time.Second, 1)
+	c.r = bufio.NewReader(bytes.NewBufferString("-OOM no memory\r\n:0\r\n+OK\r\n"))
+	var re RESPError
+	if err := c.Set([]byte("k"), nil); !errors.As(err, &re) {
+		t.Fatalf("SET error reply: %v", err)
+	}
+	if err := c.ReadStatus(); err != nil {
+		t.Fatalf("out of step after an error reply: %v", err)
+	}
+}
+
+// recordingRESP is a cannedRESP that keeps what the last write sent.
+type recordingRESP struct {
+	cannedRESP
+	sent string
+}
+
+func (c *recordingRESP) Write(p []byte) (int, error) {
+	c.sent = string(p)
+	return c.cannedRESP.Write(p)
+}
+
+func TestRESPReadInt(t *testing.T) {
+	parse := func(reply string) (int64, error) { return replies([]byte(reply)).ReadInt() }
+	for reply, want := range map[string]int64{":0\r\n": 0, ":3\r\n": 3, ":-1\r\n": -1} {
+		if got, err := parse(reply); err != nil || got != want {
+			t.Errorf("%q: %d, %v", reply, got, err)
+		}
+	}
+	for _, reply := range []string{":\r\n", ":1x\r\n", "+OK\r\n", "$1\r\n1\r\n", ":1\n", ":99999999999999999999\r\n"} {
+		if _, err := parse(reply); err == nil {
+			t.Errorf("%q accepted", reply)
+		}
+	}
+	var re RESPError
+	if _, err := parse("-NOREPLICAS\r\n"); !errors.As(err, &re) {
+		t.Errorf("error reply: %v", err)
+	}
+}
+
+func FuzzRESPReadInt(f *testing.F) {
+	for _, s := range []string{":1\r\n", ":-1\r\n", "-ERR x\r\n", ":\r\n", "$1\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := replies(b).ReadInt()
+		if line, _, ok := bytes.Cut(b, []byte("\r\n")); err == nil && (!ok || line[0] != ':' || len(line) > 21) {
+			t.Fatalf("%q parsed as %d", b, n)
+		}
+	})
+}

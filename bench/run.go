@@ -65,9 +65,18 @@ type Endpoint struct {
 	Proto string // ProtoHTTP, ProtoEtcd, ProtoRedis, ProtoPeer
 	Addr  string // host:port
 	Pid   int    // server process whose tree's CPU and RSS are reported; 0 = none
+	// Addrs, when set, are every member of a replicated store that takes load: worker i
+	// connects to Addrs[i%len(Addrs)] instead of Addr.
+	Addrs []string
+	// Pids are the store's other processes (members, replicas), accounted with Pid's tree.
+	Pids []int
 	// SecretFile is the cluster_secret_file whose secret a ProtoPeer target proves; "" for
 	// a node without one.
 	SecretFile string
+	// TLSCAFile, TLSCertFile and TLSKeyFile reach a target whose tls_cert_file is set: the
+	// CA verifies the server (HTTP or peer); the certificate and key are this client's,
+	// which the peer port requires (mutual TLS). All "": plaintext.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
 }
 
 // Run drives cfg's workload against ep and reports.
@@ -122,30 +131,44 @@ func RunDataset(ctx context.Context, cfg Config, ds *Dataset, ep Endpoint) (*Res
 			return nil, err
 		}
 	}
-	before := Usage{}
-	if ep.Pid > 0 {
-		before = TreeUsage(ep.Pid)
-	}
+	before := ep.usage()
 	cpu0 := selfCPU()
 	elapsed := measure(ctx, cfg, ds, keys, ws, ep.Name)
 	res := newResult(cfg, ds, ep, elapsed, ws)
 	res.ClientCPU = selfCPU() - cpu0
 	if ep.Pid > 0 {
-		after := TreeUsage(ep.Pid)
+		after := ep.usage()
 		res.ServerProcs, res.ServerCPU, res.ServerPeakRSS = after.Procs, after.CPUSecs-before.CPUSecs, after.PeakRSS
 	}
 	return res, ctx.Err()
 }
 
+// usage sums TreeUsage over the endpoint's server processes (zero without a Pid).
+func (ep Endpoint) usage() Usage {
+	var u Usage
+	if ep.Pid <= 0 {
+		return u
+	}
+	for _, pid := range append([]int{ep.Pid}, ep.Pids...) {
+		t := TreeUsage(pid)
+		u.Procs, u.CPUSecs, u.PeakRSS = u.Procs+t.Procs, u.CPUSecs+t.CPUSecs, u.PeakRSS+t.PeakRSS
+	}
+	return u
+}
+
 func dialWorkers(cfg Config, ep Endpoint) ([]*worker, error) {
 	ws := make([]*worker, cfg.Conns)
 	for i := range ws {
-		t, err := NewTarget(ep, cfg.Timeout)
+		e := ep
+		if len(ep.Addrs) > 0 {
+			e.Addr = ep.Addrs[i%len(ep.Addrs)]
+		}
+		t, err := NewTarget(e, cfg.Timeout)
 		if err != nil {
 			for _, w := range ws[:i] {
 				_ = w.t.Close()
 			}
-			return nil, fmt.Errorf("bench: connect %s %s: %w", ep.Name, ep.Addr, err)
+			return nil, fmt.Errorf("bench: connect %s %s: %w", ep.Name, e.Addr, err)
 		}
 		ws[i] = &worker{id: i, t: t, rng: newRand(cfg.Seed, i), errs: map[string]uint64{}}
 	}

@@ -190,6 +190,14 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("RESP op allocates %v times", n)
 	}
+	rw := NewRESPWait(NewRESPClient(&cannedRESP{acks: "1"}, time.Second), time.Second, 1)
+	if n := testing.AllocsPerRun(200, func() {
+		if err := rw.Set(key, ds.Value(0)); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("RESP SET+WAIT allocates %v times", n)
+	}
 }
 
 // cannedRESP is an allocation-free in-memory RESP peer: every flushed SET is answered +OK,
@@ -197,6 +205,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 type cannedRESP struct {
 	net.Conn
 	value []byte
+	acks  string // reply to WAIT (":acks"), queued after SET's when both come in one flush
 	out   []byte
 	off   int
 }
@@ -206,6 +215,9 @@ func (c *cannedRESP) Write(p []byte) (int, error) {
 	switch {
 	case bytes.HasPrefix(p, []byte("*3\r\n$3\r\nSET")):
 		c.out = append(c.out, "+OK\r\n"...)
+		if bytes.Contains(p, []byte("\r\nWAIT\r\n")) {
+			c.out = append(append(append(c.out, ':'), c.acks...), "\r\n"...)
+		}
 	case bytes.HasPrefix(p, []byte("*2\r\n$3\r\nGET")):
 		c.out = append(strconv.AppendInt(append(c.out, '$'), int64(len(c.value)), 10), "\r\n"...)
 		c.out = append(append(c.out, c.value...), "\r\n"...)

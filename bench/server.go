@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +30,9 @@ type Server struct {
 	done chan struct{} // closed when the process exited
 	err  error         // Wait's result, valid after done
 	once sync.Once
+	// members are the other processes of a replicated store (etcd members, a Redis replica),
+	// each with its own dir, stopped after this one.
+	members []*Server
 }
 
 // serverSpec describes how to start and probe one server.
@@ -44,6 +49,47 @@ type serverSpec struct {
 // startServer runs spec and waits until it is ready. On failure everything is cleaned up and
 // the error carries the tail of the server's log.
 func startServer(ctx context.Context, spec serverSpec) (*Server, error) {
+	return startGroup(ctx, []serverSpec{spec})
+}
+
+// startGroup starts every process of a replicated store, then waits for each in turn to be
+// ready: members that answer only once a quorum runs must all be started first. It returns
+// the first, whose Pids list the others' and whose Stop stops them too. On failure everything
+// is stopped and every spec's dir removed; the error carries the failing process's log tail.
+func startGroup(ctx context.Context, specs []serverSpec) (*Server, error) {
+	var started []*Server
+	fail := func(err error) (*Server, error) {
+		for _, s := range started {
+			_ = s.Stop()
+		}
+		for _, spec := range specs[len(started):] {
+			_ = os.RemoveAll(spec.dir)
+		}
+		return nil, err
+	}
+	for _, spec := range specs {
+		s, err := launch(spec)
+		if err != nil {
+			return fail(err)
+		}
+		started = append(started, s)
+	}
+	for i, s := range started {
+		if err := s.waitReady(ctx, specs[i].ready, specs[i].wait); err != nil {
+			tail := s.LogTail(15)
+			return fail(fmt.Errorf("%w: %s: %w\n--- %s log tail ---\n%s", ErrNotReady, s.Name, err, s.Name, tail))
+		}
+	}
+	first := started[0]
+	first.members = started[1:]
+	for _, m := range first.members {
+		first.Pids = append(first.Pids, m.Pid)
+	}
+	return first, nil
+}
+
+// launch starts spec's process without waiting for it; on error spec.dir is removed.
+func launch(spec serverSpec) (*Server, error) {
 	s := &Server{Endpoint: spec.ep, Dir: spec.dir, Log: filepath.Join(spec.dir, "server.log"), done: make(chan struct{})}
 	logf, err := os.Create(s.Log)
 	if err != nil {
@@ -62,11 +108,6 @@ func startServer(ctx context.Context, spec serverSpec) (*Server, error) {
 	}
 	s.Pid = s.cmd.Process.Pid
 	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	if err := s.waitReady(ctx, spec.ready, spec.wait); err != nil {
-		tail := s.LogTail(15)
-		_ = s.Stop()
-		return nil, fmt.Errorf("%w: %s: %w\n--- %s log tail ---\n%s", ErrNotReady, spec.ep.Name, err, spec.ep.Name, tail)
-	}
 	return s, nil
 }
 
@@ -92,8 +133,16 @@ func (s *Server) waitReady(ctx context.Context, ready func(context.Context) erro
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL to its process group after 10 s), reaps it
-// and removes its temp dir. Safe to call more than once.
+// and removes its temp dir, then does the same for its members. Safe to call more than once.
 func (s *Server) Stop() error {
+	err := s.stopOne()
+	for _, m := range s.members {
+		err = errors.Join(err, m.Stop())
+	}
+	return err
+}
+
+func (s *Server) stopOne() error {
 	var err error
 	s.once.Do(func() {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
@@ -111,6 +160,15 @@ func (s *Server) Stop() error {
 		}
 	})
 	return err
+}
+
+// where says where the server and its members listen, with their pids, for the log.
+func (s *Server) where() string {
+	w := fmt.Sprintf("%s (pid %d)", s.Addr, s.Pid)
+	for _, m := range s.members {
+		w += fmt.Sprintf(", %s on %s (pid %d)", m.Name, m.Addr, m.Pid)
+	}
+	return w
 }
 
 // LogTail returns the last n lines of the server's log.
@@ -136,6 +194,48 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// SharedPorts returns n distinct ports free on 127.0.0.1 and on every host: candidates come
+// from 127.0.0.1:0 and are kept only if every other host can bind them too.
+func SharedPorts(hosts []string, n int) ([]int, error) {
+	var out []int
+	for tries := 0; len(out) < n && tries < 50; tries++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("bench: free port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ok := bindsEverywhere(hosts, port)
+		ln.Close()
+		if ok && !slices.Contains(out, port) {
+			out = append(out, port)
+		}
+	}
+	if len(out) < n {
+		return nil, fmt.Errorf("bench: no %d ports free on all of %v", n, hosts)
+	}
+	return out, nil
+}
+
+func bindsEverywhere(hosts []string, port int) bool {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, h := range hosts {
+		if h == "127.0.0.1" {
+			continue // the candidate's own listener holds it
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		lns = append(lns, ln)
+	}
+	return true
 }
 
 // probeHTTP succeeds once GET path on addr answers with a status in ok and a body containing
@@ -178,6 +278,18 @@ func probeRESP(addr string) func(context.Context) error {
 			return nil
 		}
 		return err
+	}
+}
+
+// probeRESPWait succeeds once a write to a Redis primary is acknowledged by one replica.
+func probeRESPWait(addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := DialRESPWait(addr, time.Second, 1)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Set([]byte("tako-bench-probe"), nil)
 	}
 }
 

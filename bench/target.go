@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // Target is one client connection to a store. Each worker goroutine owns one and issues
@@ -42,23 +46,70 @@ const (
 	ProtoHTTP  = "http"  // Tako HTTP API (node, proxy) and the bare server
 	ProtoEtcd  = "etcd"  // etcd v3 JSON gateway
 	ProtoRedis = "redis" // RESP
-	ProtoPeer  = "peer"  // Tako binary peer protocol (see peer.go)
+	// ProtoRedisWait is RESP to a primary, every SET followed by WAIT 1 (a replica acknowledged it).
+	ProtoRedisWait = "redis-wait"
+	ProtoPeer      = "peer" // Tako binary peer protocol (see peer.go)
 )
 
 // NewTarget opens one connection speaking ep.Proto to ep.Addr (host:port).
 func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 	proto, addr := ep.Proto, ep.Addr
+	tlsCfg, err := ep.clientTLS(proto == ProtoPeer)
+	if err != nil {
+		return nil, err
+	}
 	switch proto {
 	case ProtoHTTP, "":
-		return NewHTTPTarget(addr, timeout), nil
+		t := NewHTTPTarget(addr, timeout)
+		if tlsCfg != nil {
+			t.c.IsTLS, t.c.TLSConfig = true, tlsCfg
+		}
+		return t, nil
 	case ProtoEtcd:
 		return NewEtcdTarget(addr, timeout), nil
 	case ProtoRedis:
 		return DialRESP(addr, timeout)
+	case ProtoRedisWait:
+		return DialRESPWait(addr, timeout, 1)
 	case ProtoPeer:
-		return dialPeer(addr, ep.SecretFile, timeout)
+		return dialPeer(addr, ep.SecretFile, tlsCfg, timeout)
+	}
+	if tlsCfg != nil {
+		return nil, fmt.Errorf("%w: TLS with -proto %s", ErrBadTarget, proto)
 	}
 	return nil, fmt.Errorf("%w %q", ErrBadTarget, proto)
+}
+
+// clientTLS is ep's client TLS configuration (nil without a CA file): the server verified
+// against TLSCAFile, under the address's host name, presenting TLSCertFile when set,
+// which a peer target must.
+func (ep Endpoint) clientTLS(peer bool) (*tls.Config, error) {
+	switch {
+	case ep.TLSCAFile == "" && ep.TLSCertFile == "" && ep.TLSKeyFile == "":
+		return nil, nil
+	case ep.TLSCAFile == "":
+		return nil, errors.New("bench: a TLS client certificate needs -tls-ca to verify the server")
+	case ep.TLSCertFile == "" && peer:
+		return nil, errors.New("bench: -proto peer over TLS needs -tls-cert and -tls-key: the peer port asks for a client certificate")
+	}
+	var c *tls.Config
+	if ep.TLSCertFile == "" {
+		pool, err := tlsconf.LoadCA("-tls-ca", ep.TLSCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	} else {
+		set, err := tlsconf.Load(config.TLSFiles{Cert: ep.TLSCertFile, Key: ep.TLSKeyFile, CA: ep.TLSCAFile})
+		if err != nil {
+			return nil, err
+		}
+		c = set.PeerClient()
+	}
+	if host, _, err := net.SplitHostPort(ep.Addr); err == nil {
+		c.ServerName = host
+	}
+	return c, nil
 }
 
 // statusKinds caches "http NNN" so counting status errors does not allocate.
@@ -86,6 +137,8 @@ func ErrorKind(err error) string {
 		return "not found"
 	case errors.As(err, &re):
 		return "redis error"
+	case errors.Is(err, ErrNotReplicated):
+		return "not replicated"
 	case errors.Is(err, ErrBadReply):
 		return "bad reply"
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -105,5 +158,6 @@ func ErrorKind(err error) string {
 // off briefly instead of spinning on e.g. a refused connection.
 func transportError(err error) bool {
 	var se *StatusError
-	return !errors.As(err, &se) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrNotFound)
+	return !errors.As(err, &se) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrNotFound) &&
+		!errors.Is(err, ErrNotReplicated)
 }

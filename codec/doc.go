@@ -93,6 +93,9 @@ connection. Other bodies, by op:
 	11 Purge      record list: remove each if still    as BatchSet's reply: Applied = removed,
 	                stored exactly so                    Stale = kept (it changed)
 
+Key listing (HTTP GET /keys on a proxy) is Scan without values: each node's keys of a range
+in order, a page at a time, resumed from next; the proxy merges the nodes' pages.
+
 A segment (Sums, SegmentScan) is one of the 65536 slices of the ring named by the top 16
 bits of a key's ring hash (hashring.Hash); the sums are the store's per-segment XOR of
 record hashes and record count (kv.SegmentSum), which replicas compare to find the few

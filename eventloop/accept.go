@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // The server accepts connections itself and enrolls them with gnet's engine (Engine.Register
@@ -62,6 +60,11 @@ func (s *Server) acceptLoop() {
 				"remote", nc.RemoteAddr(), "limit", s.cfg.MaxConnsPerIP)
 			continue
 		}
+		if s.cfg.TLS != nil {
+			s.tlsConns.Add(1)
+			go s.enrollTLS(nc, ip)
+			continue
+		}
 		if !s.enroll(nc) {
 			s.perIP.give(ip)
 		}
@@ -92,6 +95,16 @@ func (c *ipConns) give(ip netip.Addr) {
 	if c.open[ip]--; c.open[ip] <= 0 {
 		delete(c.open, ip)
 	}
+}
+
+// ip is the connection's remote IP, as the per-IP cap counted it at accept (for a TLS
+// connection, its TCP address, not the bridge's).
+func (pc *peerConn) ip() netip.Addr {
+	ap, err := netip.ParseAddrPort(pc.remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // remoteIP is a connection's remote IP address (IPv4-mapped addresses unmapped); the zero
@@ -138,17 +151,7 @@ func (s *Server) shed() bool {
 // descriptor and closes nc in every case. It reports whether the connection was
 // registered (then OnClose will see it).
 func (s *Server) enroll(nc net.Conn) bool {
-	res, err := s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
-	if err != nil {
-		nc.Close()
-		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", err)
-		return false
-	}
-	if r, ok := <-res; ok && r.Err != nil {
-		s.acceptLog.log(s.log, "peer connection not registered", "remote", nc.RemoteAddr(), "err", r.Err)
-		return false
-	}
-	return true
+	return s.register(context.Background(), nc, nc.RemoteAddr().String())
 }
 
 // releaseFiles closes the reserve descriptor and removes gnet's socket directory (Stop,

@@ -3,6 +3,7 @@ package eventloop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,10 @@ type ClientConfig struct {
 	// proves itself with the first one the server proved. Empty: no proof is offered or
 	// asked for.
 	Secrets [][]byte
+	// TLS, when set, runs each connection under TLS (doc.go, "TLS"): RootCAs to verify the
+	// server, and Certificates for mutual TLS. ServerName defaults to Addr's host. The TLS
+	// handshake counts in DialTimeout. nil: plaintext.
+	TLS *tls.Config
 	// Conns is the number of connections to the peer. Default 2.
 	Conns int
 	// DialTimeout bounds connecting plus the handshake. Default 1s.
@@ -168,6 +173,7 @@ type dialing struct {
 // NewClient returns a client for cfg.Addr. It does not connect until the first request.
 func NewClient(cfg ClientConfig) *Client {
 	cfg.setDefaults()
+	cfg.TLS = clientTLS(cfg.TLS, cfg.Addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Client{
 		cfg:    cfg,
@@ -180,6 +186,18 @@ func NewClient(cfg ClientConfig) *Client {
 
 // Addr is the peer's address.
 func (c *Client) Addr() string { return c.cfg.Addr }
+
+// Conns returns how many of the client's connections are up now
+// (monitoring); it neither dials nor waits.
+func (c *Client) Conns() int {
+	n := 0
+	for i := range c.slots {
+		if cc := c.slots[i].cc.Load(); cc != nil && !cc.dead() {
+			n++
+		}
+	}
+	return n
+}
 
 // Close fails every pending request with ErrClosed, closes the connections and waits for
 // the client's goroutines to exit.
@@ -325,6 +343,14 @@ func (c *Client) connect() (*clientConn, error) {
 	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("eventloop: dial %s: %w", c.cfg.Addr, err)
+	}
+	if c.cfg.TLS != nil {
+		tc, err := dialTLS(ctx, nc, c.cfg.TLS)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, c.cfg.Addr, err)
+		}
+		nc = tc
 	}
 	deadline, _ := ctx.Deadline()
 	peerID, err := handshake(nc, deadline, &c.cfg)

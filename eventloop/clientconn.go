@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,10 @@ type clientConn struct {
 	// set writing touches them.
 	diov  [2][]byte
 	dbufs net.Buffers
+	// gather is where a TLS connection gathers small frames before a write (tls.go,
+	// writeBuffers); nil on a plaintext connection, which writes with writev. Only the
+	// goroutine that set writing touches it.
+	gather *[]byte
 }
 
 func newClientConn(cl *Client, nc net.Conn, peerID string) *clientConn {
@@ -99,7 +104,17 @@ func newClientConn(cl *Client, nc net.Conn, peerID string) *clientConn {
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		pending: make(map[uint64]*call),
+		gather:  gatherBuf(nc),
 	}
+}
+
+// gatherBuf returns a gather buffer for a connection that cannot writev (TLS), else nil.
+func gatherBuf(nc net.Conn) *[]byte {
+	if _, ok := nc.(*tls.Conn); !ok {
+		return nil
+	}
+	b := make([]byte, 0, gatherMax)
+	return &b
 }
 
 func (cc *clientConn) dead() bool { return cc.isDead.Load() }
@@ -214,7 +229,7 @@ func (cc *clientConn) writeDirect(c *call) {
 	}
 	err := cc.nc.SetWriteDeadline(time.Now().Add(cc.cl.cfg.WriteTimeout))
 	if err == nil {
-		_, err = cc.dbufs.WriteTo(cc.nc)
+		err = writeBuffers(cc.nc, &cc.dbufs, cc.gather)
 	}
 	cc.diov = [2][]byte{}
 	putBuf(c.frame)
@@ -327,7 +342,7 @@ func (cc *clientConn) writeLoop() {
 		err := cc.nc.SetWriteDeadline(time.Now().Add(cc.cl.cfg.WriteTimeout))
 		if err == nil {
 			bufs = iov
-			_, err = bufs.WriteTo(cc.nc)
+			err = writeBuffers(cc.nc, &bufs, cc.gather)
 		}
 		for _, f := range frames {
 			putBuf(f)

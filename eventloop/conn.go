@@ -49,6 +49,7 @@ type peerConn struct {
 	expect       [][]byte // connProof: the client proof each secret expects
 	req          codec.Request
 	rw           *ReplyWriter // reused while handlers reply before returning
+	bell         *doorbell    // the loop's; nil until it has one. Written on the loop with mu held
 	iov          [][]byte
 	spare        outBuf
 	paused       bool      // input is not framed until replies leave (backpressure)
@@ -119,11 +120,8 @@ func (o *outBuf) release() {
 }
 
 func newPeerConn(s *Server, c gnet.Conn) *peerConn {
-	pc := &peerConn{srv: s, c: c}
-	if a := c.RemoteAddr(); a != nil {
-		pc.remote = a.String()
-	}
-	pc.rw = &ReplyWriter{pc: pc}
+	pc := &peerConn{srv: s, c: c, remote: remoteOf(c)}
+	pc.rw = newReplyWriter(pc)
 	pc.deadline.Store(time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
 	return pc
 }
@@ -140,7 +138,14 @@ func (pc *peerConn) enterLoop() {
 // Loop only. Never called with mu held: a failed write closes the connection and runs
 // OnClose, which takes mu.
 func (pc *peerConn) flush() {
+	var bell *doorbell
+	if pc.bell == nil {
+		bell = pc.srv.bellOf(pc.c.EventLoop())
+	}
 	pc.mu.Lock()
+	if bell != nil {
+		pc.bell = bell
+	}
 	if pc.closed {
 		pc.mu.Unlock()
 		return
@@ -222,8 +227,10 @@ func (pc *peerConn) lock() bool {
 func (pc *peerConn) unlockAndKick() {
 	if !pc.inLoop && !pc.flushQueued {
 		pc.flushQueued = true
-		if err := pc.c.EventLoop().Execute(context.Background(), pc); err != nil {
-			pc.flushQueued = false // engine shutting down: OnClose will release the queue
+		if pc.bell == nil || !pc.bell.ring(pc) {
+			if err := pc.c.EventLoop().Execute(context.Background(), pc); err != nil {
+				pc.flushQueued = false // engine shutting down: OnClose will release the queue
+			}
 		}
 	}
 	pc.mu.Unlock()
@@ -370,6 +377,7 @@ func (pc *peerConn) admit(rw *ReplyWriter, retry func()) bool {
 		pc.mu.Unlock()
 		if rw.state.CompareAndSwap(statePending, stateDone) {
 			pc.inflight.Add(-1)
+			rw.replied()
 		}
 		return false
 	case pc.overBudgetLocked():
@@ -475,9 +483,9 @@ func (pc *peerConn) serve(frame []byte) gnet.Action {
 	rw.reset(req.ID, req.Op)
 	pc.inflight.Add(1) // until the reply (ReplyWriter.end) or the drop (admit)
 	pc.srv.cfg.Handler.Handle(req, rw)
-	if rw.state.Load() != stateDone {
+	if !rw.unref() {
 		// The handler kept rw to reply later; it is theirs until then.
-		pc.rw = &ReplyWriter{pc: pc}
+		pc.rw = newReplyWriter(pc)
 	}
 	return gnet.None
 }

@@ -38,12 +38,15 @@ what it needs, hands the work to another goroutine and replies from there: Reply
 methods are safe from any goroutine. Replies are encoded into the connection's write queue
 (a mutex-guarded buffer) and only the loop writes to the socket: replies produced while
 the loop is serving the connection's input leave in one writev at the end of the callback;
-a reply produced elsewhere schedules one flush on the loop (gnet's EventLoop.Execute) that
-takes along every reply queued meanwhile. Replies may therefore leave in any order; the
-client matches them by id. Large values can be replied without a copy (GetRef, SendFrame):
-their buffers are spliced into the writev and released once the kernel (or gnet's
-outbound buffer) has them. The ReplyWriter of a request answered during Handle is recycled,
-so serving a request allocates nothing; one kept for later is the handler's until it
+a reply produced elsewhere schedules one flush on the loop that takes along every reply
+queued meanwhile. It rings the loop's doorbell (doorbell.go: a Unix socket pair the loop
+polls; one byte wakes the loop for every connection with replies waiting), because gnet's
+EventLoop.Execute allocates twice per call; Execute is the fallback while a loop has no
+bell. Replies may therefore leave in any order; the client matches them by id. Large
+values can be replied without a copy (GetRef, SendFrame): their buffers are spliced into
+the writev and released once the kernel (or gnet's outbound buffer) has them.
+ReplyWriters are recycled whether the request is answered during Handle or later, so
+serving a request allocates nothing; one kept for later is the handler's until it
 replies.
 
 # Limits
@@ -75,6 +78,54 @@ on it; OnClose gives the count back.
 
 Stop closes the listener and all connections; replies sent afterwards are dropped
 (ErrConnClosed) and zero-copy buffers still released.
+
+# TLS
+
+With ServerConfig.TLS set, every connection runs under TLS (Tako sets mutual TLS: the
+client's certificate must chain to the cluster's CA), and the Hello and cluster secret
+handshake run inside it. gnet reads and writes raw descriptors and cannot run crypto/tls,
+which needs a blocking net.Conn. The server therefore accepts as usual, runs the TLS
+handshake in a goroutine of its own (within HandshakeTimeout of accept, so a stranger's
+silent connection costs a goroutine for 5s at most and never reaches a loop), and then
+bridges the connection into the loops (tls.go): a Unix socketpair whose one end gnet serves
+exactly like a plaintext TCP connection, and two goroutines that copy between the other end
+and the tls.Conn (64 KiB and 256 KiB buffers; 1 MiB socket buffers, so a large reply does not
+spill into gnet's outbound buffer). Everything above (framing, handshake states, the
+limits, backpressure, timeouts, zero-copy replies) is the same code under TLS; a peer that
+stops reading stalls the copy, the socketpair fills and gnet's budget applies as for a TCP
+peer; each copy into TLS must finish within WriteTimeout; either side ending closes both.
+With TLS off nothing changes: connections are enrolled straight from accept, zero-copy.
+
+The client wraps its connection in tls.Client (ServerName defaults to Addr's host) within
+DialTimeout. crypto/tls turns each Write into records of its own, so a TLS connection
+gathers the small frames a writev would carry together into one 64 KiB buffer per write
+(frames of 16 KiB and more are written as they are).
+
+Why a bridge, measured (eventloop_timing_test.go, 2 shared and heavily loaded cores, so
+ratios from side-by-side runs, TLS 1.3 with AES-GCM and ECDSA P-256 certificates):
+  - The alternative, a goroutine per connection serving the Handler from a tls.Conn, needs
+    a second implementation of everything the loop does per connection: framing, the
+    handshake states, MaxInflight and MaxOutbound with parking, pausing and the partial
+    frame deadline. Those are the protections against abuse; keeping one implementation of
+    them was worth more than the bridge's cost, which is bounded by the raw TLS ceiling:
+    180 KiB writes over loopback TLS to a reader that discards them (BenchmarkRawTCP/tls-*)
+    reach 580-710 MB/s on one connection and 790-1140 MB/s on two, against 2.6-4.8 GB/s in
+    plaintext: encryption, not the bridge, is the cost. Through the bridge, with the whole
+    protocol and two client connections, 180 KiB Sets run at 330-580 MB/s and Gets at
+    380-680 MB/s (BenchmarkLarge/*-tls), 45-75% of that ceiling; a connection-per-goroutine
+    server could at best close that gap.
+  - Kernel TLS (the Go side does the handshake, the kernel encrypts, gnet keeps its
+    zero-copy writev) would avoid the copies, but crypto/tls exposes no traffic keys or
+    record sequence numbers and cannot hand a connection over, and the tls module is not
+    available on this host (net.ipv4.tcp_available_ulp lists only mptcp).
+  - Feeding crypto/tls from OnTraffic through an in-memory net.Conn still needs a goroutine
+    per connection to block in, and a copy: the bridge with more code.
+
+Small pipelined requests lose little: 100 B Gets and Sets from 64 goroutines over TLS run
+at 190-280k/s, against 270-450k/s in plaintext on the same runs. The TLS handshake costs
+about 2.1-2.5 ms per connection on top of the Hello (0.2-0.3 ms, BenchmarkHandshake), once:
+nodes keep their connections. A TLS connection costs three descriptors (the TCP socket and
+the socketpair) and two goroutines.
 
 # Client
 

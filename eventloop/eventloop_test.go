@@ -594,3 +594,35 @@ func TestStuckReaderIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConns: the connection counts the metrics report follow connections
+// opening and closing, on the client and on the server.
+func TestConns(t *testing.T) {
+	srv := startServer(t, newFakeStore(), "")
+	c := newTestClient(t, srv.Addr().String())
+	if n := c.Conns(); n != 0 {
+		t.Fatalf("%d client connections before the first request", n)
+	}
+	if err := c.Ping(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Conns(); n < 1 {
+		t.Fatalf("%d client connections after a ping", n)
+	}
+	waitConns := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Conns() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("server holds %d connections, want %d", srv.Conns(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitConns(c.Conns())
+	c.Close()
+	if n := c.Conns(); n != 0 {
+		t.Fatalf("%d client connections after Close", n)
+	}
+	waitConns(0)
+}

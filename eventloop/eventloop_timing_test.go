@@ -3,6 +3,7 @@ package eventloop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,17 +32,32 @@ func (h *nullHandler) Handle(req *codec.Request, rw *ReplyWriter) {
 	}
 }
 
-// benchModes runs each transport benchmark twice, side by side: unauthenticated, and with
-// a cluster secret (whose cost is in the handshake only; see BenchmarkHandshake).
-var benchModes = []struct {
+// benchMode is one way of running the peer protocol.
+type benchMode struct {
 	suffix  string
 	secrets [][]byte
-}{{"", nil}, {"-secret", [][]byte{secretA}}}
+	tls     bool
+}
 
-func benchClient(b *testing.B, value []byte, secrets [][]byte) *Client {
+// benchModes runs each transport benchmark three times, side by side: unauthenticated,
+// with a cluster secret (whose cost is in the handshake only; see BenchmarkHandshake), and
+// with the secret inside mutual TLS (tls.go's bridge).
+var benchModes = []benchMode{{"", nil, false}, {"-secret", [][]byte{secretA}, false}, {"-tls", [][]byte{secretA}, true}}
+
+// tlsConfigs returns the server and client TLS configurations of m (nil without TLS).
+func (m benchMode) tlsConfigs(b testing.TB) (server, client *tls.Config) {
+	if !m.tls {
+		return nil, nil
+	}
+	tt := sharedTLS(b)
+	return tt.server, tt.client
+}
+
+func benchClient(b *testing.B, value []byte, m benchMode) *Client {
+	st, ct := m.tlsConfigs(b)
 	// Default loop count: the benchmark's client shares the machine, as peers do in a node.
-	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) { cfg.NumLoops = 0; cfg.Secrets = secrets })
-	c := newTestClient(b, srv.Addr().String(), func(cfg *ClientConfig) { cfg.Secrets = secrets })
+	srv := startServer(b, &nullHandler{value: value}, "", func(cfg *ServerConfig) { cfg.NumLoops = 0; cfg.Secrets = m.secrets; cfg.TLS = st })
+	c := newTestClient(b, srv.Addr().String(), func(cfg *ClientConfig) { cfg.Secrets = m.secrets; cfg.TLS = ct })
 	if err := c.Ping(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -49,18 +65,26 @@ func benchClient(b *testing.B, value []byte, secrets [][]byte) *Client {
 }
 
 // BenchmarkHandshake is the cost of opening one connection: dial, handshake, close, with
-// and without the cluster secret's challenge-response (one more round trip, four HMACs).
+// and without the cluster secret's challenge-response (one more round trip, four HMACs),
+// and with a mutual TLS handshake (ECDSA P-256 certificates, TLS 1.3) under it.
 func BenchmarkHandshake(b *testing.B) {
 	for _, m := range benchModes {
 		b.Run("hello"+m.suffix, func(b *testing.B) {
-			srv := startServer(b, &nullHandler{}, "", func(cfg *ServerConfig) { cfg.Secrets = m.secrets })
+			st, ct := m.tlsConfigs(b)
+			srv := startServer(b, &nullHandler{}, "", func(cfg *ServerConfig) { cfg.Secrets = m.secrets; cfg.TLS = st })
 			cfg := ClientConfig{Addr: srv.Addr().String(), NodeID: "client-1", Secrets: m.secrets}
 			cfg.setDefaults()
+			ct = clientTLS(ct, cfg.Addr)
 			b.ReportAllocs()
 			for b.Loop() {
 				nc, err := net.Dial("tcp", cfg.Addr)
 				if err != nil {
 					b.Fatal(err)
+				}
+				if ct != nil {
+					if nc, err = dialTLS(context.Background(), nc, ct); err != nil {
+						b.Fatal(err)
+					}
 				}
 				if _, err := handshake(nc, time.Now().Add(time.Second), &cfg); err != nil {
 					b.Fatal(err)
@@ -94,7 +118,7 @@ func BenchmarkPipelined(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range benchModes {
 		b.Run("get100B"+m.suffix, func(b *testing.B) {
-			c := benchClient(b, value, m.secrets)
+			c := benchClient(b, value, m)
 			runParallel(b, 64, func() error {
 				resp, err := c.Get(ctx, key)
 				resp.Release()
@@ -102,7 +126,7 @@ func BenchmarkPipelined(b *testing.B) {
 			})
 		})
 		b.Run("set100B"+m.suffix, func(b *testing.B) {
-			c := benchClient(b, nil, m.secrets)
+			c := benchClient(b, nil, m)
 			runParallel(b, 64, func() error {
 				_, err := c.Set(ctx, key, 1, 0, value)
 				return err
@@ -118,7 +142,7 @@ func BenchmarkLarge(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range benchModes {
 		b.Run("set180KiB"+m.suffix, func(b *testing.B) {
-			c := benchClient(b, nil, m.secrets)
+			c := benchClient(b, nil, m)
 			b.SetBytes(int64(len(value)))
 			runParallel(b, 4, func() error {
 				_, err := c.Set(ctx, key, 1, 0, value)
@@ -126,7 +150,7 @@ func BenchmarkLarge(b *testing.B) {
 			})
 		})
 		b.Run("get180KiB"+m.suffix, func(b *testing.B) {
-			c := benchClient(b, value, m.secrets)
+			c := benchClient(b, value, m)
 			b.SetBytes(int64(len(value)))
 			runParallel(b, 4, func() error {
 				resp, err := c.Get(ctx, key)
@@ -138,16 +162,23 @@ func BenchmarkLarge(b *testing.B) {
 }
 
 // BenchmarkRawTCP is the ceiling for BenchmarkLarge: 180 KiB writes over loopback TCP to a
-// reader that discards them, on 1 and on 2 connections (the client's default).
+// reader that discards them, on 1 and on 2 connections (the client's default); and the
+// same over TLS (tls-*), the ceiling for BenchmarkLarge's -tls runs: what a TLS server
+// without the bridge (a goroutine per connection reading tls.Conn) could at best reach.
 func BenchmarkRawTCP(b *testing.B) {
-	for _, conns := range []int{1, 2} {
-		b.Run(map[int]string{1: "180KiB-1conn", 2: "180KiB-2conns"}[conns], func(b *testing.B) {
-			rawTCP(b, conns, 180<<10)
-		})
+	for _, m := range []benchMode{{}, {suffix: "tls-", tls: true}} {
+		for _, conns := range []int{1, 2} {
+			b.Run(m.suffix+map[int]string{1: "180KiB-1conn", 2: "180KiB-2conns"}[conns], func(b *testing.B) {
+				st, ct := m.tlsConfigs(b)
+				rawTCP(b, conns, 180<<10, st, ct)
+			})
+		}
 	}
 }
 
-func rawTCP(b *testing.B, conns, size int) {
+// rawTCP writes size bytes at a time on conns connections to readers that discard them;
+// with st and ct, under TLS.
+func rawTCP(b *testing.B, conns, size int, st, ct *tls.Config) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -163,6 +194,10 @@ func rawTCP(b *testing.B, conns, size int) {
 		sc, err := ln.Accept()
 		if err != nil {
 			b.Fatal(err)
+		}
+		if st != nil {
+			sc = tls.Server(sc, st)
+			nc = tls.Client(nc, clientTLS(ct, ln.Addr().String()))
 		}
 		readers.Go(func() {
 			defer sc.Close()
@@ -200,7 +235,7 @@ func rawTCP(b *testing.B, conns, size int) {
 
 // TestRawTCPHelper keeps the raw benchmark's plumbing honest (it must not hang).
 func TestRawTCPHelper(t *testing.T) {
-	res := testing.Benchmark(func(b *testing.B) { rawTCP(b, 2, 1024) })
+	res := testing.Benchmark(func(b *testing.B) { rawTCP(b, 2, 1024, nil, nil) })
 	if res.N == 0 {
 		t.Fatal("raw TCP benchmark did not run")
 	}

@@ -427,14 +427,17 @@ func TestRequestTimeoutGrowsWithSize(t *testing.T) {
 }
 
 // TestLargeRequestGetsMoreTime: with a 100ms RequestTimeout, a small request to a handler
-// that answers after 300ms times out, and an 8 MiB Set to it does not (100ms + 8 MiB at
-// 20 MB/s = 520ms).
+// that answers after 300ms times out, and an 8 MiB Set to it does not: at a MinRate of
+// 2 MB/s its deadline is 100ms + 4.2s, room for a loaded machine (or -race) to move 8 MiB
+// over loopback.
 func TestLargeRequestGetsMoreTime(t *testing.T) {
 	h := HandlerFunc(func(req *codec.Request, rw *ReplyWriter) {
 		time.AfterFunc(300*time.Millisecond, func() { rw.Set(codec.StatusApplied, 1) })
 	})
 	srv := startServer(t, h, "")
-	c := newTestClient(t, srv.Addr().String(), func(cfg *ClientConfig) { cfg.RequestTimeout = 100 * time.Millisecond })
+	c := newTestClient(t, srv.Addr().String(), func(cfg *ClientConfig) {
+		cfg.RequestTimeout, cfg.MinRate = 100*time.Millisecond, 2e6
+	})
 	if _, err := c.Set(context.Background(), []byte("small"), 1, 0, []byte("v")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("small set: err = %v, want a timeout", err)
 	}

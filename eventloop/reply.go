@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tako-kv/tako/codec"
@@ -25,18 +26,48 @@ const (
 // goroutine, during Handle or later; the reply is encoded into the connection's write
 // queue at once (so arguments may be reused when the call returns, except where a release
 // func is taken) and written by the event loop, coalesced with other replies into one
-// writev. After the reply is sent the ReplyWriter must not be used again: the loop
-// recycles it.
+// writev. After the reply is sent the ReplyWriter must not be used again: it is
+// recycled.
+//
+// Recycling: while a request is being handled, two parties hold its ReplyWriter — the
+// event loop, until Handle returns, and the reply, until it is sent (or dropped with the
+// connection). refs counts them; whichever lets go last recycles it: the loop keeps it for
+// the connection's next request, a reply sent later returns it to replyWriters. So a
+// handler that replies from another goroutine costs no allocation either.
 type ReplyWriter struct {
 	pc    *peerConn
 	id    uint64
 	op    codec.Op
 	state atomic.Int32
+	refs  atomic.Int32
 }
 
+var replyWriters = sync.Pool{New: func() any { return new(ReplyWriter) }}
+
+// newReplyWriter returns a recycled ReplyWriter for a request on pc.
+func newReplyWriter(pc *peerConn) *ReplyWriter {
+	rw := replyWriters.Get().(*ReplyWriter)
+	rw.pc = pc
+	return rw
+}
+
+// reset readies rw for a request: held by the loop and by the reply to come.
 func (rw *ReplyWriter) reset(id uint64, op codec.Op) {
 	rw.id, rw.op = id, op
 	rw.state.Store(statePending)
+	rw.refs.Store(2)
+}
+
+// unref drops one holder's reference and reports whether it was the last.
+func (rw *ReplyWriter) unref() bool { return rw.refs.Add(-1) == 0 }
+
+// replied drops the reply's reference once the reply is sent or dropped; rw goes back to
+// the pool when the loop had let go of it already. Nothing may touch rw afterwards.
+func (rw *ReplyWriter) replied() {
+	if rw.unref() {
+		rw.pc = nil
+		replyWriters.Put(rw)
+	}
 }
 
 // ID is the request id the reply must carry (for frames built by hand, see SendFrame).
@@ -57,18 +88,20 @@ func (rw *ReplyWriter) begin() error {
 	if !rw.pc.lock() {
 		rw.pc.inflight.Add(-1)
 		rw.state.Store(stateDone)
+		rw.replied()
 		return ErrConnClosed
 	}
 	return nil
 }
 
-// end unlocks the write queue, scheduling a flush if needed. rw may be recycled as soon as
-// the state is stored: nothing may touch rw afterwards.
+// end unlocks the write queue, scheduling a flush if needed, and lets go of rw: nothing
+// may touch rw afterwards.
 func (rw *ReplyWriter) end() {
 	pc := rw.pc
 	pc.unlockAndKick()
 	pc.inflight.Add(-1)
 	rw.state.Store(stateDone)
+	rw.replied()
 }
 
 // Admit reports whether the work that builds this request's reply may start now. Handlers

@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,11 @@ type ServerConfig struct {
 	// itself under each (during a rotation: the current one, then the previous). Empty: the
 	// peer protocol is unauthenticated, as before.
 	Secrets [][]byte
+	// TLS, when set, puts every connection under TLS (doc.go, "TLS"): the server's
+	// certificate, and for mutual TLS ClientAuth and ClientCAs. The TLS handshake must
+	// finish within HandshakeTimeout too; the Hello and the cluster secret handshake follow
+	// inside TLS. nil: plaintext.
+	TLS *tls.Config
 	// Handler serves requests. Required.
 	Handler Handler
 	// Logger receives connection errors (rate-limited). Default slog.Default().
@@ -141,9 +147,16 @@ type Server struct {
 	readyOnce sync.Once
 	expired   []*peerConn    // OnTick's scratch
 	loops     sync.WaitGroup // the accept loop
+	stopCtx   context.Context
+	cancel    context.CancelFunc // cancels stopCtx: TLS handshakes under way end (Stop)
+	tlsConns  sync.WaitGroup     // TLS handshakes and bridges (tls.go)
 
 	connMu sync.Mutex
-	conns  map[*peerConn]struct{} // REQUIRES: connMu held. Open connections, for the janitor
+	conns  map[*peerConn]struct{}       // REQUIRES: connMu held. Open connections, for the janitor
+	bells  map[gnet.EventLoop]*doorbell // REQUIRES: connMu held. Per loop; nil while opening
+
+	bellMu sync.Mutex   // serializes dialBell
+	bellLn net.Listener // doorbell.go: where bell pairs are made; nil until the first
 }
 
 // NewServer returns a server for cfg; it does not listen until Start.
@@ -181,7 +194,10 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = defaultMaxConnsPerIP
 	}
+	stopCtx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		stopCtx:   stopCtx,
+		cancel:    cancel,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "peer-server"),
 		badLog:    rateLimiter{interval: time.Second},
@@ -194,6 +210,7 @@ func NewServer(cfg ServerConfig) *Server {
 		stopping:  make(chan struct{}),
 		ready:     make(chan struct{}),
 		conns:     make(map[*peerConn]struct{}),
+		bells:     make(map[gnet.EventLoop]*doorbell),
 	}
 }
 
@@ -280,8 +297,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.stopOnce.Do(func() {
 		close(s.stopping)
+		s.cancel()
 		s.ln.Close()
 		s.loops.Wait() // no connection is enrolled after this
+		s.closeBells()
 		s.releaseFiles()
 	})
 	// Engine.Stop triggers the shutdown and then polls every 500ms; with an expired context
@@ -291,6 +310,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	_ = s.eng.Stop(expired)
 	select {
 	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("eventloop: stop: %w", ctx.Err())
+	}
+	// gnet closed its ends of the TLS bridges: they end now.
+	bridged := make(chan struct{})
+	go func() { s.tlsConns.Wait(); close(bridged) }()
+	select {
+	case <-bridged:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("eventloop: stop: %w", ctx.Err())
@@ -306,7 +333,12 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 
 // OnOpen attaches the per-connection state.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if b, ok := c.Context().(*doorbell); ok {
+		s.openedBell(b)
+		return nil, gnet.None
+	}
 	pc := newPeerConn(s, c)
+	pc.bell = s.bellOf(c.EventLoop())
 	c.SetContext(pc)
 	s.connMu.Lock()
 	s.conns[pc] = struct{}{}
@@ -314,13 +346,24 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
+// Conns returns the connections the server holds open now (monitoring).
+func (s *Server) Conns() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return len(s.conns)
+}
+
 // OnClose drops the replies still queued for the connection.
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
-	if pc, ok := c.Context().(*peerConn); ok {
+	switch ctx := c.Context().(type) {
+	case *doorbell:
+		ctx.close()
+	case *peerConn:
+		pc := ctx
 		s.connMu.Lock()
 		delete(s.conns, pc)
 		s.connMu.Unlock()
-		s.perIP.give(remoteIP(c.RemoteAddr()))
+		s.perIP.give(pc.ip())
 		pc.close()
 		if err != nil {
 			s.log.Debug("connection closed", "remote", pc.remote, "peer", pc.peerID, "err", err)
@@ -334,7 +377,11 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 // connection is full (MaxInflight, MaxOutbound): then it pauses until replies leave.
 // Replies produced meanwhile are written with one writev at the end.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
-	pc := c.Context().(*peerConn)
+	pc, ok := c.Context().(*peerConn)
+	if !ok {
+		c.Context().(*doorbell).serve(c)
+		return gnet.None
+	}
 	if pc.paused {
 		return pc.checkInbound() // gnet read more input; it waits
 	}

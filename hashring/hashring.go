@@ -127,3 +127,26 @@ func (r *Ring) walk(dst []int, i, n int) []int {
 	}
 	return dst
 }
+
+// Groups returns every distinct list Lookup can return for n: the first n
+// distinct buckets from each ring point, in ring order (primary first),
+// each list once. It walks the whole ring and allocates: for health checks
+// and planning, not per request.
+func (r *Ring) Groups(n int) [][]int {
+	var out [][]int
+	seen := map[string]bool{}
+	var g []int
+	var key []byte
+	for i := range r.owners {
+		g = r.walk(g[:0], i, n)
+		key = key[:0]
+		for _, b := range g {
+			key = append(key, byte(b>>24), byte(b>>16), byte(b>>8), byte(b))
+		}
+		if !seen[string(key)] {
+			seen[string(key)] = true
+			out = append(out, slices.Clone(g))
+		}
+	}
+	return out
+}

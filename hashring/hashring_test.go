@@ -306,3 +306,31 @@ func FuzzLookup(f *testing.F) {
 		checkPreference(t, got, max(0, min(n, 5)), 5)
 	})
 }
+
+// TestGroups: every list Lookup returns is one of Groups, each group once,
+// and with enough probes every group is met.
+func TestGroups(t *testing.T) {
+	for _, c := range []struct{ buckets, points, n int }{
+		{1, DefaultPoints, 1}, {5, 4, 1}, {5, 4, 2}, {10, 3, 3}, {3, 1, 2}, {2, 8, 5},
+	} {
+		r := mustNew(t, bucketIDs(c.buckets), c.points)
+		groups := r.Groups(c.n)
+		met := make([]bool, len(groups))
+		for _, h := range probes(r, 20000) {
+			pref := r.lookupHash(nil, h, c.n)
+			i := slices.IndexFunc(groups, func(g []int) bool { return slices.Equal(g, pref) })
+			if i < 0 {
+				t.Fatalf("%+v: Lookup %v is not among Groups %v", c, pref, groups)
+			}
+			met[i] = true
+		}
+		for i, g := range groups {
+			if !met[i] {
+				t.Errorf("%+v: group %v met by no probe", c, g)
+			}
+			if j := slices.IndexFunc(groups, func(o []int) bool { return slices.Equal(o, g) }); j != i {
+				t.Errorf("%+v: group %v listed twice", c, g)
+			}
+		}
+	}
+}

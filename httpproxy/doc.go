@@ -6,7 +6,8 @@
 //
 //	POST|PUT /values/<key>   body is the value; optional X-Timestamp (µs,
 //	                         positive, at most max_clock_skew ahead: else 400);
-//	                         optional X-Write-Acks: one|quorum|all.
+//	                         optional X-Write-Acks: one|quorum|all (any
+//	                         case, as every header value read here).
 //	                         200 with X-Timestamp of the record now current;
 //	                         X-Applied: no when a newer record won.
 //	GET|HEAD /values/<key>   200 value (application/octet-stream), X-Timestamp,
@@ -17,7 +18,24 @@
 //	DELETE   /values/<key>   writes a tombstone; 200 with X-Timestamp.
 //	GET      /stat/<key>     200 with the timestamp as body and headers; 404.
 //	GET|HEAD /replica/<key>  a node's own record (Config.Local), no routing.
-//	GET      /health         200 "ok".
+//	GET      /health         200 "ok" (liveness).
+//	GET|HEAD /keys           keys holding a value, in byte order (Config.Keys:
+//	                         a node's own, or the cluster's behind a proxy):
+//	                         ?prefix=P&after=K&limit=N (limit 1..10000,
+//	                         default 1000); {"keys":[...],"next":"K"}, next
+//	                         empty when the listing is complete. Keys are
+//	                         percent-encoded as in a /values/ path
+//	                         (AppendEscapedKey: all but A-Z a-z 0-9 - _ . ~),
+//	                         and query values are decoded like paths ('+' is
+//	                         a plus sign), so a listed key goes back as
+//	                         after= or into /values/ as it is. A page ends
+//	                         early past 4 MiB of keys; "unanswered" names the
+//	                         nodes that could not be asked.
+//
+// Processes add paths of their own through Config.Routes: a node's /status
+// and /repair, and on nodes and proxies /ready (readiness) and /metrics
+// (package server/metrics). Every request, whatever its path, is counted
+// by method and status code with its duration (Config.Metrics).
 //
 // Timestamps come from a hybrid logical clock (kv/hlc): a write without
 // X-Timestamp is stamped above every timestamp the handler has seen in a
@@ -25,8 +43,9 @@
 //
 // The key is the raw rest of the path, percent-decoded by this package (not
 // fasthttp's normalised path, which would fold "//" and "/../" and corrupt
-// keys). Errors are a status and a one-line text reason: 400 bad input, 401
-// no known bearer token, 403 a read-only token writing, 404,
+// keys). Errors are a status and a one-line text reason in plain words (the
+// Go package prefixes of wrapped errors are dropped; the log keeps them): 400
+// bad input, 401 no known bearer token, 403 a read-only token writing, 404,
 // 405, 408 headers not received in time, 413 value too large, 414 key too
 // long, 503 replicas unavailable or the body budget full (with Retry-After),
 // 507 disk full.
@@ -64,6 +83,7 @@
 //
 // fasthttp runs Serve on one goroutine per connection; Handler holds no
 // per-request state of its own. The GET path does not allocate: the value is
-// read into the response's own body buffer (Response.SwapBody) and header
-// values are formatted into stack buffers.
+// read into the response's own body buffer (Response.SwapBody), header
+// values are formatted into stack buffers, and the request metrics are
+// series resolved ahead.
 package httpproxy

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/kv/lww"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -49,17 +50,16 @@ func (a Acks) String() string {
 	return "default"
 }
 
-// ParseAcks parses "one", "quorum" or "all" ("" is AcksDefault).
+// ParseAcks parses "one", "quorum" or "all", in any case ("" is
+// AcksDefault): header values are case-insensitive (X-Write-Acks: ALL).
 func ParseAcks(s string) (Acks, error) {
-	switch s {
-	case "":
+	for _, a := range [...]Acks{AcksOne, AcksQuorum, AcksAll} {
+		if strings.EqualFold(s, a.String()) {
+			return a, nil
+		}
+	}
+	if s == "" {
 		return AcksDefault, nil
-	case "one":
-		return AcksOne, nil
-	case "quorum":
-		return AcksQuorum, nil
-	case "all":
-		return AcksAll, nil
 	}
 	return 0, fmt.Errorf("httpproxy: write acks %q: want one, quorum or all", s)
 }
@@ -100,11 +100,16 @@ type Config struct {
 	Logger        *slog.Logger
 	// ConfigVersion, when set, is reported by /health in X-Config-Version.
 	ConfigVersion func() string
+	// Keys, when set, serves GET /keys (keys.go).
+	Keys Lister
 	// Routes serves further paths (exact match, any method), such as a
 	// node's /status.
 	Routes map[string]fasthttp.RequestHandler
 	// Limits bound what clients hold of the server (see Limits).
 	Limits Limits
+	// Metrics counts every request and its duration. Default: metrics
+	// registered nowhere.
+	Metrics *metrics.HTTP
 	// Tokens, when it holds tokens, requires a bearer token on every path
 	// but /health: a read-only one for GET and HEAD, a read-write one for
 	// other methods (401 without a known token, 403 for a read-only token
@@ -119,6 +124,7 @@ type Handler struct {
 	bodyBufs      sync.Pool // *[]byte holding a value of up to smallBody bytes
 	bodies        budget    // request body bytes in flight
 	overBudgetLog LogLimiter
+	refusedLog    LogLimiter // 503 and 507 answers, with their whole error
 }
 
 // NewHandler returns a Handler over cfg.Backend.
@@ -131,6 +137,9 @@ func NewHandler(cfg Config) *Handler {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewHTTP(nil)
 	}
 	cfg.Limits.setDefaults(cfg.MaxValueBytes)
 	h := &Handler{cfg: cfg}
@@ -175,13 +184,14 @@ func (h *Handler) NewServer() *fasthttp.Server {
 		MaxConnsPerIP:   lim.MaxConnsPerIP,
 		CloseOnShutdown: true,
 		Logger:          slogPrinter{h.cfg.Logger},
-		ErrorHandler:    parseError,
+		ErrorHandler:    h.parseError,
 	}
 }
 
 // parseError answers requests fasthttp could not parse, with the right
 // status and a one-line reason.
-func parseError(ctx *fasthttp.RequestCtx, err error) {
+func (h *Handler) parseError(ctx *fasthttp.RequestCtx, err error) {
+	defer h.cfg.Metrics.Observe(ctx, time.Now())
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
@@ -215,6 +225,7 @@ var (
 
 // Serve is the fasthttp request handler.
 func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
+	defer h.cfg.Metrics.Observe(ctx, time.Now())
 	uri := ctx.Request.Header.RequestURI()
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
@@ -237,6 +248,8 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		h.withKey(ctx, uri[len(prefixReplica):], h.serveReplica)
+	case bytes.Equal(uri, pathKeys) && h.cfg.Keys != nil:
+		h.serveKeys(ctx)
 	case bytes.Equal(uri, pathHealth):
 		if h.cfg.ConfigVersion != nil {
 			ctx.Response.Header.Set("X-Config-Version", h.cfg.ConfigVersion())
@@ -351,7 +364,7 @@ func (h *Handler) write(ctx *fasthttp.RequestCtx, key []byte, tombstone bool) {
 		ts = h.cfg.Clock.Now()
 	default:
 		if err := h.cfg.Clock.Check(ts); err != nil {
-			textError(ctx, fasthttp.StatusBadRequest, "bad X-Timestamp: "+strings.TrimPrefix(err.Error(), "hlc: "))
+			textError(ctx, fasthttp.StatusBadRequest, "bad X-Timestamp: "+err.Error())
 			return
 		}
 	}
@@ -427,21 +440,65 @@ func (h *Handler) backendError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, lww.ErrKeyEmpty):
 		textError(ctx, fasthttp.StatusBadRequest, err.Error())
 	case errors.Is(err, lww.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
+		h.refusedLog.Warn(h.cfg.Logger, "request refused", "method", string(ctx.Method()), "uri", logURI(ctx), "err", err)
 		textError(ctx, fasthttp.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, ErrUnavailable):
+		h.refusedLog.Warn(h.cfg.Logger, "request refused", "method", string(ctx.Method()), "uri", logURI(ctx), "err", err)
 		textError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 	default:
-		h.cfg.Logger.Error("request failed", "method", ctx.Method(), "uri", ctx.RequestURI(), "err", err)
+		h.cfg.Logger.Error("request failed", "method", string(ctx.Method()), "uri", logURI(ctx), "err", err)
 		textError(ctx, fasthttp.StatusInternalServerError, err.Error())
 	}
 }
 
+// textError answers status with a one-line reason in plain words: the Go
+// package prefixes of wrapped errors ("eventloop: ") are context for logs,
+// not for clients.
 func textError(ctx *fasthttp.RequestCtx, status int, reason string) {
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.Response.AppendBodyString(reason)
+	ctx.Response.AppendBodyString(plainReason(reason))
 	ctx.Response.AppendBodyString("\n")
+}
+
+// goPrefixes are the prefixes Tako's packages put on their errors.
+var goPrefixes = []string{"httpproxy", "eventloop", "kv", "codec", "hlc", "lww", "server", "cluster", "config", "configsource", "hints"}
+
+// plainReason drops the package prefixes from an error text: a prefix is
+// one of goPrefixes and ": " at the start, or after a space or '('.
+func plainReason(s string) string {
+	if !strings.Contains(s, ": ") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if i == 0 || s[i-1] == ' ' || s[i-1] == '(' {
+			if n := prefixAt(s[i:]); n > 0 {
+				i += n
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+// prefixAt returns the length of the package prefix s starts with, or 0.
+func prefixAt(s string) int {
+	for _, p := range goPrefixes {
+		if strings.HasPrefix(s, p) && strings.HasPrefix(s[len(p):], ": ") {
+			return len(p) + 2
+		}
+	}
+	return 0
+}
+
+// logURI is the request URI for a log line, cut to a sane length (keys
+// run to 64 KiB).
+func logURI(ctx *fasthttp.RequestCtx) string {
+	return fmt.Sprintf("%.256s", ctx.RequestURI())
 }
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {

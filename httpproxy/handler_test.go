@@ -3,8 +3,10 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // storeBackend is the simplest Backend: one local store.
@@ -38,7 +41,13 @@ func newStore(t testing.TB) *kv.Store {
 func startServer(t *testing.T, maxValue int) string {
 	t.Helper()
 	s := newStore(t)
-	h := NewHandler(Config{Backend: storeBackend{s}, Local: s, MaxValueBytes: maxValue})
+	return serveConfig(t, Config{Backend: storeBackend{s}, Local: s, MaxValueBytes: maxValue})
+}
+
+// serveConfig serves a Handler of cfg on 127.0.0.1 and returns its base URL.
+func serveConfig(t *testing.T, cfg Config) string {
+	t.Helper()
+	h := NewHandler(cfg)
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -212,17 +221,7 @@ func (b weakBackend) Stat(key []byte) (kv.Meta, error) {
 }
 
 func TestReadQuorumMarked(t *testing.T) {
-	serve := func(b Backend) string {
-		h := NewHandler(Config{Backend: b})
-		ln, err := Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := h.NewServer()
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Shutdown() })
-		return "http://" + ln.Addr().String()
-	}
+	serve := func(b Backend) string { return serveConfig(t, Config{Backend: b}) }
 	base := serve(weakBackend{storeBackend: storeBackend{newStore(t)}})
 	for _, p := range []string{"/values/k", "/stat/k"} {
 		if r := do(t, "GET", base+p, nil); r.status != 200 || r.header.Get("X-Read-Quorum") != "no" || r.header.Get("X-Timestamp") != "42" {
@@ -300,7 +299,8 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	if _, err := s.Apply([]byte("key"), kv.Record{TS: 1, Value: make([]byte, 100)}); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Config{Backend: storeBackend{s}})
+	// Instrumented as in a node: metrics registered for scraping.
+	h := NewHandler(Config{Backend: storeBackend{s}, Metrics: metrics.NewHTTP(metrics.NewRegistry())})
 	ctx := newCtx("GET", "/values/key")
 	h.Serve(ctx)
 	if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 100 {
@@ -333,17 +333,75 @@ func FuzzDecodeKey(f *testing.F) {
 }
 
 func FuzzServe(f *testing.F) {
-	for _, s := range []string{"/values/a", "/stat/a%20b", "/values/%", "/health", "/values/?x"} {
+	for _, s := range []string{"/values/a", "/stat/a%20b", "/values/%", "/health", "/values/?x", "/keys?prefix=a&after=a%00&limit=1"} {
 		f.Add("GET", s)
 		f.Add("POST", s)
 	}
 	s := newStore(f)
-	h := NewHandler(Config{Backend: storeBackend{s}})
+	h := NewHandler(Config{Backend: storeBackend{s}, Keys: sliceLister{keys: []string{"a", "a\x00", "a/b", "b\xff"}}})
 	f.Fuzz(func(t *testing.T, method, uri string) {
 		ctx := newCtx(method, uri)
 		h.Serve(ctx)
-		if code := ctx.Response.StatusCode(); code < 200 || code > 599 {
+		code := ctx.Response.StatusCode()
+		if code < 200 || code > 599 {
 			t.Fatalf("status %d", code)
 		}
+		if code == 200 && strings.HasPrefix(uri, "/keys?") && !json.Valid(ctx.Response.Body()) {
+			t.Fatalf("%s: invalid JSON %q", uri, ctx.Response.Body())
+		}
 	})
+}
+
+func TestPlainReason(t *testing.T) {
+	for in, want := range map[string]string{
+		"not found": "not found",
+		"httpproxy: write acks \"most\": want one, quorum or all": "write acks \"most\": want one, quorum or all",
+		"replicas unavailable: 1 of 4 replicas acknowledged (eventloop: peer unavailable: 127.0.0.1:1: eventloop: dial 127.0.0.1:1: connect: connection refused)": "replicas unavailable: 1 of 4 replicas acknowledged (peer unavailable: 127.0.0.1:1: dial 127.0.0.1:1: connect: connection refused)",
+		"kv: disk nearly full":          "disk nearly full",
+		"bad X-Timestamp: hlc: too far": "bad X-Timestamp: too far",
+		"sharkv: x, kv:y, kv":           "sharkv: x, kv:y, kv", // not a prefix
+		"timestamp out of range: kv: a": "timestamp out of range: a",
+	} {
+		if got := plainReason(in); got != want {
+			t.Errorf("plainReason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Error bodies are plain words; the log keeps the whole error.
+func TestErrorBodiesPlain(t *testing.T) {
+	var logs bytes.Buffer
+	cause := fmt.Errorf("eventloop: peer unavailable: 127.0.0.1:1: eventloop: dial 127.0.0.1:1: connection refused")
+	base := serveConfig(t, Config{Backend: weakBackend{storeBackend: storeBackend{newStore(t)}, err: fmt.Errorf("%w: 1 of 4 answered (%w)", ErrUnavailable, cause)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	r := do(t, "GET", base+"/values/k", nil)
+	if r.status != 503 || strings.Contains(string(r.body), "eventloop:") || !strings.Contains(string(r.body), "1 of 4 answered (peer unavailable: 127.0.0.1:1: dial") {
+		t.Errorf("503 body %q", r.body)
+	}
+	if !strings.Contains(logs.String(), "eventloop: dial 127.0.0.1:1") {
+		t.Errorf("the log lost the error's context:\n%s", logs.String())
+	}
+	if r := do(t, "POST", base+"/values/k", nil, "X-Write-Acks", "most"); r.status != 400 || strings.Contains(string(r.body), "httpproxy") {
+		t.Errorf("bad X-Write-Acks: %d %q", r.status, r.body)
+	}
+	if r := do(t, "POST", base+"/values/k", nil, "X-Timestamp", strconv.FormatInt(time.Now().Add(time.Hour).UnixMicro(), 10)); r.status != 400 || strings.Contains(string(r.body), "hlc:") {
+		t.Errorf("X-Timestamp ahead: %d %q", r.status, r.body)
+	}
+}
+
+func TestHeaderValuesCaseInsensitive(t *testing.T) {
+	for in, want := range map[string]Acks{"": AcksDefault, "one": AcksOne, "ONE": AcksOne, "Quorum": AcksQuorum, "ALL": AcksAll, "aLl": AcksAll} {
+		if got, err := ParseAcks(in); err != nil || got != want {
+			t.Errorf("ParseAcks(%q) = %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"al", "all ", "most", "1"} {
+		if _, err := ParseAcks(bad); err == nil {
+			t.Errorf("ParseAcks(%q) accepted", bad)
+		}
+	}
+	base := startServer(t, 1024)
+	if r := do(t, "POST", base+"/values/k", []byte("v"), "X-Write-Acks", "ALL"); r.status != 200 {
+		t.Errorf("X-Write-Acks: ALL: %d %q", r.status, r.body)
+	}
 }

@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/valyala/fasthttp"
 )
 
 // BenchmarkServeGet is the handler alone, no network: the per-request cost
-// and allocations of the GET path.
+// and allocations of the GET path, request metrics included.
 func BenchmarkServeGet(b *testing.B) {
 	s := newStore(b)
 	if _, err := s.Apply([]byte("key"), kv.Record{TS: 1, Value: make([]byte, 100)}); err != nil {
 		b.Fatal(err)
 	}
-	h := NewHandler(Config{Backend: storeBackend{s}})
+	h := NewHandler(Config{Backend: storeBackend{s}, Metrics: metrics.NewHTTP(metrics.NewRegistry())})
 	ctx := newCtx("GET", "/values/key")
 	b.ReportAllocs()
 	for b.Loop() {

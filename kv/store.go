@@ -265,6 +265,29 @@ func decodePayload(dst []byte, flags byte, payload []byte) ([]byte, error) {
 // The scan holds off Close until it ends, so fn must not call the store's
 // writing methods.
 func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) error {
+	var buf []byte
+	return s.scan(start, end, func(key []byte, ts int64, flags byte, payload []byte) error {
+		rec := Record{TS: ts, Tombstone: flags&flagTombstone != 0}
+		var err error
+		if rec.Value, err = decodePayload(buf[:0], flags, payload); err != nil {
+			return err
+		}
+		buf = rec.Value
+		return fn(key, rec)
+	})
+}
+
+// ScanMeta is Scan without the values: it calls fn with each record's
+// timestamp and kind, and decompresses nothing (key listing).
+func (s *Store) ScanMeta(start, end []byte, fn func(key []byte, m Meta) error) error {
+	return s.scan(start, end, func(key []byte, ts int64, flags byte, _ []byte) error {
+		return fn(key, Meta{TS: ts, Tombstone: flags&flagTombstone != 0})
+	})
+}
+
+// scan calls fn with the stored header and payload of every record with
+// start <= key < end (an empty end: no upper bound), in key order.
+func (s *Store) scan(start, end []byte, fn func(key []byte, ts int64, flags byte, payload []byte) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -279,7 +302,6 @@ func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) e
 	if err != nil {
 		return fmt.Errorf("kv: scan: %w", err)
 	}
-	var buf []byte
 	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
@@ -291,13 +313,7 @@ func (s *Store) Scan(start, end []byte, fn func(key []byte, rec Record) error) e
 			it.Close()
 			return fmt.Errorf("kv: scan key %q: %w", it.Key()[1:], err)
 		}
-		rec := Record{TS: ts, Tombstone: flags&flagTombstone != 0}
-		if rec.Value, err = decodePayload(buf[:0], flags, payload); err != nil {
-			it.Close()
-			return err
-		}
-		buf = rec.Value
-		if err := fn(it.Key()[1:], rec); err != nil {
+		if err := fn(it.Key()[1:], ts, flags, payload); err != nil {
 			it.Close()
 			return err
 		}

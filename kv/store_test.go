@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -145,8 +146,21 @@ func TestScanOrderAndBounds(t *testing.T) {
 	if fmt.Sprint(keys) != want {
 		t.Fatalf("scan = %v, want %s", keys, want)
 	}
+	// ScanMeta sees the same records, without their values.
+	var metas []string
+	err = s.ScanMeta([]byte("k03"), []byte("k08"), func(k []byte, m Meta) error {
+		metas = append(metas, fmt.Sprintf("%s:%v", k, m.Tombstone))
+		return nil
+	})
+	if err != nil || fmt.Sprint(metas) != want {
+		t.Fatalf("scan meta = %v %v, want %s", metas, err, want)
+	}
 	n := 0
 	stop := errors.New("stop")
+	if err := s.ScanMeta(nil, nil, func([]byte, Meta) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("stop scan meta: n=%d err=%v", n, err)
+	}
+	n = 0
 	if err := s.Scan(nil, nil, func([]byte, Record) error { n++; return stop }); err != stop || n != 1 {
 		t.Fatalf("stop scan: n=%d err=%v", n, err)
 	}
@@ -355,5 +369,34 @@ func TestApplyAsyncGroups(t *testing.T) {
 		if got := mustGet(t, s, fmt.Sprintf("hot%d", k)); got.TS != want {
 			t.Errorf("hot%d at %d, want %d", k, got.TS, want)
 		}
+	}
+}
+
+// TestStats: the store's figures follow its writes (synced writes count WAL
+// syncs and bytes) and report the file system's free space.
+func TestStats(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Sync: SyncAlways, MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.Stats()
+	value := make([]byte, 1000)
+	for i := range 10 {
+		crand.Read(value) // incompressible
+		if _, err := s.Apply(fmt.Appendf(nil, "k%d", i), Record{TS: 1, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := s.Stats()
+	if after.Records != before.Records+10 {
+		t.Errorf("records %d, then %d after 10 writes", before.Records, after.Records)
+	}
+	if after.WALSyncs <= before.WALSyncs || after.WALBytesIn < before.WALBytesIn+10000 {
+		t.Errorf("WAL syncs %d -> %d, bytes in %d -> %d after 10 synced 1000-byte writes",
+			before.WALSyncs, after.WALSyncs, before.WALBytesIn, after.WALBytesIn)
+	}
+	if after.FreeBytes <= 0 || after.MinFreeBytes != 1 || after.DiskFull || after.DiskUsedBytes == 0 {
+		t.Errorf("free %d, min free %d, full %v, disk used %d", after.FreeBytes, after.MinFreeBytes, after.DiskFull, after.DiskUsedBytes)
 	}
 }

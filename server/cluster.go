@@ -13,16 +13,21 @@ import (
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // Cluster coordinates requests across each key's replicas; it is the HTTP
 // Backend of proxies and of nodes in a multi-node deployment.
 //
 // Writes go to every replica at once and return after the requested number
-// of durable acknowledgements. Reads with read repair ask every replica for
-// its timestamp while fetching the value from one (this node's own store
-// when it is a replica), return the newest record and push it to replicas
-// found older or missing it. Values cross the network once per replica.
+// of durable acknowledgements. Reads with read repair ask a read quorum of
+// replicas — the fewest that can form one — for their timestamps while
+// fetching the value from one of them (this node's own store when it is a
+// replica), return the newest record and push it to the replicas asked
+// that were found older or missing it. The other replicas are asked only
+// when one of the quorum fails or is slow; what they miss is hinted
+// hand-off's and anti-entropy's to mend. Values cross the network once per
+// replica.
 type Cluster struct {
 	topo    atomic.Pointer[topology]
 	prev    atomic.Pointer[topology] // the one before topo, for mayStore
@@ -32,7 +37,10 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
-	hints   *hints.Store // nil: no hinted hand-off
+	hints   *hints.Store         // nil: no hinted hand-off
+	hedge   time.Duration        // readHedge; tests that count replicas asked raise it
+	listLog httpproxy.LogLimiter // key listings without a node
+	metrics *metrics.Cluster
 }
 
 // ClusterConfig configures a Cluster.
@@ -50,6 +58,9 @@ type ClusterConfig struct {
 	// replayHints to hand off once it answers again.
 	Hints  *hints.Store
 	Logger *slog.Logger
+	// Metrics counts replica errors, write outcomes and read repairs.
+	// Default: metrics registered nowhere.
+	Metrics *metrics.Cluster
 }
 
 // NewCluster returns a Cluster routing by cfg.
@@ -60,7 +71,10 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Logger == nil {
 		cc.Logger = slog.Default()
 	}
-	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints}
+	if cc.Metrics == nil {
+		cc.Metrics = metrics.NewCluster(nil)
+	}
+	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge, metrics: cc.Metrics}
 	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
 	if err := c.Update(cfg); err != nil {
 		return nil, err
@@ -144,6 +158,7 @@ func (c *Cluster) Config() *config.Config { return c.topo.Load().cfg }
 func (c *Cluster) route(key []byte) (*topology, *route) {
 	t := c.topo.Load()
 	r := c.scratch.Get().(*route)
+	r.refs.Store(1) // the request's
 	t.fill(r, key)
 	return t, r
 }
@@ -160,7 +175,8 @@ func (c *Cluster) release(r *route) {
 func (c *Cluster) submit(t *topology, r *route, pos int, op taskOp, key []byte, rec kv.Record, dst []byte) {
 	tk := &r.tasks[pos]
 	i := r.reps[pos]
-	*tk = task{op: op, r: t.replicas[i], node: t.nodes[i].ID, self: i == t.self, pos: pos, key: key, rec: rec, dst: dst, done: r.done}
+	*tk = task{op: op, r: t.replicas[i], node: t.nodes[i].ID, self: i == t.self, pos: pos, key: key, rec: rec, dst: dst, done: r.done, rt: r, c: c}
+	r.refs.Add(1)
 	c.workers.submit(tk)
 }
 
@@ -211,33 +227,34 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	// that has not won yet.
 	won := rt.acked(acks, rt.applied, applied)
 	var winner Replica
+	var winnerNode string
 	if ok && !won {
-		winner = t.replicas[rt.reps[newest]]
+		winner, winnerNode = t.replicas[rt.reps[newest]], t.nodes[rt.reps[newest]].ID
 	}
-	if answered < n {
-		go c.drain(rt, n-answered) // stragglers own the route until they finish
-	} else {
-		c.release(rt)
-	}
+	c.finish(rt) // stragglers own the route until they finish
 	switch {
 	case !ok:
+		c.metrics.Write(acks.String(), metrics.WriteUnavailable)
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",
 			httpproxy.ErrUnavailable, count, n, acks, lastErr)
 	case won:
+		c.metrics.Write(acks.String(), metrics.WriteApplied)
 		return kv.Result{TS: rec.TS, Applied: true}, nil
 	}
-	return c.writeBack(key, winner, acks)
+	c.metrics.Write(acks.String(), metrics.WriteSuperseded)
+	return c.writeBack(key, winnerNode, winner, acks)
 }
 
 // writeBack answers a write that lost to a newer record held by only some
 // replicas: before the reply names that record (X-Applied: no and its
 // X-Timestamp), the record is written to the key's replicas at the same
 // write_acks, so that reads agree with the reply.
-func (c *Cluster) writeBack(key []byte, winner Replica, acks httpproxy.Acks) (kv.Result, error) {
+func (c *Cluster) writeBack(key []byte, node string, winner Replica, acks httpproxy.Acks) (kv.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	newer, err := winner.Get(ctx, key, nil)
 	if err != nil {
+		c.countError(node, err)
 		return kv.Result{}, fmt.Errorf("%w: the write lost to a newer record that could not be read back: %v", httpproxy.ErrUnavailable, err)
 	}
 	res, err := c.Apply(key, newer, acks)
@@ -247,13 +264,19 @@ func (c *Cluster) writeBack(key []byte, winner Replica, acks httpproxy.Acks) (kv
 	return kv.Result{TS: res.TS}, nil
 }
 
-// drain waits for a request's remaining tasks, hints the writes that
-// failed, then releases the route.
-func (c *Cluster) drain(rt *route, left int) {
-	for range left {
-		c.hint(<-rt.done)
+// drain hints the writes among the tasks that came back after the request
+// went on, then releases the route. It runs once every task has come back
+// (route.refs), so it never waits.
+func (c *Cluster) drain(rt *route) {
+	for {
+		select {
+		case tk := <-rt.done:
+			c.hint(tk)
+		default:
+			c.release(rt)
+			return
+		}
 	}
-	c.release(rt)
 }
 
 // hint keeps a write that a remote replica failed to take, for hand-off.
@@ -279,7 +302,7 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 	if best < 0 {
 		return kv.Meta{}, noneFound(rt, quorum)
 	}
-	err := t.weakRead(quorum)
+	err := c.weakRead(t, quorum)
 	if errors.Is(err, httpproxy.ErrUnavailable) {
 		return kv.Meta{}, err
 	}
@@ -288,11 +311,12 @@ func (c *Cluster) Stat(key []byte) (kv.Meta, error) {
 
 // weakRead is the error that goes with a record read without a read quorum:
 // ErrNoReadQuorum, or unavailable under strict_reads; nil with a quorum.
-func (t *topology) weakRead(quorum bool) error {
-	switch {
-	case quorum:
+func (c *Cluster) weakRead(t *topology, quorum bool) error {
+	if quorum {
 		return nil
-	case t.strictReads:
+	}
+	c.metrics.WeakRead()
+	if t.strictReads {
 		return fmt.Errorf("%w: fewer than a read quorum of replicas answered (strict_reads)", httpproxy.ErrUnavailable)
 	}
 	return httpproxy.ErrNoReadQuorum
@@ -319,7 +343,7 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	if best < 0 {
 		return kv.Record{}, noneFound(rt, quorum)
 	}
-	weak := t.weakRead(quorum)
+	weak := c.weakRead(t, quorum)
 	if errors.Is(weak, httpproxy.ErrUnavailable) {
 		return kv.Record{}, weak
 	}
@@ -331,11 +355,12 @@ func (c *Cluster) Get(key, dst []byte) (kv.Record, error) {
 	} else {
 		var err error
 		if rec, err = t.replicas[rt.reps[best]].Get(context.Background(), key, dst); err != nil {
+			c.countError(t.nodes[rt.reps[best]].ID, err)
 			return kv.Record{}, fmt.Errorf("%w: newest replica failed: %v", httpproxy.ErrUnavailable, err)
 		}
 	}
 	if stale := c.staleReplicas(t, rt, rec.Meta()); len(stale) > 0 {
-		c.repair(stale, key, rec)
+		c.repair(t, stale, key, rec)
 	}
 	return rec, weak
 }
@@ -357,6 +382,7 @@ func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv
 			rt.ok[pos] = true
 		default:
 			lastErr = err
+			c.countError(t.nodes[rt.reps[pos]].ID, err)
 		}
 	}
 	if rt.readQuorum(rt.ok) {
@@ -369,32 +395,38 @@ func (c *Cluster) getAny(t *topology, rt *route, first int, key, dst []byte) (kv
 // to repair them too; a slow or hung replica costs a read no more.
 const readGrace = 5 * time.Millisecond
 
-// ask asks every replica for its metadata in parallel — the one at getAt
-// (when >= 0) for its whole record, into the route's buffer — and waits
-// until all have returned, or a read quorum has answered and readGrace has
-// passed. Answers are the tasks marked in rt.ok: a record or not-found; a
-// replica that failed has not been heard. It reports whether the answers
-// form a read quorum; release the route with finish.
+// readHedge is how long a read waits for the replicas it asked before it
+// asks the others too. It is well above a loaded node's p99 on loopback
+// (a few ms), so that hedging rarely adds load to a busy cluster, and well
+// below the peer request timeout, so that a hung replica (paused, or
+// partitioned away) costs a read no more than this.
+const readHedge = 20 * time.Millisecond
+
+// ask asks the replicas for their metadata in parallel — the one at getAt
+// (when >= 0) for its whole record, into the route's buffer. It asks a read
+// quorum first (pickQuorum) and the rest only when one of those fails or
+// has not answered within readHedge (c.hedge). It waits until all it asked have
+// returned, or a read quorum has answered and readGrace has passed. Answers
+// are the tasks marked in rt.ok: a record or not-found; a replica that
+// failed, or was not asked, has not been heard. It reports whether the
+// answers form a read quorum; release the route with finish.
 func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum bool) {
 	n := len(rt.reps)
 	rt.prepare(n)
-	for pos := range n {
-		if pos == getAt {
-			c.submit(t, rt, pos, taskGet, key, kv.Record{}, rt.vbuf)
-		} else {
-			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
-		}
+	first := getAt
+	if first < 0 {
+		first = t.preferred(rt.reps)
+	}
+	asked := rt.pickQuorum(first)
+	c.askMarked(t, rt, getAt, key)
+	var hedge, grace <-chan time.Time
+	if asked < n {
+		hedge = resetTimer(&rt.hedge, c.hedge)
 	}
 	returned := 0
-	var grace <-chan time.Time
-	for returned < n {
+	for returned < asked {
 		if grace == nil && rt.readQuorum(rt.ok) {
-			if rt.grace == nil {
-				rt.grace = time.NewTimer(readGrace)
-			} else {
-				rt.grace.Reset(readGrace)
-			}
-			grace = rt.grace.C
+			grace = resetTimer(&rt.grace, readGrace)
 		}
 		select {
 		case tk := <-rt.done:
@@ -404,26 +436,75 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 				tk.meta = tk.rec.Meta()
 			}
 			rt.ok[tk.pos] = tk.err == nil || errors.Is(tk.err, kv.ErrNotFound)
+			if !rt.ok[tk.pos] && asked < n {
+				asked = c.askRest(t, rt, key)
+				hedge = nil
+			}
+		case <-hedge:
+			asked = c.askRest(t, rt, key)
+			hedge = nil
 		case <-grace:
-			rt.pending = n - returned
+			stopTimers(rt)
 			return true
 		}
 	}
-	if rt.grace != nil {
-		rt.grace.Stop()
-	}
-	rt.pending = 0
+	stopTimers(rt)
 	return rt.readQuorum(rt.ok)
 }
 
-// finish releases a route after ask, or leaves that to a goroutine that
-// waits for the replicas still answering.
-func (c *Cluster) finish(rt *route) {
-	if rt.pending == 0 {
-		c.release(rt)
-		return
+// askMarked submits a task to every replica marked in rt.asked that has
+// none yet: a Get to the one at getAt, Stats to the others.
+func (c *Cluster) askMarked(t *topology, rt *route, getAt int, key []byte) {
+	for pos, ask := range rt.asked {
+		if !ask || rt.sent[pos] {
+			continue
+		}
+		rt.sent[pos] = true
+		if pos == getAt {
+			c.submit(t, rt, pos, taskGet, key, kv.Record{}, rt.vbuf)
+		} else {
+			c.submit(t, rt, pos, taskStat, key, kv.Record{}, nil)
+		}
 	}
-	go c.drain(rt, rt.pending)
+}
+
+// askRest asks every replica not asked yet for its metadata and returns how
+// many have been asked in all.
+func (c *Cluster) askRest(t *topology, rt *route, key []byte) int {
+	for pos := range rt.asked {
+		rt.asked[pos] = true
+	}
+	c.askMarked(t, rt, -1, key)
+	return len(rt.asked)
+}
+
+// resetTimer (re)arms *tp for d and returns its channel; timers are reused
+// with the route, so a read allocates none.
+func resetTimer(tp **time.Timer, d time.Duration) <-chan time.Time {
+	if *tp == nil {
+		*tp = time.NewTimer(d)
+	} else {
+		(*tp).Reset(d)
+	}
+	return (*tp).C
+}
+
+func stopTimers(rt *route) {
+	if rt.grace != nil {
+		rt.grace.Stop()
+	}
+	if rt.hedge != nil {
+		rt.hedge.Stop()
+	}
+}
+
+// finish lets go of a route whose request submitted tasks: it is drained and
+// released now if they have all come back, else by the last one to come
+// back (task.run), so that no goroutine waits for stragglers.
+func (c *Cluster) finish(rt *route) {
+	if rt.unref() {
+		c.drain(rt)
+	}
 }
 
 // newestMeta returns the position of the newest record among the answers,
@@ -468,30 +549,35 @@ func noneFound(rt *route, quorum bool) error {
 		httpproxy.ErrUnavailable, heard, len(rt.tasks), lastErr)
 }
 
-// staleReplicas returns the replicas that answered with a record older than
-// newest, or none; nil (no allocation) when all are current.
-func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []Replica {
-	var stale []Replica
+// staleReplicas returns the replicas (indexes into t.nodes) that answered
+// with a record older than newest, or none; nil (no allocation) when all are
+// current.
+func (c *Cluster) staleReplicas(t *topology, rt *route, newest kv.Meta) []int {
+	var stale []int
 	for k := range rt.tasks {
 		if !rt.ok[k] {
 			continue
 		}
 		tk := &rt.tasks[k]
 		if errors.Is(tk.err, kv.ErrNotFound) || tk.err == nil && newerMeta(newest, tk.meta) {
-			stale = append(stale, t.replicas[rt.reps[k]])
+			stale = append(stale, rt.reps[k])
 		}
 	}
 	return stale
 }
 
-// repair pushes a copy of rec to the stale replicas in the background.
-func (c *Cluster) repair(stale []Replica, key []byte, rec kv.Record) {
+// repair pushes a copy of rec to the stale replicas (indexes into t.nodes)
+// in the background.
+func (c *Cluster) repair(t *topology, stale []int, key []byte, rec kv.Record) {
 	key, rec = ownCopy(key, rec)
-	for _, r := range stale {
+	for _, i := range stale {
+		c.metrics.ReadRepair()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 			defer cancel()
-			if _, err := r.Apply(ctx, key, rec); err != nil {
+			if _, err := t.replicas[i].Apply(ctx, key, rec); err != nil {
+				c.metrics.ReadRepairFailed()
+				c.countError(t.nodes[i].ID, err)
 				c.log.Warn("read repair failed", "key", fmt.Sprintf("%q", key), "err", err)
 			}
 		}()

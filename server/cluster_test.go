@@ -22,10 +22,12 @@ import (
 
 // memReplica is an in-memory LWW replica that can be taken down.
 type memReplica struct {
-	mu    sync.Mutex
-	recs  map[string]kv.Record
-	down  bool
-	delay time.Duration // every call sleeps this long first (a hung node)
+	mu      sync.Mutex
+	recs    map[string]kv.Record
+	down    bool
+	delay   time.Duration // every call sleeps this long first (a hung node)
+	reads   int           // Gets and Stats asked of it
+	applies int           // writes asked of it
 }
 
 func (m *memReplica) stall() {
@@ -41,6 +43,7 @@ func (m *memReplica) get(key []byte) (kv.Record, error) {
 	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads++
 	if m.down {
 		return kv.Record{}, errDown
 	}
@@ -57,6 +60,14 @@ func (m *memReplica) Get(_ context.Context, key, dst []byte) (kv.Record, error) 
 	return r, err
 }
 
+func (m *memReplica) Ping(context.Context) error {
+	_, err := m.get(nil)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 func (m *memReplica) Stat(_ context.Context, key []byte) (kv.Meta, error) {
 	r, err := m.get(key)
 	return r.Meta(), err
@@ -66,6 +77,7 @@ func (m *memReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Res
 	m.stall()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.applies++
 	if m.down {
 		return kv.Result{}, errDown
 	}
@@ -140,6 +152,34 @@ func (m *memReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte, 
 		}
 	}
 	return nil
+}
+
+func (m *memReplica) Keys(_ context.Context, start, end []byte, limit int) ([]codec.Record, []byte, error) {
+	m.stall()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, nil, errDown
+	}
+	var keys []string
+	for k := range m.recs {
+		if k >= string(start) && (len(end) == 0 || k < string(end)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if limit <= 0 || limit > scanMaxCount {
+		limit = scanMaxCount
+	}
+	var next []byte
+	if len(keys) > limit {
+		keys, next = keys[:limit], []byte(keys[limit])
+	}
+	recs := make([]codec.Record, len(keys))
+	for i, k := range keys {
+		recs[i] = codec.Record{Key: []byte(k), TS: m.recs[k].TS, Flags: flagsOf(m.recs[k].Tombstone)}
+	}
+	return recs, next, nil
 }
 
 func (m *memReplica) Purge(_ context.Context, recs []codec.Record) (int, error) {
@@ -293,27 +333,81 @@ func TestStaleWriteReportsNewer(t *testing.T) {
 	}
 }
 
+// What a quorum write of "newest" leaves when it missed reps[0] (stale) and
+// reps[3] (holding an older tombstone): the read asks reps[0] and its
+// mirror reps[1], a read quorum, answers the newest record and repairs
+// reps[0]. reps[3] is not asked while the quorum answers: it is
+// anti-entropy's to mend.
 func TestReadRepair(t *testing.T) {
 	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
 	key := "repair-me"
 	reps := tc.replicasOf(key)
 	newest := kv.Record{TS: 30, Value: []byte("newest")}
 	tc.nodes[reps[0]].set(key, kv.Record{TS: 10, Value: []byte("old")}) // primary is stale
+	tc.nodes[reps[1]].set(key, newest)
 	tc.nodes[reps[2]].set(key, newest)
 	tc.nodes[reps[3]].set(key, kv.Record{TS: 20, Tombstone: true})
-	// reps[1] has nothing.
 	rec, err := tc.Get([]byte(key), nil)
 	if err != nil || rec.TS != 30 || string(rec.Value) != "newest" {
 		t.Fatalf("get: %+v %v", rec, err)
 	}
 	waitFor(t, func() bool {
+		r, err := tc.nodes[reps[0]].get([]byte(key))
+		return err == nil && r.TS == 30 && string(r.Value) == "newest"
+	})
+	if r, _ := tc.nodes[reps[3]].get([]byte(key)); r.TS != 20 {
+		t.Fatalf("replica outside the read quorum was asked and repaired: %+v", r)
+	}
+}
+
+// A read asks the fewest replicas that form a read quorum, and the others
+// only when one of those fails: then it repairs them too.
+func TestReadAsksAQuorum(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
+	key := []byte("q")
+	reps := tc.replicasOf("q")
+	if _, err := tc.Apply(key, kv.Record{TS: 5, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	reads := func() []int {
+		var n []int
 		for _, id := range reps {
-			r, err := tc.nodes[id].get([]byte(key))
-			if err != nil || r.TS != 30 || string(r.Value) != "newest" {
-				return false
-			}
+			m := tc.nodes[id]
+			m.mu.Lock()
+			n = append(n, m.reads)
+			m.reads = 0
+			m.mu.Unlock()
 		}
-		return true
+		return n
+	}
+	reads()
+	if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "v" {
+		t.Fatalf("get: %+v %v", rec, err)
+	}
+	if got := reads(); !slices.Equal(got, []int{1, 1, 0, 0}) {
+		t.Fatalf("replicas asked (in ring order) %v, want the primary and its mirror", got)
+	}
+	if _, err := tc.Stat(key); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads(); !slices.Equal(got, []int{1, 1, 0, 0}) {
+		t.Fatalf("stat asked %v", got)
+	}
+	// reps[3] missed a newer write; the primary's mirror fails: the read
+	// asks the other bucket, answers from it and repairs reps[3].
+	newer := kv.Record{TS: 9, Value: []byte("newer")}
+	for _, id := range reps[:3] {
+		tc.nodes[id].set("q", newer)
+	}
+	tc.nodes[reps[1]].setDown(true)
+	if rec, err := tc.Get(key, nil); err != nil || string(rec.Value) != "newer" {
+		t.Fatalf("get with the mirror down: %+v %v", rec, err)
+	}
+	waitFor(t, func() bool {
+		r, err := tc.nodes[reps[3]].get(key)
+		return err == nil && r.TS == 9
 	})
 }
 
@@ -712,4 +806,55 @@ deployments:
 	if res, err := tc.Apply([]byte("k2"), kv.Record{TS: 30, Value: []byte("C")}, httpproxy.AcksQuorum); err != nil || !res.Applied && res.TS != 50 {
 		t.Fatalf("write C: %+v %v", res, err)
 	}
+}
+
+// How far read repair reaches with quorum-sized reads: n1 misses 600 quorum
+// writes, then each key is read once. A read asks the key's primary bucket
+// (a read quorum of two buckets), so it repairs n1 exactly for the keys whose
+// primary bucket is n1's; the others are left to hinted hand-off and
+// anti-entropy (with every replica asked, all of n1's keys were repaired).
+func TestReadRepairReach(t *testing.T) {
+	tc := newTestCluster(t, fmt.Sprintf(sixNodes, "yes"))
+	tc.hedge = time.Minute // a loaded machine must not make reads ask beyond the quorum
+	n1 := tc.nodes["n1"]
+	if n1 == nil {
+		t.Fatal("no n1")
+	}
+	n1.setDown(true)
+	var held, primary []string
+	for i := range 600 {
+		key := fmt.Sprintf("k%d", i)
+		if _, err := tc.Apply([]byte(key), kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksQuorum); err != nil {
+			t.Fatal(err)
+		}
+		reps := tc.replicasOf(key)
+		if i := slices.Index(reps, "n1"); i >= 0 {
+			held = append(held, key)
+			if i < 2 { // n1's bucket comes first: b1 is the key's primary bucket
+				primary = append(primary, key)
+			}
+		}
+	}
+	// Writes answer at a quorum: wait for the ones to n1 still running.
+	waitFor(t, func() bool { n1.mu.Lock(); defer n1.mu.Unlock(); return n1.applies == len(held) })
+	n1.setDown(false)
+	for i := range 600 {
+		if _, err := tc.Get(fmt.Appendf(nil, "k%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repaired := func() (n int) {
+		for _, key := range held {
+			if _, err := n1.get([]byte(key)); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, func() bool { return repaired() >= len(primary) })
+	time.Sleep(20 * time.Millisecond) // a repair beyond the primary bucket's would show now
+	if got := repaired(); got != len(primary) {
+		t.Fatalf("reads repaired %d of n1's %d keys, want the %d whose primary bucket is n1's", got, len(held), len(primary))
+	}
+	t.Logf("one read per key repaired %d of the %d keys n1 missed (%.0f%%)", len(primary), len(held), 100*float64(len(primary))/float64(len(held)))
 }

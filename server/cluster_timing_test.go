@@ -29,6 +29,11 @@ import (
 // (this test binary, see TestMain), so that what the test measures in this
 // process is the proxy alone.
 func benchCluster(b testing.TB, readRepair, separate bool) *Cluster {
+	return benchClusterConns(b, readRepair, separate, 1)
+}
+
+// benchClusterConns is benchCluster with conns connections to each peer.
+func benchClusterConns(b testing.TB, readRepair, separate bool, conns int) *Cluster {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	addrs := map[string]string{}
@@ -63,6 +68,7 @@ deployments:
 		b.Fatal(err)
 	}
 	peers := newPeerPool("", codec.DefaultMaxFrame, log)
+	peers.perPeer = conns
 	b.Cleanup(peers.close)
 	c, err := NewCluster(cfg, ClusterConfig{Logger: log, Replica: func(n config.Node) Replica {
 		return peers.replica(config.Node{ID: n.ID, Host: "127.0.0.1", PeerPort: portOf(b, addrs[n.ID])})
@@ -82,8 +88,8 @@ func portOf(b testing.TB, addr string) int {
 }
 
 // BenchmarkClusterGet runs the proxy and its four replicas in one process,
-// so allocs/op includes the peer servers' (deferred replies); the proxy's
-// own are 0, see TestClusterGetDoesNotAllocate.
+// so allocs/op counts the peer servers' too; the proxy's own are 0, see
+// TestClusterGetDoesNotAllocate.
 func BenchmarkClusterGet(b *testing.B) {
 	for _, rr := range []bool{false, true} {
 		b.Run(fmt.Sprintf("read_repair=%v", rr), func(b *testing.B) {
@@ -115,8 +121,35 @@ func BenchmarkClusterGet(b *testing.B) {
 	}
 }
 
-func BenchmarkClusterApply(b *testing.B) {
-	c := benchCluster(b, true, false)
+func BenchmarkClusterApply(b *testing.B) { benchApply(b, benchCluster(b, true, false)) }
+
+// BenchmarkClusterConns: one connection per peer against a few, for reads
+// and writes (replicas in separate processes, so that the proxy's side is
+// what changes).
+func BenchmarkClusterConns(b *testing.B) {
+	for _, conns := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("get/conns=%d", conns), func(b *testing.B) {
+			c := benchClusterConns(b, true, true, conns)
+			if _, err := c.Apply([]byte("k"), kv.Record{TS: 1, Value: make([]byte, 100)}, httpproxy.AcksAll); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				key, dst := []byte("k"), make([]byte, 0, 256)
+				for pb.Next() {
+					if _, err := c.Get(key, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("apply/conns=%d", conns), func(b *testing.B) { benchApply(b, benchClusterConns(b, true, true, conns)) })
+	}
+}
+
+func benchApply(b *testing.B, c *Cluster) {
 	val := make([]byte, 100)
 	b.ReportAllocs()
 	b.SetParallelism(32)
@@ -134,15 +167,19 @@ func BenchmarkClusterApply(b *testing.B) {
 	})
 }
 
-// TestClusterGetDoesNotAllocate: a proxy's read, fanned out to four replicas
-// (separate processes) over the peer protocol, with and without read repair,
-// allocates nothing in the proxy in steady state.
+// TestClusterGetDoesNotAllocate: a proxy's read, fanned out to its replicas
+// over the peer protocol, with and without read repair, allocates nothing in
+// steady state: in the proxy (replicas in separate processes), and in the
+// proxy and the replicas' peer servers together (all in this process: the
+// servers answer reads from reader goroutines, with recycled ReplyWriters,
+// and wake their loops with doorbells).
 func TestClusterGetDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}
-	for _, rr := range []bool{false, true} {
-		c := benchCluster(t, rr, true)
+	for _, tc := range []struct{ rr, separate bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
+		rr := tc.rr
+		c := benchCluster(t, rr, tc.separate)
 		key := []byte("key")
 		if _, err := c.Apply(key, kv.Record{TS: 1, Value: make([]byte, 100)}, httpproxy.AcksAll); err != nil {
 			t.Fatal(err)
@@ -157,7 +194,7 @@ func TestClusterGetDoesNotAllocate(t *testing.T) {
 			get()
 		}
 		if n := testing.AllocsPerRun(500, get); n > 0.05 {
-			t.Errorf("read_repair=%v: %.2f allocations per Get", rr, n)
+			t.Errorf("read_repair=%v, separate=%v: %.2f allocations per Get", rr, tc.separate, n)
 		}
 	}
 }

@@ -30,8 +30,17 @@
 //     differ, keys this node no longer owns handed over and dropped; each
 //     pass is reported (status.go, GET /status) for the coordinator's
 //     migration state.
+//   - keys.go: key listing (GET /keys) — the listings of every node of the
+//     live deployments, read a page at a time over the peer Scan and
+//     merged in key order, each key once, shown when its newest record
+//     holds a value.
 //   - tombstones.go: tombstone GC once every replica holds a tombstone past
 //     tombstone_grace, and the quarantine of a node away for longer.
+//   - metrics.go: what the process exposes at GET /metrics (package
+//     server/metrics defines every family): replica errors by kind, the
+//     store, hints, healing and peer connections read at scrape time.
+//   - ready.go: GET /ready — the nodes that answer a ping against the
+//     write_acks rule, by bucket.
 //   - node.go, proxy.go, peers.go: process wiring, one client per peer.
 //
 // # Invariants
@@ -66,5 +75,6 @@
 // node) syncs and closes its store. The configuration is swapped atomically
 // (Cluster.Update); a request sees one configuration from start to end. A
 // request owns its route (pooled) until every task it submitted has come
-// back; tasks still running when it answers are drained by a goroutine.
+// back; tasks still running when it answers are drained by the last of
+// them to come back (route.refs), so no goroutine waits for stragglers.
 package server

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tako-kv/tako/kv"
 )
@@ -33,6 +34,8 @@ type task struct {
 	res  kv.Result // taskApply: the result
 	err  error
 	done chan *task
+	rt   *route   // the route the task belongs to (its refs)
+	c    *Cluster // drains rt if this task comes back last, counts its failure
 }
 
 func (t *task) run() {
@@ -45,7 +48,16 @@ func (t *task) run() {
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
 	}
+	// A replica that answered not-found has not failed.
+	if t.err != nil && !errors.Is(t.err, kv.ErrNotFound) {
+		t.c.metrics.ReplicaError(t.node, errorKind(t.err))
+	}
+	// Once t is on done it is the request's again: read what we need first.
+	rt, c := t.rt, t.c
 	t.done <- t
+	if rt.unref() {
+		c.drain(rt)
+	}
 }
 
 // workers is the pool that runs tasks. Its queue is never closed: a

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when PprofAddr is set
@@ -21,6 +23,7 @@ import (
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
 	"github.com/tako-kv/tako/server/hints"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
 	"github.com/valyala/fasthttp"
 )
@@ -113,7 +116,8 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	clock := newClock(cfg, nc.ClockOffset)
 	peers := newPeerPool(nc.ID, maxFrame(cfg.Storage), log).authenticate(auth)
 	defer sd.step("peer clients close", peers.close)
-	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs,
+	reg := metrics.NewRegistry()
+	cluster, err := NewCluster(cfg, ClusterConfig{Self: nc.ID, Logger: log, Hints: hs, Metrics: metrics.NewCluster(reg),
 		Replica: func(n config.Node) Replica {
 			if n.ID == nc.ID {
 				return localReplica{store}
@@ -133,7 +137,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	}
 	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.mayStore(nc.ID, key) }, log)
 	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: nc.listenAddr(self.PeerAddr(), nc.ListenPeer), NodeID: nc.ID, Handler: ph, Logger: log,
-		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets})
+		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets, TLS: auth.tls.PeerServer()})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
 		ph.close()
@@ -147,14 +151,18 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	})
 
 	heal := newHealer(store, cluster, log)
+	reg.Store(store.Stats)
+	reg.Healing(heal.metrics)
+	processMetrics(reg, cluster, hs, peers, psrv.Conns)
 	stopBackground := runBackground(ctx, heal.run, func(ctx context.Context) {
 		replayHints(ctx, hs, cluster, log, func(string) { heal.poke() })
 	}, func(ctx context.Context) { markAlive(ctx, store, cluster, log) })
 	defer sd.step("healing, hint replay and liveness stop", stopBackground)
 
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, local: store, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, tokens: tokens, tokenFile: nc.TokenFile,
+		ln: ln, tls: auth.tls.HTTPServer(), backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
+		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
+		tokens: tokens, tokenFile: nc.TokenFile,
 		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
@@ -300,8 +308,10 @@ func (nc NodeConfig) listenAddr(addr, override string) string {
 // httpService is the HTTP side shared by nodes and proxies.
 type httpService struct {
 	ln        net.Listener
+	tls       *tls.Config // nil: plaintext
 	backend   httpproxy.Backend
 	local     httpproxy.Reader // a node's own store; nil in a proxy
+	keys      httpproxy.Lister // GET /keys: a node's own keys, or the cluster's
 	clock     *hlc.Clock
 	storage   config.Storage
 	pprof     string
@@ -310,32 +320,55 @@ type httpService struct {
 	cluster   *Cluster
 	ready     func()
 	name      string
+	self      string               // the node's id; empty in a proxy
+	started   *config.Config       // the configuration the process started with
 	onUpdate  func(*config.Config) // after a new configuration is in use
 	routes    map[string]fasthttp.RequestHandler
 	tokens    *httpTokens // the bearer tokens HTTP requests need
 	tokenFile string      // -token-file: reread on SIGHUP
 	shutdown  *shutdown   // bounds the HTTP drain
+	metrics   *metrics.Registry
 }
 
-// serveHTTP serves the HTTP API and follows configuration updates until ctx
-// ends, then drains requests in flight.
+// httpListener is what the HTTP server accepts from: ln, with accept errors ridden out,
+// and under TLS when tlsCfg is set (the TLS handshake then runs on the connection's
+// goroutine, under the server's header timeout; the per-IP cap sees the TCP address).
+func httpListener(ln net.Listener, tlsCfg *tls.Config, log *slog.Logger) net.Listener {
+	ln = httpproxy.RetryAccept(ln, log)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	return ln
+}
+
+// serveHTTP serves the HTTP API, with the metrics (metrics.Path) and
+// readiness (PathReady), and follows configuration updates until ctx ends,
+// then drains requests in flight.
 func serveHTTP(ctx context.Context, s httpService) error {
 	ln := s.ln
+	routes := maps.Clone(s.routes)
+	if routes == nil {
+		routes = map[string]fasthttp.RequestHandler{}
+	}
+	routes[metrics.Path] = s.metrics.Serve
+	routes[PathReady] = (&readiness{cluster: s.cluster}).serve
 	h := httpproxy.NewHandler(httpproxy.Config{
 		Backend:       s.backend,
 		Local:         s.local,
+		Keys:          s.keys,
 		Clock:         s.clock,
 		MaxValueBytes: int(s.storage.MaxValueBytes),
 		Logger:        s.log,
 		ConfigVersion: func() string { return s.cluster.Config().Version },
-		Routes:        s.routes,
+		Routes:        routes,
+		Metrics:       metrics.NewHTTP(s.metrics),
 		Tokens:        &s.tokens.guard,
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
 	// Accept errors such as EMFILE are ridden out, not fatal: the process
 	// must outlive a flood of connections.
-	go func() { serveErr <- srv.Serve(httpproxy.RetryAccept(ln, s.log)) }()
+	go func() { serveErr <- srv.Serve(httpListener(ln, s.tls, s.log)) }()
 	stopPprof := startPprof(s.pprof, s.log)
 	defer stopPprof()
 
@@ -356,9 +389,13 @@ func serveHTTP(ctx context.Context, s httpService) error {
 			s.onUpdate(cfg)
 		}
 		s.log.Info("configuration updated", "version", cfg.Version)
+		if keys := restartKeys(s.started, cfg, s.self); len(keys) > 0 {
+			s.log.Warn("configuration updated, but these keys take effect only when this process restarts",
+				"version", cfg.Version, "keys", keys, "started_with", s.started.Version)
+		}
 	})
 
-	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "config", s.cluster.Config().Version, "from", s.src.Origin())
+	s.log.Info(s.name+" serving", "http", ln.Addr().String(), "tls", s.tls != nil, "config", s.cluster.Config().Version, "from", s.src.Origin())
 	if s.ready != nil {
 		s.ready()
 	}

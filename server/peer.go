@@ -367,39 +367,58 @@ func putBuf(b *[]byte) {
 // scan answers a Scan with at most limit records and about limitBytes of
 // keys and values, and where to resume.
 func (h *peerHandler) scan(start, end []byte, limit, limitBytes uint32, mode codec.ScanMode, rw *eventloop.ReplyWriter) {
-	if limit == 0 || limit > scanMaxCount {
-		limit = scanMaxCount
-	}
-	if limitBytes == 0 || limitBytes > scanMaxBytes {
-		limitBytes = scanMaxBytes
-	}
-	var recs []codec.Record
-	var size uint32
-	var next []byte
-	errFull := errors.New("full")
-	err := h.store.Scan(start, end, func(key []byte, rec kv.Record) error {
-		if uint32(len(recs)) >= limit || size >= limitBytes {
-			next = append([]byte(nil), key...)
-			return errFull
-		}
-		r := codec.Record{Key: append([]byte(nil), key...), TS: rec.TS, Flags: flagsOf(rec.Tombstone)}
-		switch mode {
-		case codec.ScanValues:
-			r.Value = append([]byte(nil), rec.Value...)
-		case codec.ScanHashes:
-			r.Value = binary.BigEndian.AppendUint64(nil, valueHash(rec.Value))
-		}
-		size += uint32(len(r.Key) + len(r.Value))
-		recs = append(recs, r)
-		return nil
-	})
-	if err != nil && err != errFull {
+	recs, next, err := scanRecords(h.store, start, end, limit, limitBytes, mode)
+	if err != nil {
 		rw.Error(codec.StatusError, err.Error())
 		return
 	}
 	rw.Reply(func(dst []byte, id uint64) []byte {
 		return codec.AppendScanReply(dst, id, recs, next != nil, next)
 	})
+}
+
+// scanRecords returns the records of store with start <= key < end (end
+// empty: no upper bound), at most limit of them and about limitBytes of keys
+// and values (0, or more than a peer reply holds: the peer maximum), with
+// what mode asks for in their values; next is where to resume, nil when the
+// range is done.
+func scanRecords(store *kv.Store, start, end []byte, limit, limitBytes uint32, mode codec.ScanMode) (recs []codec.Record, next []byte, err error) {
+	if limit == 0 || limit > scanMaxCount {
+		limit = scanMaxCount
+	}
+	if limitBytes == 0 || limitBytes > scanMaxBytes {
+		limitBytes = scanMaxBytes
+	}
+	var size uint32
+	errFull := errors.New("full")
+	add := func(key []byte, m kv.Meta, value []byte) error {
+		if uint32(len(recs)) >= limit || size >= limitBytes {
+			next = append([]byte(nil), key...)
+			return errFull
+		}
+		size += uint32(len(key) + len(value))
+		recs = append(recs, codec.Record{Key: append([]byte(nil), key...), TS: m.TS, Flags: flagsOf(m.Tombstone), Value: value})
+		return nil
+	}
+	if mode == codec.ScanKeys {
+		// Key listing: no value is read out of its compression.
+		err = store.ScanMeta(start, end, func(key []byte, m kv.Meta) error { return add(key, m, nil) })
+	} else {
+		err = store.Scan(start, end, func(key []byte, rec kv.Record) error {
+			var v []byte
+			switch mode {
+			case codec.ScanValues:
+				v = append([]byte(nil), rec.Value...)
+			case codec.ScanHashes:
+				v = binary.BigEndian.AppendUint64(nil, valueHash(rec.Value))
+			}
+			return add(key, rec.Meta(), v)
+		})
+	}
+	if err != nil && err != errFull {
+		return nil, nil, err
+	}
+	return recs, next, nil
 }
 
 // segmentScan answers a SegmentScan with at most limit records of segment

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,29 @@ deployments:
 	p.close()
 	if _, err := r.Stat(ctx, []byte("k")); !errors.Is(err, eventloop.ErrClosed) {
 		t.Fatalf("after close: %v", err)
+	}
+}
+
+// A configuration naming other TLS files than those in use is logged: they are read at
+// start only.
+func TestTLSFilesChangeLogged(t *testing.T) {
+	const doc = "active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n"
+	parse := func(extra string) *config.Config {
+		c, err := config.Parse([]byte(doc + extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a := peerAuth{tlsKeys: parse("tls_cert_file: c\ntls_key_file: k\ntls_ca_file: ca\n").TLSFiles("")}
+	a.noteChange(parse("tls_cert_file: c\ntls_key_file: k\ntls_ca_file: ca\n"), log)
+	if logs.Len() != 0 {
+		t.Fatalf("unchanged files logged: %s", logs.String())
+	}
+	a.noteChange(parse("tls_cert_file: c2\ntls_key_file: k\ntls_ca_file: ca\n"), log)
+	if !strings.Contains(logs.String(), "the TLS files changed") || !strings.Contains(logs.String(), "tls_cert_file=c2") {
+		t.Fatalf("changed files not logged: %s", logs.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // ProxyConfig is what tako-proxy's flags say.
@@ -68,11 +69,13 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	defer sd.step("hints close", func() { hs.Close() })
 	peers := newPeerPool("", maxFrame(cfg.Storage), log).authenticate(auth)
 	defer sd.step("peer clients close", peers.close)
-	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log, Hints: hs,
+	reg := metrics.NewRegistry()
+	cluster, err := NewCluster(cfg, ClusterConfig{Logger: log, Hints: hs, Metrics: metrics.NewCluster(reg),
 		Replica: func(n config.Node) Replica { return peers.replica(n) }})
 	if err != nil {
 		return err
 	}
+	processMetrics(reg, cluster, hs, peers, nil)
 	defer sd.step("replication stop", cluster.Close)
 	ln, err := httpproxy.Listen(pc.Addr)
 	if err != nil {
@@ -80,7 +83,8 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	}
 	defer sd.step("hint replay stop", runBackground(ctx, func(ctx context.Context) { replayHints(ctx, hs, cluster, log, nil) }))
 	return serveHTTP(ctx, httpService{
-		ln: ln, backend: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
-		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", onUpdate: peers.retain, tokens: tokens, tokenFile: pc.TokenFile,
+		ln: ln, tls: auth.tls.HTTPServer(), backend: cluster, keys: cluster, clock: newClock(cfg, pc.ClockOffset), storage: cfg.Storage, pprof: pc.PprofAddr, log: log, shutdown: sd,
+		src: src, cluster: cluster, ready: pc.Ready, name: "proxy", started: cfg, onUpdate: peers.retain, metrics: reg,
+		tokens: tokens, tokenFile: pc.TokenFile,
 	})
 }

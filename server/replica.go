@@ -28,6 +28,14 @@ type Replica interface {
 	// SegmentRecords calls fn for each record of segment seg, in key order,
 	// with its kv.RecordHash; key is valid only during fn.
 	SegmentRecords(ctx context.Context, seg int, fn func(key []byte, m kv.Meta, hash uint64)) error
+	// Keys returns the replica's records with start <= key < end (end
+	// empty: no upper bound) in key order, without values: at most limit of
+	// them (0, or more than a peer reply holds: as many as one holds), and
+	// next, where the following page starts, nil when the range is done
+	// (key listing).
+	Keys(ctx context.Context, start, end []byte, limit int) (recs []codec.Record, next []byte, err error)
+	// Ping reports whether the replica answers now (readiness).
+	Ping(ctx context.Context) error
 	// Purge removes each of recs that is still stored exactly so (tombstone
 	// GC) and returns how many it removed.
 	Purge(ctx context.Context, recs []codec.Record) (int, error)

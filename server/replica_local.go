@@ -26,6 +26,9 @@ func (l localReplica) Apply(_ context.Context, key []byte, rec kv.Record) (kv.Re
 	return l.store.Apply(key, rec)
 }
 
+// Ping implements Replica: this node's own store always answers.
+func (l localReplica) Ping(context.Context) error { return nil }
+
 // ApplyBatch implements Replica for this node's store.
 // The records go through the async queue together, so they share group
 // commits as a BatchSet over the peer protocol does.
@@ -58,6 +61,20 @@ func (l localReplica) SegmentRecords(_ context.Context, seg int, fn func([]byte,
 		fn(key, m, h)
 		return nil
 	})
+}
+
+// Keys implements Replica.
+func (l localReplica) Keys(_ context.Context, start, end []byte, limit int) ([]codec.Record, []byte, error) {
+	return scanRecords(l.store, start, end, clampLimit(limit), 0, codec.ScanKeys)
+}
+
+// clampLimit is limit as a peer scan's record limit: 0 (the peer's
+// maximum) when out of range.
+func clampLimit(limit int) uint32 {
+	if limit <= 0 || limit > scanMaxCount {
+		return 0
+	}
+	return uint32(limit)
 }
 
 // Purge implements Replica.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -45,6 +46,10 @@ func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.R
 	}
 	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
 }
+
+// Ping implements Replica: a round trip on the peer's connection (dialled
+// if need be; failing at once while the client backs off from a dead peer).
+func (p peerReplica) Ping(ctx context.Context) error { return p.c.Ping(ctx) }
 
 // ApplyBatch implements Replica over the peer protocol.
 func (p peerReplica) ApplyBatch(ctx context.Context, recs []codec.Record) ([]kv.Result, error) {
@@ -101,6 +106,25 @@ func (p peerReplica) SegmentRecords(ctx context.Context, seg int, fn func([]byte
 		}
 		after = next
 	}
+}
+
+// Keys implements Replica over the peer protocol: one Scan of keys only.
+func (p peerReplica) Keys(ctx context.Context, start, end []byte, limit int) ([]codec.Record, []byte, error) {
+	resp, err := p.c.Scan(ctx, start, end, clampLimit(limit), 0, codec.ScanKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Release()
+	recs := make([]codec.Record, 0, resp.Records.Len())
+	it := resp.Records
+	for r, ok := it.Next(); ok; r, ok = it.Next() {
+		recs = append(recs, codec.Record{Key: bytes.Clone(r.Key), TS: r.TS, Flags: r.Flags})
+	}
+	var next []byte
+	if resp.More {
+		next = append([]byte{}, resp.Next...)
+	}
+	return recs, next, nil
 }
 
 // Purge implements Replica over the peer protocol.

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -48,6 +50,9 @@ func openMemStore(t *testing.T) *kv.Store {
 
 func conformance(t *testing.T, r Replica) {
 	ctx := context.Background()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
 	if _, err := r.Get(ctx, []byte("a"), nil); !errors.Is(err, kv.ErrNotFound) {
 		t.Fatalf("get absent: %v", err)
 	}
@@ -106,4 +111,23 @@ func conformance(t *testing.T, r Replica) {
 	if err != nil || len(all) != 1 || all[0].Count != 3 {
 		t.Fatalf("sums of every segment: %+v %v", all, err)
 	}
+	// Key listings page through the range in order, tombstones included.
+	keys := func(start, end string, limit int, want, wantNext string) {
+		t.Helper()
+		recs, next, err := r.Keys(ctx, []byte(start), []byte(end), limit)
+		var got []string
+		for _, rec := range recs {
+			got = append(got, fmt.Sprintf("%s@%d/%d", rec.Key, rec.TS, rec.Flags))
+			if len(rec.Value) != 0 {
+				t.Errorf("keys %q..%q: %s carries a value", start, end, rec.Key)
+			}
+		}
+		if err != nil || strings.Join(got, " ") != want || string(next) != wantNext || (next == nil) != (wantNext == "") {
+			t.Fatalf("keys %q..%q limit %d: %v next %q %v, want %s next %q", start, end, limit, got, next, err, want, wantNext)
+		}
+	}
+	keys("", "", 0, "a@10/0 b@3/1 c@1/0", "")
+	keys("b", "", 1, "b@3/1", "c")
+	keys("a", "c", 5, "a@10/0 b@3/1", "")
+	keys("d", "", 5, "", "")
 }

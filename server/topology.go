@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tako-kv/tako/hashring"
@@ -27,6 +28,9 @@ type topology struct {
 
 	plan     *segmentPlan // built on first use by anti-entropy
 	planOnce sync.Once
+
+	groups     [][]int // the active deployment's key bucket lists, built on first use by readiness
+	groupsOnce sync.Once
 }
 
 // segmentPlan is a topology seen by hash segment (kv.Segment): per segment,
@@ -162,11 +166,20 @@ type route struct {
 	tasks   []task
 	ok      []bool
 	applied []bool // writes: the acknowledgements that applied the record
+	asked   []bool // reads: the replicas to ask (pickQuorum, then all)
+	sent    []bool // reads: the replicas asked so far
 	done    chan *task
 	vbuf    []byte      // the value task's buffer, so it may outlive the request
 	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
-	pending int         // tasks still running when the request went on
+	hedge   *time.Timer // bounds the wait for a read quorum's replicas
+	// refs counts the route's holders: the request, and each task it
+	// submitted until the task has come back on done. The last to let go
+	// drains and releases the route (Cluster.finish, task.run).
+	refs atomic.Int32
 }
+
+// unref lets go of one reference and reports whether it was the last.
+func (r *route) unref() bool { return r.refs.Add(-1) == 0 }
 
 // prepare sizes the per-replica state for n replicas.
 func (r *route) prepare(n int) {
@@ -174,13 +187,17 @@ func (r *route) prepare(n int) {
 		r.tasks = make([]task, n)
 		r.ok = make([]bool, n)
 		r.applied = make([]bool, n)
+		r.asked = make([]bool, n)
+		r.sent = make([]bool, n)
 		if cap(r.done) < n {
 			r.done = make(chan *task, n)
 		}
 	}
-	r.tasks, r.ok, r.applied = r.tasks[:n], r.ok[:n], r.applied[:n]
+	r.tasks, r.ok, r.applied, r.asked, r.sent = r.tasks[:n], r.ok[:n], r.applied[:n], r.asked[:n], r.sent[:n]
 	clear(r.ok)
 	clear(r.applied)
+	clear(r.asked)
+	clear(r.sent)
 }
 
 // fill computes key's route: every node of the key's buckets in each live
@@ -209,12 +226,8 @@ func (t *topology) fill(r *route, key []byte) {
 func (r *route) groupsWith(set []bool, from, to int, any bool) int {
 	n := 0
 	for g := from; g < to; g++ {
-		start := 0
-		if g > 0 {
-			start = r.ends[g-1]
-		}
 		hit := !any
-		for _, pos := range r.members[start:r.ends[g]] {
+		for _, pos := range r.group(g) {
 			if set[pos] == any {
 				hit = any
 				break
@@ -255,6 +268,67 @@ func (r *route) acked(a httpproxy.Acks, ok []bool, count int) bool {
 func (r *route) readQuorum(answered []bool) bool {
 	groups := r.active()
 	return r.groupsWith(answered, 0, groups, false) >= groups-(groups/2+1)+1
+}
+
+// pickQuorum marks in r.asked the fewest replicas that can form a read
+// quorum together with the one at position first: readQuorum needs
+// groups-(groups/2+1)+1 groups of the active deployment answered in full,
+// so it takes that many groups, each time the one with the fewest members
+// not marked yet (the group of first comes first). It returns how many
+// replicas are marked. With the seed's local_cluster.yaml (two buckets of
+// two mirrors per key) that is first and its mirror: two of four.
+func (r *route) pickQuorum(first int) int {
+	r.asked[first] = true
+	groups := r.active()
+	if groups > 64 { // beyond the bitmask: ask everyone
+		for pos := range r.asked {
+			r.asked[pos] = true
+		}
+		return len(r.asked)
+	}
+	var chosen uint64
+	for range groups - (groups/2 + 1) + 1 {
+		best, bestCost := -1, 0
+		for g := range groups {
+			if chosen&(1<<g) != 0 {
+				continue
+			}
+			if cost := r.unmarked(g); best < 0 || cost < bestCost {
+				best, bestCost = g, cost
+			}
+		}
+		chosen |= 1 << best
+		for _, pos := range r.group(best) {
+			r.asked[pos] = true
+		}
+	}
+	n := 0
+	for _, a := range r.asked {
+		if a {
+			n++
+		}
+	}
+	return n
+}
+
+// group returns the positions in reps of group g's members.
+func (r *route) group(g int) []int {
+	start := 0
+	if g > 0 {
+		start = r.ends[g-1]
+	}
+	return r.members[start:r.ends[g]]
+}
+
+// unmarked counts group g's members not marked in r.asked.
+func (r *route) unmarked(g int) int {
+	n := 0
+	for _, pos := range r.group(g) {
+		if !r.asked[pos] {
+			n++
+		}
+	}
+	return n
 }
 
 // preferred returns the position in reps of the replica to read a value

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,7 +144,7 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	if l.Grow > 0 {
 		hosts = append(hosts, c.hosts.coordHost())
 	}
-	ports, err := sharedPorts(hosts, 2)
+	ports, err := bench.SharedPorts(hosts, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -368,45 +367,6 @@ func (c *Cluster) Stop() {
 		c.netns.close() // after the kills: no process is left inside
 	}
 	c.unmountTmpfs()
-}
-
-// sharedPorts returns n ports free on every host: candidates come from 127.0.0.1:0 and are
-// kept only if every host can bind them.
-func sharedPorts(hosts []string, n int) ([]int, error) {
-	var out []int
-	for tries := 0; len(out) < n && tries < 50; tries++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("chaos: free port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ok := bindsEverywhere(hosts, port)
-		ln.Close()
-		if ok && !slices.Contains(out, port) {
-			out = append(out, port)
-		}
-	}
-	if len(out) < n {
-		return nil, fmt.Errorf("chaos: no port free on all of %v", hosts)
-	}
-	return out, nil
-}
-
-func bindsEverywhere(hosts []string, port int) bool {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for _, h := range hosts {
-		ln, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		lns = append(lns, ln)
-	}
-	return true
 }
 
 // tail returns the last n lines of a file.

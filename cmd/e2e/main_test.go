@@ -98,6 +98,12 @@ func (p *proc) kill(sig syscall.Signal) {
 // waitHTTP polls url until it answers 200 or the deadline passes.
 func waitHTTP(t *testing.T, url string, p *proc) {
 	t.Helper()
+	waitHTTPWith(t, http.DefaultClient, url, p)
+}
+
+// waitHTTPWith is waitHTTP with client c (for example one that trusts a test CA).
+func waitHTTPWith(t *testing.T, c *http.Client, url string, p *proc) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -105,7 +111,7 @@ func waitHTTP(t *testing.T, url string, p *proc) {
 			t.Fatalf("process exited before serving:\n%s", p.logs)
 		default:
 		}
-		if resp, err := http.Get(url); err == nil {
+		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
@@ -119,11 +125,16 @@ func waitHTTP(t *testing.T, url string, p *proc) {
 var client = &http.Client{Timeout: 30 * time.Second}
 
 func post(ctx context.Context, url string, body []byte) (int, error) {
+	return postWith(ctx, client, url, body)
+}
+
+// postWith is post with client c.
+func postWith(ctx context.Context, c *http.Client, url string, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -145,8 +156,11 @@ func del(url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func get(url string) (int, []byte, error) {
-	resp, err := client.Get(url)
+func get(url string) (int, []byte, error) { return getWith(client, url) }
+
+// getWith is get with client c.
+func getWith(c *http.Client, url string) (int, []byte, error) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0, nil, err
 	}

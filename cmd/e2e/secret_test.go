@@ -25,17 +25,7 @@ func newSecretNode(t *testing.T, mode os.FileMode) secretNode {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath, base := standaloneConfig(t, dir)
-	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = f.WriteString("cluster_secret_file: secret\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	appendFile(t, cfgPath, "cluster_secret_file: secret\n")
 	sn := secretNode{cfgPath: cfgPath, secretPath: filepath.Join(dir, "secret"), httpBase: base,
 		secret: []byte(strings.Repeat("5e", 32))}
 	if err := os.WriteFile(sn.secretPath, append(sn.secret, '\n'), mode); err != nil {

@@ -1,10 +1,11 @@
 // Command tako-admin is the operator's view of a running Tako cluster:
-// status, a key's ring placement, one replica's own record, repair.
+// status, a key's ring placement, one replica's own record, repair, key listing.
 //
 //	tako-admin -c HOST:PORT status
 //	tako-admin -c HOST:PORT ring KEY
 //	tako-admin -c HOST:PORT get KEY --replica NODE
 //	tako-admin -node HOST:HTTPPORT repair
+//	tako-admin -proxy HOST:PORT keys [--prefix P]
 //
 // -json on each; exit codes 0 ok, 1 error, 2 usage, 3 unhealthy (see
 // package server/admin).

@@ -24,8 +24,8 @@ import (
 
 const usage = `usage:
   tako-bench [run] [flags]       one workload against a running store (-addr, -proto)
-  tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, cluster, redis, redis-always, etcd
-                                 (each started on free 127.0.0.1 ports and stopped afterwards)
+  tako-bench compare [flags]     the same workload against disk, bare, node, node-peer, cluster, redis, redis-always,
+                                 redis-replica, etcd, etcd3 (each started on free loopback ports and stopped afterwards)
   tako-bench chaos -scenario NAME|all [-d DURATION] [-history FILE] [-keep]
                                  workload + nemesis + checker on a cluster of loopback hosts (tako-bench chaos -h)
 flags:
@@ -74,14 +74,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// run
 	ep := bench.Endpoint{Name: "target", Proto: bench.ProtoHTTP, Addr: "127.0.0.1:5711"}
 	fs.StringVar(&ep.Addr, "addr", ep.Addr, "run: host:port of the store")
-	fs.StringVar(&ep.Proto, "proto", ep.Proto, "run: http (Tako API), etcd (v3 JSON gateway), redis, peer")
+	fs.StringVar(&ep.Proto, "proto", ep.Proto, "run: http (Tako API), etcd (v3 JSON gateway), redis, redis-wait (every SET followed by WAIT 1), peer")
 	fs.StringVar(&ep.Name, "name", ep.Name, "run: label in the report")
 	fs.IntVar(&ep.Pid, "pid", 0, "run: report CPU and peak RSS of this process and its descendants")
 	fs.StringVar(&ep.SecretFile, "secret-file", "", "run -proto peer: the node's cluster_secret_file, to prove membership")
+	fs.StringVar(&ep.TLSCAFile, "tls-ca", "", "run: the target's tls_ca_file: speak TLS (-proto http or peer), verifying the server against it")
+	fs.StringVar(&ep.TLSCertFile, "tls-cert", "", "run -tls-ca: this client's certificate (PEM; the peer port requires one)")
+	fs.StringVar(&ep.TLSKeyFile, "tls-key", "", "run -tls-cert: its key (PEM)")
 	// compare
 	only := fs.String("only", "", "compare: comma list of targets (default all: "+strings.Join(bench.CompareTargets, ",")+")")
 	sync := fs.String("sync", "always", "compare: Tako storage.sync for node and cluster (always, interval, none)")
+	layout := fs.String("layout", bench.LayoutPorts, "compare: cluster layout: ports (every node on 127.0.0.1, ports of its own) or hosts (node i on 127.0.0.(10+i), the same ports on every host)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := bench.ParseLayout(*layout); err != nil {
+		fmt.Fprintln(stderr, "-layout:", err)
 		return 2
 	}
 	w, err := bench.ParseWorkload(*workload)
@@ -100,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	if mode == "compare" {
-		code = compare(ctx, cfg, *only, *sync, *jsonOut, stdout, stderr)
+		code = compare(ctx, cfg, *only, bench.StartOptions{Sync: *sync, Layout: *layout}, *jsonOut, stdout, stderr)
 	} else {
 		code = runOne(ctx, cfg, ep, *jsonOut, stdout, stderr)
 	}
@@ -141,14 +149,14 @@ func report(runErr error, jsonOut bool, v any, table func(io.Writer) error, stdo
 	return code
 }
 
-func compare(ctx context.Context, cfg bench.Config, only, sync string, jsonOut bool, stdout, stderr io.Writer) int {
+func compare(ctx context.Context, cfg bench.Config, only string, start bench.StartOptions, jsonOut bool, stdout, stderr io.Writer) int {
 	targets, err := bench.ParseTargets(only)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	c, err := bench.Compare(ctx, bench.CompareConfig{
-		Config: cfg, Only: targets, Log: stderr, Start: bench.StartOptions{Sync: sync},
+		Config: cfg, Only: targets, Log: stderr, Start: start,
 	})
 	if c == nil {
 		fmt.Fprintln(stderr, err)

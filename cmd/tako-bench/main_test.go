@@ -8,7 +8,7 @@ import (
 )
 
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"-workload", "z"}, {"-size", "12q"}, {"compare", "-only", "mysql"}, {"-nope"},
+	for _, args := range [][]string{{"-workload", "z"}, {"-size", "12q"}, {"compare", "-only", "mysql"}, {"compare", "-layout", "racks"}, {"-nope"},
 		{"chaos", "-scenario", "nope"}, {"chaos", "-nope"}, {"chaos", "extra"}} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {

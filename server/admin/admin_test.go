@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -330,4 +333,27 @@ func TestUsage(t *testing.T) {
 	f("get k --bogus", ExitUsage, "stderr:get: flag provided but not defined: -bogus")
 	f("status", ExitUsage, "stderr:needs a coordinator: -c HOST:PORT")
 	f("ring -- -k", ExitUsage, "stderr:needs a coordinator") // -k is the key, not a flag
+}
+
+// TestCACert: with -cacert, nodes are reached over HTTPS and verified against the file;
+// without it, or with a file that is not PEM, a TLS node is an error.
+func TestCACert(t *testing.T) {
+	node := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Timestamp", "7")
+		w.Write([]byte("tls"))
+	}))
+	t.Cleanup(node.Close)
+	addr := strings.TrimPrefix(node.URL, "https://")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: node.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ExitOK, []string{"-node", addr, "-cacert", ca, "get", "k"}, "value of 3 bytes, timestamp 7")
+	expect(t, ExitError, []string{"-node", addr, "get", "k"}, "stderr:"+addr)
+	expect(t, ExitError, []string{"-node", addr, "-cacert", junk, "get", "k"}, "stderr:-cacert "+junk+": no PEM certificate")
 }

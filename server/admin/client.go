@@ -17,9 +17,14 @@ import (
 const maxErrorBody = 512
 
 // do sends one request to addr (host:port) and returns the response; the
-// caller closes its body. Errors name the address, method and path.
+// caller closes its body. Errors name the address, method and path. With
+// -cacert, nodes are reached over HTTPS; the coordinator speaks HTTP.
 func (e *env) do(ctx context.Context, method, addr, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	scheme := "http://"
+	if e.cacert != "" && addr != e.coord {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+addr+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s %s: %w", addr, method, path, err)
 	}

@@ -16,16 +16,17 @@
 //	repair [NODE]    POST /repair on that node, or on every node of the live
 //	                 deployments.
 //
-// With -token-file every request carries that file's first token as a
-// bearer token (the cluster's http_tokens_file; repair needs a read-write
-// one, the rest a read-only one).
-//
-// Key listing is not here: no node serves a key listing yet.
+//	keys [--prefix P]
+//	                 GET /keys on a proxy (-proxy: every key of the cluster)
+//	                 or a node (-node: its own keys), a page at a time
+//	                 (--limit), printed as they come: memory stays one page
+//	                 whatever the data set.
 //
 // Exit codes (Exit*): 0 ok; 1 the cluster could not be asked, or answered
 // with an error; 2 bad usage; 3 status found the cluster unhealthy (a node
 // of a live deployment down, a migration copying or dropping, or a finishing
-// configuration held back) — the report is printed in full either way.
+// configuration held back), or keys listed without some node — the report
+// is printed in full either way.
 //
 // Run is the whole program; cmd/tako-admin only binds it to the process.
 // A Run is single-goroutine except where it asks several nodes at once.

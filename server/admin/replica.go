@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
@@ -46,7 +47,7 @@ func (e *env) readReplica(ctx context.Context, t target, key string) (ReplicaRec
 		if rec.Size, err = io.Copy(io.Discard, resp.Body); err != nil {
 			return ReplicaRecord{}, fmt.Errorf("%s GET %s: read value: %w", t.HTTP, path, err)
 		}
-	case resp.StatusCode == http.StatusNotFound && resp.Header.Get("X-Tombstone") == "yes":
+	case resp.StatusCode == http.StatusNotFound && strings.EqualFold(resp.Header.Get("X-Tombstone"), "yes"):
 		rec.State = StateTombstone
 	case resp.StatusCode == http.StatusNotFound:
 		rec.State = StateAbsent

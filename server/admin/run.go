@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // Exit codes of Run (see the package doc).
@@ -25,7 +27,7 @@ const (
 // DefaultTimeout bounds each HTTP request when -timeout is not given.
 const DefaultTimeout = 10 * time.Second
 
-const usage = `usage: tako-admin [-c HOST:PORT | -node HOST:HTTPPORT] [-json] [-timeout D] COMMAND [ARGS]
+const usage = `usage: tako-admin [-c HOST:PORT | -node HOST:HTTPPORT | -proxy HOST:PORT] [-json] [-timeout D] COMMAND [ARGS]
 
 commands:
   status                    every node by bucket, up or down, healing and the migration (-c);
@@ -34,8 +36,14 @@ commands:
   get KEY --replica NODE    that replica's own record: timestamp, size, tombstone; no repair
                             (NODE: an id with -c, or HOST:HTTPPORT; or -node alone)
   repair [NODE]             start an anti-entropy pass on NODE (or -node), else on every node (-c)
+  keys [--prefix P] [--limit N]
+                            every key holding a value, in byte order (-proxy: the cluster's,
+                            -node: that node's own); one a line, Go-quoted unless plain text;
+                            -json: {"keys":[...]} percent-encoded as in /values/ URLs;
+                            exit code 3 when some node did not answer
 
 exit codes: 0 ok, 1 the cluster could not be asked or answered an error, 2 usage, 3 unhealthy
+(or a key listing some node could not add to)
 
 flags (before or after the command):
 `
@@ -44,6 +52,8 @@ flags (before or after the command):
 type env struct {
 	coord   string // -c: the coordinator's HOST:PORT
 	node    string // -node: a node's HTTP HOST:PORT
+	proxy   string // -proxy: a proxy's HOST:PORT
+	cacert  string // -cacert: the cluster's tls_ca_file; nodes are then reached over HTTPS
 	json    bool
 	timeout time.Duration
 	// tokenFile (-token-file) holds the bearer token sent with every request
@@ -74,6 +84,7 @@ var commands = map[string]func(ctx context.Context, e *env, args []string) error
 	"ring":   runRing,
 	"get":    runGet,
 	"repair": runRepair,
+	"keys":   runKeys,
 }
 
 // Run runs the tako-admin command line args (without the program name),
@@ -126,10 +137,12 @@ func (e *env) flagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.coord, "c", e.coord, "coordinator `HOST:PORT`")
-	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get and repair without a coordinator")
+	fs.StringVar(&e.node, "node", e.node, "a node's `HOST:HTTPPORT`, for get, repair and keys (its own) without a coordinator")
+	fs.StringVar(&e.proxy, "proxy", e.proxy, "a proxy's `HOST:PORT`, for keys")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each HTTP request")
 	fs.StringVar(&e.tokenFile, "token-file", e.tokenFile, "send the first bearer token of this `FILE` (when the cluster has http_tokens_file; repair needs a read-write one)")
+	fs.StringVar(&e.cacert, "cacert", e.cacert, "the cluster's tls_ca_file (PEM): reach nodes over HTTPS, verified against it")
 	return fs
 }
 
@@ -160,6 +173,13 @@ func (e *env) parseCommand(fs *flag.FlagSet, args []string, minArgs, maxArgs int
 	}
 	pos = append(pos, rest...)
 	e.client = &http.Client{Timeout: e.timeout}
+	if e.cacert != "" {
+		pool, err := tlsconf.LoadCA("-cacert", e.cacert)
+		if err != nil {
+			return nil, err
+		}
+		e.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	if len(pos) < minArgs || len(pos) > maxArgs {
 		return nil, usageErrorf("%s: takes %s, got %q", fs.Name(), argCount(minArgs, maxArgs), pos)
 	}

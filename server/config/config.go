@@ -153,6 +153,28 @@ type Storage struct {
 	MinFreeBytes int64
 }
 
+// Changed returns the keys of the storage section, as the document spells
+// them (storage.sync, ...), whose values differ between s and o.
+func (s Storage) Changed(o Storage) []string {
+	var keys []string
+	for _, f := range []struct {
+		key  string
+		same bool
+	}{
+		{"sync", s.Sync == o.Sync},
+		{"sync_interval", s.SyncInterval == o.SyncInterval},
+		{"max_value_bytes", s.MaxValueBytes == o.MaxValueBytes},
+		{"cache_bytes", s.CacheBytes == o.CacheBytes},
+		{"memtable_bytes", s.MemtableBytes == o.MemtableBytes},
+		{"min_free_bytes", s.MinFreeBytes == o.MinFreeBytes},
+	} {
+		if !f.same {
+			keys = append(keys, "storage."+f.key)
+		}
+	}
+	return keys
+}
+
 // DefaultStorage returns the storage settings used when `storage:` is absent.
 func DefaultStorage() Storage {
 	return Storage{
@@ -185,7 +207,28 @@ type Config struct {
 	// request but /health must carry, on nodes, proxies and coordinators
 	// (httpproxy.ParseTokens has the format); "" leaves HTTP open. Resolved by TokensFile.
 	HTTPTokensFile string
-	Version        string // set by Parse: hash of the canonical JSON
+	// TLSCertFile (tls_cert_file) and TLSKeyFile (tls_key_file) name a PEM certificate
+	// and its key: set, nodes and proxies serve HTTP and the peer protocol over TLS with
+	// it, and present it to their peers. TLSCAFile (tls_ca_file) names the PEM CA
+	// certificates that sign the members' certificates: peers verify each other against
+	// it (mutual TLS), and tools verify the HTTP API with it. Relative paths are resolved
+	// by TLSFiles; each process reads the files at start, on its own host.
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
+	Version     string // set by Parse: hash of the canonical JSON
+}
+
+// TLSFiles are the TLS keys' files, resolved.
+type TLSFiles struct{ Cert, Key, CA string }
+
+// TLSFiles returns the TLS files, relative paths joined to base like SecretFiles; the
+// zero TLSFiles when TLS is off (no tls_cert_file).
+func (c *Config) TLSFiles(base string) TLSFiles {
+	if c.TLSCertFile == "" {
+		return TLSFiles{}
+	}
+	return TLSFiles{Cert: resolve(base, c.TLSCertFile), Key: resolve(base, c.TLSKeyFile), CA: resolve(base, c.TLSCAFile)}
 }
 
 // SecretFiles returns the cluster secret files, the current one first, relative paths

@@ -380,3 +380,27 @@ func TestClockSkewAndStrictReads(t *testing.T) {
 		t.Fatalf("after JSON: skew %s strict %v version %s want %s", d.MaxClockSkew, d.StrictReads, back.Version, c.Version)
 	}
 }
+
+// Changed names every storage key whose value an edit changed, as the
+// document spells it; every key the decoder knows is covered.
+func TestStorageChanged(t *testing.T) {
+	const doc = "active_deployment: d\ndeployments:\n    d:\n        buckets:\n            b1: {n1: [127.0.0.1, 5711, 4711]}\n"
+	edits := map[string]string{"sync": "interval", "sync_interval": "50ms", "max_value_bytes": "1MiB",
+		"cache_bytes": "64MiB", "memtable_bytes": "32MiB", "min_free_bytes": "0"}
+	base, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := base.Storage.Changed(base.Storage); got != nil {
+		t.Errorf("no edit: %v", got)
+	}
+	for _, key := range storageKeys {
+		edited, err := Parse([]byte(doc + "storage: {" + key + ": " + edits[key] + "}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if got := base.Storage.Changed(edited.Storage); !slices.Equal(got, []string{"storage." + key}) {
+			t.Errorf("storage.%s edited: Changed = %v", key, got)
+		}
+	}
+}

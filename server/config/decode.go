@@ -13,7 +13,7 @@ import (
 
 // Keys of each mapping in the document, in the order the sample explains them.
 var (
-	topKeys        = []string{"master_coordinator", "coordinators", "active_deployment", "target_deployment", "deployments", "storage", "cluster_secret_file", "cluster_secret_previous_file", "http_tokens_file"}
+	topKeys        = []string{"master_coordinator", "coordinators", "active_deployment", "target_deployment", "deployments", "storage", "cluster_secret_file", "cluster_secret_previous_file", "http_tokens_file", "tls_cert_file", "tls_key_file", "tls_ca_file"}
 	deploymentKeys = []string{"read_repair", "background_healing", "background_healing_interval", "write_acks", "max_clock_skew", "strict_reads", "tombstone_grace", "hash", "buckets"}
 	hashKeys       = []string{"buckets_per_key", "points"}
 	storageKeys    = []string{"sync", "sync_interval", "max_value_bytes", "cache_bytes", "memtable_bytes", "min_free_bytes"}
@@ -291,6 +291,12 @@ func (d *decoder) config(root *yaml.Node) (*Config, error) {
 			err = d.str(f, "", &c.ClusterSecretPreviousFile)
 		case "http_tokens_file":
 			err = d.str(f, "", &c.HTTPTokensFile)
+		case "tls_cert_file":
+			err = d.str(f, "", &c.TLSCertFile)
+		case "tls_key_file":
+			err = d.str(f, "", &c.TLSKeyFile)
+		case "tls_ca_file":
+			err = d.str(f, "", &c.TLSCAFile)
 		default:
 			err = unknownKey(f.line, "", f.key, topKeys)
 		}

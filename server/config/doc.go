@@ -8,9 +8,11 @@
 // The top level holds master_coordinator, coordinators (id: [host, port]),
 // active_deployment, an optional target_deployment, deployments and an
 // optional storage section, and optionally cluster_secret_file and
-// cluster_secret_previous_file (the peer protocol's shared secret; the files are
-// read by each process at start, not here) and http_tokens_file (the HTTP bearer
-// tokens; likewise read by each process). A deployment holds read_repair,
+// cluster_secret_previous_file (the peer protocol's shared secret),
+// http_tokens_file (the HTTP bearer tokens), and tls_cert_file, tls_key_file
+// and tls_ca_file (TLS on HTTP and the peer protocol; all three or none); the
+// files are read by each process at start, not here (server/tlsconf reads the
+// TLS ones). A deployment holds read_repair,
 // background_healing, background_healing_interval, write_acks,
 // hash.buckets_per_key, hash.points and buckets (bucket: node: [host,
 // http_port, peer_port]). examples/sample.yaml explains every key.

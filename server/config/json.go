@@ -22,6 +22,9 @@ type (
 		ClusterSecretFile         string `json:"cluster_secret_file,omitempty"`
 		ClusterSecretPreviousFile string `json:"cluster_secret_previous_file,omitempty"`
 		HTTPTokensFile            string `json:"http_tokens_file,omitempty"`
+		TLSCertFile               string `json:"tls_cert_file,omitempty"`
+		TLSKeyFile                string `json:"tls_key_file,omitempty"`
+		TLSCAFile                 string `json:"tls_ca_file,omitempty"`
 	}
 	jsonDeployment struct {
 		ReadRepair        bool   `json:"read_repair"`
@@ -63,6 +66,9 @@ func (c *Config) JSON() ([]byte, error) {
 		ClusterSecretFile:         c.ClusterSecretFile,
 		ClusterSecretPreviousFile: c.ClusterSecretPreviousFile,
 		HTTPTokensFile:            c.HTTPTokensFile,
+		TLSCertFile:               c.TLSCertFile,
+		TLSKeyFile:                c.TLSKeyFile,
+		TLSCAFile:                 c.TLSCAFile,
 		Storage: jsonStorage{
 			Sync:          c.Storage.Sync,
 			SyncInterval:  FormatInterval(c.Storage.SyncInterval),

@@ -42,14 +42,7 @@ func TestClusterSecretFile(t *testing.T) {
 	if got, want := c.SecretFiles(""), []string{"secret", "/abs/old"}; !slices.Equal(got, want) {
 		t.Fatalf("SecretFiles without base = %q, want %q", got, want)
 	}
-	js, err := c.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := Parse(js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := reparse(t, c)
 	if back.ClusterSecretFile != "secret" || back.ClusterSecretPreviousFile != "/abs/old" || back.Version != c.Version {
 		t.Fatalf("after JSON: %q %q version %s want %s", back.ClusterSecretFile, back.ClusterSecretPreviousFile, back.Version, c.Version)
 	}
@@ -86,12 +79,8 @@ func TestHTTPTokensFile(t *testing.T) {
 	if c.Version == plain.Version || c.TokensFile("/etc/tako") != "/etc/tako/tokens" || c.TokensFile("") != "tokens" {
 		t.Fatalf("version %s (plain %s), TokensFile %q", c.Version, plain.Version, c.TokensFile("/etc/tako"))
 	}
-	js, err := c.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back, err := Parse(js); err != nil || back.HTTPTokensFile != "tokens" || back.Version != c.Version {
-		t.Fatalf("after JSON: %+v %v", back, err)
+	if back := reparse(t, c); back.HTTPTokensFile != "tokens" || back.Version != c.Version {
+		t.Fatalf("after JSON: %+v", back)
 	}
 	for extra, want := range map[string]string{
 		"http_tokens_file: [a]\n":    "must be a single value",
@@ -102,4 +91,63 @@ func TestHTTPTokensFile(t *testing.T) {
 			t.Errorf("%q: err = %v, want %q", extra, err, want)
 		}
 	}
+}
+
+// tls_cert_file, tls_key_file and tls_ca_file parse, survive the canonical JSON form and
+// count in the version; TLSFiles resolves them; incomplete sets are refused naming the
+// key.
+func TestTLSFiles(t *testing.T) {
+	const doc = "active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n"
+	parse := func(extra string) (*Config, error) { return Parse([]byte(doc + extra)) }
+	plain, err := parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := plain.JSON(); strings.Contains(string(js), "tls") {
+		t.Fatalf("canonical form of a configuration without TLS mentions it: %s", js)
+	}
+	if f := plain.TLSFiles("/etc/tako"); f != (TLSFiles{}) {
+		t.Fatalf("TLS files without the keys: %+v", f)
+	}
+	c, err := parse("tls_cert_file: node.pem\ntls_key_file: /keys/node.key\ntls_ca_file: ca.pem\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version == plain.Version {
+		t.Fatal("the TLS keys do not count in the version")
+	}
+	if got, want := c.TLSFiles("/etc/tako"), (TLSFiles{"/etc/tako/node.pem", "/keys/node.key", "/etc/tako/ca.pem"}); got != want {
+		t.Fatalf("TLSFiles = %+v, want %+v", got, want)
+	}
+	back := reparse(t, c)
+	if back.TLSFiles("") != c.TLSFiles("") || back.Version != c.Version {
+		t.Fatalf("after JSON: %+v version %s, want %+v %s", back.TLSFiles(""), back.Version, c.TLSFiles(""), c.Version)
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"tls_key_file: k\n", "tls_key_file is set without tls_cert_file"},
+		{"tls_cert_file: c\ntls_ca_file: ca\n", "tls_cert_file is set without tls_key_file"},
+		{"tls_cert_file: c\ntls_key_file: k\n", "tls_cert_file is set without tls_ca_file"},
+		{"tls_ca_file: ca\n", "tls_ca_file is set without tls_cert_file"},
+		{"tls_cert_file: c\ntls_key_file: \"k \"\ntls_ca_file: ca\n", `tls_key_file "k ": not a usable path`},
+		{"tls_cert_file: [c]\n", "must be a single value"},
+		{"tls_cert: c\n", "tls_cert"},
+	} {
+		if _, err := parse(tc.extra); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}
+
+// reparse parses c's canonical JSON form back.
+func reparse(t *testing.T, c *Config) *Config {
+	t.Helper()
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
 }

@@ -28,6 +28,7 @@ func (c *Config) Validate() error {
 		c.validateAddresses,
 		c.Storage.validate,
 		c.validateSecretFiles,
+		c.validateTLSFiles,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -322,7 +323,29 @@ func (c *Config) validateSecretFiles() error {
 	return nil
 }
 
-// usablePath refuses paths no file can have, or that a stray space made.
-func usablePath(p string) bool {
-	return !strings.ContainsRune(p, 0) && strings.TrimSpace(p) == p
+// usablePath refuses paths no file can have, or that hide whitespace at their ends.
+func usablePath(p string) bool { return !strings.ContainsRune(p, 0) && strings.TrimSpace(p) == p }
+
+// validateTLSFiles checks the TLS keys as text: tls_cert_file and tls_key_file go
+// together, and need tls_ca_file, against which peers verify each other. The files are
+// read by each process at start, on its own host.
+func (c *Config) validateTLSFiles() error {
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile != "":
+		return invalid(0, "", "tls_key_file is set without tls_cert_file")
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		return invalid(0, "", "tls_cert_file is set without tls_key_file")
+	case c.TLSCertFile != "" && c.TLSCAFile == "":
+		return invalid(0, "", "tls_cert_file is set without tls_ca_file (the CA that signs the members' certificates: peers verify each other against it)")
+	case c.TLSCertFile == "" && c.TLSCAFile != "":
+		return invalid(0, "", "tls_ca_file is set without tls_cert_file and tls_key_file")
+	}
+	for _, k := range [...]struct{ key, path string }{
+		{"tls_cert_file", c.TLSCertFile}, {"tls_key_file", c.TLSKeyFile}, {"tls_ca_file", c.TLSCAFile},
+	} {
+		if !usablePath(k.path) {
+			return invalid(0, "", "%s %q: not a usable path", k.key, k.path)
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 )
 
 // ErrUnknownID is wrapped by New when the coordinator id is not one of the
@@ -56,7 +58,11 @@ type Coordinator struct {
 	tokenFile string                 // Options.TokenFile
 	token     atomic.Pointer[string] // what it sends to nodes
 
-	track   tracker                       // migration progress between looks (migration.go)
+	track   tracker    // migration progress between looks (migration.go)
+	nodes   nodeClient // asks nodes for their reports (migration.go)
+	metrics *metrics.Registry
+	changes atomic.Int64                  // configurations served after the first
+	refused atomic.Int64                  // edits refused
 	pending atomic.Pointer[config.Config] // a finishing configuration waiting for ready
 
 	// Owned by the watcher (see watch.go).
@@ -88,7 +94,11 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%w %q: not among the coordinators of %s (%s)",
 			ErrUnknownID, o.ID, o.File, knownIDs(cfg))
 	}
-	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile}
+	nodes, err := newNodeClient(cfg, filepath.Dir(o.File))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile, nodes: nodes}
 	c.listen = config.ListenAddr(self.String(), o.Listen)
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
@@ -99,6 +109,8 @@ func New(o Options) (*Coordinator, error) {
 	if err := c.loadTokens(cfg, "start"); err != nil {
 		return nil, err
 	}
+	c.metrics = metrics.NewRegistry()
+	c.metrics.Coordinator(c.view)
 	if err := c.publish(cfg); err != nil {
 		return nil, err
 	}
@@ -155,6 +167,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathStatus, c.serveStatus)
 	mux.HandleFunc("POST "+PathForceFinish, c.serveForceFinish)
 	mux.HandleFunc("GET "+PathPage+"{$}", c.servePage)
+	mux.Handle("GET "+metrics.Path, c.metrics.Handler())
 	return httpproxy.RequireTokens(&c.tokens, mux, PathHealth)
 }
 

@@ -155,10 +155,7 @@ func versionOf(t *testing.T, text string) string {
 
 func TestPicksUpEditsAndRefusesBrokenOnes(t *testing.T) {
 	c, path, base, logs := newCoordinator(t, doc("yes"), 10*time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Watch(ctx) }()
-	defer func() { cancel(); <-done }()
+	watch(t, c)
 
 	v2 := versionOf(t, doc("no"))
 	writeFile(t, path, doc("no"))

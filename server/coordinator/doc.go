@@ -19,6 +19,10 @@
 //	                     node, package nodestatus), and the migration: state
 //	                     none | copying | ready | dropping, records copied and
 //	                     remaining, an estimate of the time left.
+//	GET /metrics         Prometheus metrics: the configuration served, edits
+//	                     served and refused, the migration's state and
+//	                     progress, every node up or down (package
+//	                     server/metrics).
 //	POST /force-finish   applies a finishing configuration held back because
 //	                     the migration was not ready; 409 when none waits.
 //

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/metrics"
 	"github.com/tako-kv/tako/server/nodestatus"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // PathStatus serves the cluster's Status; PathForceFinish applies a
@@ -80,7 +83,26 @@ type tracker struct {
 	previous []config.Node
 }
 
-var statusClient = &http.Client{Timeout: 2 * time.Second}
+// nodeClient asks nodes for their reports: over HTTPS, verified against tls_ca_file,
+// when the configuration the coordinator started with sets tls_cert_file (read at start).
+type nodeClient struct {
+	c      *http.Client
+	scheme string
+}
+
+func newNodeClient(cfg *config.Config, base string) (nodeClient, error) {
+	nc := nodeClient{c: &http.Client{Timeout: 2 * time.Second}, scheme: "http://"}
+	if cfg.TLSCertFile == "" {
+		return nc, nil
+	}
+	pool, err := tlsconf.LoadCA("tls_ca_file", cfg.TLSFiles(base).CA)
+	if err != nil {
+		return nodeClient{}, err
+	}
+	nc.c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	nc.scheme = "https://"
+	return nc, nil
+}
 
 // status asks every node of cfg (and of the previous configuration, while
 // they may still hold keys) for its report and derives the migration state.
@@ -117,11 +139,11 @@ func deploymentsOf(cfg *config.Config, id string) []string {
 }
 
 func (c *Coordinator) fetchReport(ctx context.Context, v *NodeView) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+v.Addr+nodestatus.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.nodes.scheme+v.Addr+nodestatus.Path, nil)
 	if err == nil {
 		c.authorize(req)
 		var resp *http.Response
-		if resp, err = statusClient.Do(req); err == nil {
+		if resp, err = c.nodes.c.Do(req); err == nil {
 			defer resp.Body.Close()
 			var rep nodestatus.Status
 			switch {
@@ -249,4 +271,18 @@ func (c *Coordinator) serveForceFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "serving %s\n", p.Version)
+}
+
+// view is the cluster for the coordinator's metrics: the status of now.
+func (c *Coordinator) view() metrics.ClusterView {
+	ctx, cancel := context.WithTimeout(context.Background(), c.nodes.c.Timeout)
+	defer cancel()
+	st := c.status(ctx, c.Config())
+	v := metrics.ClusterView{ConfigVersion: st.ConfigVersion, Changes: c.changes.Load(), Refused: c.refused.Load(),
+		Migration: st.Migration.State, Copied: st.Migration.Copied, Remaining: st.Migration.Remaining,
+		ETASeconds: st.Migration.ETASeconds, FinishPending: st.Migration.Pending != ""}
+	for _, n := range st.Nodes {
+		v.Nodes = append(v.Nodes, metrics.NodeUp{ID: n.ID, Bucket: n.Bucket, Up: n.Up})
+	}
+	return v
 }

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/nodestatus"
 )
 
@@ -34,7 +36,7 @@ func startFakeNode(t *testing.T, id string) *fakeNode {
 }
 
 func (f *fakeNode) port() int {
-	_, p, _ := net.SplitHostPort(strings.TrimPrefix(f.srv.URL, "http://"))
+	_, p, _ := net.SplitHostPort(f.srv.Listener.Addr().String())
 	n, _ := strconv.Atoi(p)
 	return n
 }
@@ -157,5 +159,33 @@ func TestForceFinish(t *testing.T) {
 	}
 	if code := force(); code != http.StatusOK || c.Config().Active != "new" {
 		t.Fatalf("forced finish: %d, active %s", code, c.Config().Active)
+	}
+}
+
+// TestStatusOverTLS: with tls_cert_file set, the coordinator asks nodes for their reports
+// over HTTPS, verified against tls_ca_file; a node whose certificate another CA signed is
+// down.
+func TestStatusOverTLS(t *testing.T) {
+	ca, other := tlstest.NewCA(t, "ca"), tlstest.NewCA(t, "other")
+	for _, c := range []struct {
+		signer *tlstest.CA
+		up     bool
+	}{{ca, true}, {other, false}} {
+		n1 := &fakeNode{rep: nodestatus.Status{ID: "n1"}}
+		n1.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			json.NewEncoder(w).Encode(n1.rep)
+		}))
+		n1.srv.TLS = &tls.Config{Certificates: []tls.Certificate{c.signer.Leaf(t, "n1").TLS(t)}}
+		n1.srv.StartTLS()
+		t.Cleanup(n1.srv.Close)
+		dir := t.TempDir()
+		f := ca.WriteFiles(t, dir, ca.Leaf(t, "c1"))
+		text := fmt.Sprintf(twoLayouts(n1, n1, false), "old") +
+			fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+		coord, _, _, _ := newCoordinator(t, text, time.Hour)
+		st := coord.status(t.Context(), coord.Config())
+		if v := st.Nodes[0]; v.Up != c.up || (!c.up && !strings.Contains(v.Error, "certificate")) {
+			t.Fatalf("node signed by %s: up %v (%s), want %v", c.signer.Cert.Subject.CommonName, v.Up, v.Error, c.up)
+		}
 	}
 }

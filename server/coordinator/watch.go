@@ -54,6 +54,7 @@ func (c *Coordinator) apply(data []byte) {
 	old := c.Config()
 	cfg, err := config.Parse(data)
 	if err != nil {
+		c.refused.Add(1)
 		c.log.Error("configuration edit refused; still serving the last good version",
 			"file", c.file, "err", err, "version", old.Version)
 		return
@@ -66,12 +67,14 @@ func (c *Coordinator) apply(data []byte) {
 	if finishing(old, cfg) {
 		if st := c.status(context.Background(), old); st.Migration.State != StateReady {
 			c.pending.Store(cfg)
+			c.refused.Add(1)
 			c.log.Error("finishing the migration refused: it is not ready; the finish applies by itself once it is, or POST "+PathForceFinish,
 				"state", st.Migration.State, "remaining", st.Migration.Remaining, "waiting", st.Migration.Waiting, "version", old.Version)
 			return
 		}
 	}
 	if err := c.serve(cfg); err != nil {
+		c.refused.Add(1)
 		c.log.Error("configuration edit refused", "err", err, "version", old.Version)
 	}
 }
@@ -87,6 +90,7 @@ func (c *Coordinator) serve(cfg *config.Config) error {
 	c.track.mu.Lock()
 	c.track.previous = old.Nodes()
 	c.track.mu.Unlock()
+	c.changes.Add(1)
 	c.log.Info("serving new configuration", "version", cfg.Version, "previous", old.Version)
 	if self, ok := cfg.Coordinators[c.id]; !ok {
 		c.log.Warn("the new configuration does not list this coordinator; serving it anyway", "id", c.id)

@@ -254,7 +254,7 @@ func TestFollowStartFailure(t *testing.T) {
 	f.healthFor(start, grow, grow3)
 	// n2 never answers: a fake that fails could otherwise be seen healthy
 	// in the moment between recording itself and exiting.
-	healthy, n2 := f.o.Health, healthURL("127.0.0.1", f.ports["n2"][0])
+	healthy, n2 := f.o.Health, localURL("http://", "127.0.0.1", f.ports["n2"][0], "/health")
 	f.o.Health = func(ctx context.Context, url string) error {
 		if url == n2 {
 			return errors.New("refused")
@@ -345,7 +345,7 @@ func TestFollowEditDuringStartup(t *testing.T) {
 	f.healthFor(start, grow)
 	f.write(start)
 	var once sync.Once
-	healthy, proxy := f.o.Health, healthURL("", f.o.ProxyPorts[0])
+	healthy, proxy := f.o.Health, localURL("http://", "", f.o.ProxyPorts[0], "/health")
 	f.o.Health = func(ctx context.Context, url string) error {
 		if url == proxy {
 			// Run's goroutine: a failed write shows as the edit never applied.

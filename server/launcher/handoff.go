@@ -42,7 +42,8 @@ func (c *cluster) leave(ctx context.Context, ch *child, n config.Node) {
 	c.leaving[n.ID] = &leaver{ch: ch, node: n, cancel: cancel}
 	w := handoffWatch{
 		poll: c.o.Poll, timeout: c.o.HandoffTimeout,
-		node: localURL(n.Host, n.HTTPPort, nodestatus.Path), coordinators: coordinatorStatusURLs(c.cfg), token: c.o.token,
+		node: localURL(c.plan.scheme, n.Host, n.HTTPPort, nodestatus.Path), coordinators: coordinatorStatusURLs(c.cfg),
+		client: c.status, token: c.o.token,
 	}
 	c.watches.Add(1)
 	go func() {
@@ -103,7 +104,8 @@ type handoffWatch struct {
 	poll, timeout time.Duration
 	node          string   // the node's GET /status URL
 	coordinators  []string // the coordinators' GET /status URLs
-	token         string   // bearer token sent with both ("" none)
+	client        *http.Client
+	token         string // bearer token sent with both ("" none)
 }
 
 // run returns once the node's own report says it holds nothing it must
@@ -115,7 +117,7 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 	held := "an unknown number of records (no report yet)"
 	for {
 		var rep nodestatus.Status
-		if err := getJSON(ctx, w.node, w.token, &rep); err != nil {
+		if err := getJSON(ctx, w.client, w.node, w.token, &rep); err != nil {
 			held = "an unknown number of records (no report: " + err.Error() + ")"
 		} else if why, done := handedOff(rep); done {
 			return why, false
@@ -124,7 +126,7 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 		}
 		for _, u := range w.coordinators {
 			var st coordinator.Status
-			if getJSON(ctx, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
+			if getJSON(ctx, w.client, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
 				return "the coordinator at configuration " + st.ConfigVersion + " says no migration is under way", false
 			}
 		}
@@ -160,16 +162,9 @@ func handedOff(rep nodestatus.Status) (string, bool) {
 	return "its pass under configuration " + p.ConfigVersion + " left nothing to hand off", true
 }
 
-// statusClient reads reports; a coordinator's asks every node in turn
-// (2 s each at most), so it may take longer than a health check.
-var statusClient = &http.Client{
-	Timeout:   5 * time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true}, // no environment proxy
-}
-
 // getJSON decodes url's 200 answer into v; token, when set, is sent as a
 // bearer token.
-func getJSON(ctx context.Context, url, token string, v any) error {
+func getJSON(ctx context.Context, client *http.Client, url, token string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -177,7 +172,7 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 	if token != "" {
 		req.Header.Set("Authorization", httpproxy.BearerHeader(token))
 	}
-	resp, err := statusClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -196,7 +191,7 @@ func coordinatorStatusURLs(cfg *config.Config) []string {
 	var urls []string
 	for _, id := range coordinatorIDs(cfg) {
 		a := cfg.Coordinators[id]
-		urls = append(urls, localURL(a.Host, a.Port, coordinator.PathStatus))
+		urls = append(urls, localURL("http://", a.Host, a.Port, coordinator.PathStatus))
 	}
 	return urls
 }

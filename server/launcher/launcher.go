@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/configsource"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // ErrAllExited is returned by Run when every child exited on its own.
@@ -48,7 +50,8 @@ type Options struct {
 	// Logger receives the configuration watcher's logs (edits taken or
 	// refused); a text logger on Out when nil.
 	Logger *slog.Logger
-	// Health reports whether url answers 200; an HTTP GET when nil.
+	// Health reports whether url answers 200; an HTTP GET when nil (over HTTPS
+	// verified against tls_ca_file for nodes and proxies when tls_cert_file is set).
 	Health func(ctx context.Context, url string) error
 	// TokenFile (-token-file) holds the bearer token tako-cluster sends to
 	// the coordinators and nodes, and is passed on to every child; Run
@@ -79,9 +82,6 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(o.Out, nil))
 	}
-	if o.Health == nil {
-		o.Health = httpHealth
-	}
 	return o
 }
 
@@ -90,6 +90,7 @@ type cluster struct {
 	o        Options
 	cfg      *config.Config // the configuration last acted on
 	plan     planner        // the start-up flags, for nodes that appear later
+	status   *http.Client   // reads leaving nodes' and coordinators' reports
 	bins     map[Kind]string
 	children []*child          // every child ever started, in start order
 	nodes    map[string]*child // node id -> its latest process, while a live deployment names it
@@ -114,6 +115,13 @@ func Run(ctx context.Context, o Options) error {
 	if o, err = o.withToken(cfg); err != nil {
 		return err
 	}
+	pc, err := newPollClients(cfg, o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if o.Health == nil {
+		o.Health = pc.health
+	}
 	specs, err := Plan(cfg, o)
 	if err != nil {
 		return err
@@ -128,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.VarDir, 0o755); err != nil {
 		return fmt.Errorf("var directory: %w", err)
 	}
-	c := &cluster{o: o, cfg: cfg, plan: newPlanner(cfg, o), bins: bins, nodes: map[string]*child{},
+	c := &cluster{o: o, cfg: cfg, plan: newPlanner(cfg, o), status: pc.status, bins: bins, nodes: map[string]*child{},
 		exits: make(chan *child), closed: make(chan struct{}), leaving: map[string]*leaver{}, handedOff: make(chan handoffEnd)}
 	defer close(c.closed)
 	defer c.stopAll()
@@ -282,9 +290,23 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-var healthClient = &http.Client{
-	Timeout:   time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true}, // no environment proxy
+// pollClients are the HTTP clients the launcher polls its children with: health
+// checks, and reports (a coordinator's asks every node in turn, 2 s each at most, so it
+// may take longer than a health check). With tls_cert_file set they trust tls_ca_file
+// (read at start, relative to the configuration file).
+type pollClients struct{ healthC, status *http.Client }
+
+func newPollClients(cfg *config.Config, cfgPath string) (pollClients, error) {
+	tr := &http.Transport{DisableKeepAlives: true} // no environment proxy
+	if cfg.TLSCertFile != "" {
+		pool, err := tlsconf.LoadCA("tls_ca_file", cfg.TLSFiles(filepath.Dir(cfgPath)).CA)
+		if err != nil {
+			return pollClients{}, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return pollClients{healthC: &http.Client{Timeout: time.Second, Transport: tr},
+		status: &http.Client{Timeout: 5 * time.Second, Transport: tr}}, nil
 }
 
 // withToken resolves TokenFile (default: cfg's http_tokens_file) to an
@@ -307,13 +329,13 @@ func (o Options) withToken(cfg *config.Config) (Options, error) {
 	return o, nil
 }
 
-// httpHealth is the default Options.Health: GET url must answer 200.
-func httpHealth(ctx context.Context, url string) error {
+// health is the default Options.Health: GET url must answer 200.
+func (pc pollClients) health(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := healthClient.Do(req)
+	resp, err := pc.healthC.Do(req)
 	if err != nil {
 		return err
 	}

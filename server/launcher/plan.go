@@ -53,7 +53,7 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 	var specs []Spec
 	for _, id := range coordinatorIDs(cfg) {
 		a := cfg.Coordinators[id]
-		specs = append(specs, p.spec(id, Coordinator, "http://"+a.String()+"/configuration", healthURL(a.Host, a.Port),
+		specs = append(specs, p.spec(id, Coordinator, "http://"+a.String()+"/configuration", localURL("http://", a.Host, a.Port, "/health"),
 			"-id", id, "-cfg", o.ConfigPath))
 	}
 	for _, n := range cfg.Nodes() {
@@ -63,7 +63,7 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 	}
 	for _, port := range o.ProxyPorts {
 		ps := strconv.Itoa(port)
-		specs = append(specs, p.spec("proxy-"+ps, Proxy, "http://localhost:"+ps, healthURL("", port),
+		specs = append(specs, p.spec("proxy-"+ps, Proxy, p.scheme+"localhost:"+ps, p.healthURL("", port),
 			append([]string{"-p", ps}, p.source...)...))
 	}
 	return specs, nil
@@ -74,6 +74,7 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 // gets exactly the flags the first nodes got (the same coordinators: those
 // tako-cluster started).
 type planner struct {
+	scheme string // of nodes' and proxies' HTTP: "https://" when tls_cert_file is set
 	varDir string
 	source []string // -c per coordinator, or -cfg FILE
 	common []string // -v VARDIR [-d] [-token-file FILE]
@@ -87,7 +88,7 @@ func newPlanner(cfg *config.Config, o Options) planner {
 	if o.TokenFile != "" {
 		common = append(common, "-token-file", o.TokenFile)
 	}
-	return planner{varDir: o.VarDir, source: configSourceArgs(cfg, o.ConfigPath), common: common}
+	return planner{scheme: httpScheme(cfg), varDir: o.VarDir, source: configSourceArgs(cfg, o.ConfigPath), common: common}
 }
 
 func (p planner) spec(name string, kind Kind, listen, health string, args ...string) Spec {
@@ -97,7 +98,7 @@ func (p planner) spec(name string, kind Kind, listen, health string, args ...str
 }
 
 func (p planner) node(n config.Node) Spec {
-	return p.spec(n.ID, Node, "http "+n.HTTPAddr()+"  peer "+n.PeerAddr(), healthURL(n.Host, n.HTTPPort),
+	return p.spec(n.ID, Node, strings.TrimSuffix(p.scheme, "://")+" "+n.HTTPAddr()+"  peer "+n.PeerAddr(), p.healthURL(n.Host, n.HTTPPort),
 		append([]string{"-id", n.ID}, p.source...)...)
 }
 
@@ -169,14 +170,25 @@ func checkProxyPorts(cfg *config.Config, ports []int) error {
 	return nil
 }
 
-// healthURL is where to poll a process.
-func healthURL(host string, port int) string { return localURL(host, port, "/health") }
+// healthURL is where to poll a node or proxy.
+func (p planner) healthURL(host string, port int) string {
+	return localURL(p.scheme, host, port, "/health")
+}
+
+// httpScheme is the scheme of cfg's nodes and proxies: with tls_cert_file they serve
+// HTTPS (coordinators always speak HTTP).
+func httpScheme(cfg *config.Config) string {
+	if cfg.TLSCertFile != "" {
+		return "https://"
+	}
+	return "http://"
+}
 
 // localURL is path on a process of this machine; an empty or wildcard host
 // is reached over loopback.
-func localURL(host string, port int, path string) string {
+func localURL(scheme, host string, port int, path string) string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
+	return scheme + net.JoinHostPort(host, strconv.Itoa(port)) + path
 }

@@ -3,6 +3,7 @@ package launcher
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/internal/logbuf"
 )
@@ -576,13 +578,56 @@ func TestHTTPHealth(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer srv.Close()
-	if err := httpHealth(context.Background(), srv.URL+"/health"); err == nil {
+	pc := pollClientsOf(t, "")
+	if err := pc.health(context.Background(), srv.URL+"/health"); err == nil {
 		t.Error("503 counted as healthy")
 	}
 	mu.Lock()
 	status = http.StatusOK
 	mu.Unlock()
-	if err := httpHealth(context.Background(), srv.URL+"/health"); err != nil {
+	if err := pc.health(context.Background(), srv.URL+"/health"); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestHTTPSHealth: with tls_cert_file set, nodes and proxies are polled over HTTPS and
+// verified against tls_ca_file; without it, their certificate is not trusted.
+func TestHTTPSHealth(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	f := ca.WriteFiles(t, t.TempDir(), ca.Leaf(t, "n1"))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "n1").TLS(t)}}
+	srv.StartTLS()
+	defer srv.Close()
+	keys := fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+	pc := pollClientsOf(t, keys)
+	if err := pc.health(context.Background(), srv.URL+"/health"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pollClientsOf(t, "").health(context.Background(), srv.URL+"/health"); err == nil {
+		t.Fatal("a certificate of the test CA trusted without tls_ca_file")
+	}
+	if p := newPlanner(oneNodeConfig(t, keys), Options{}); p.healthURL("", 5711) != "https://127.0.0.1:5711/health" {
+		t.Fatalf("health URL under TLS: %s", p.healthURL("", 5711))
+	}
+}
+
+// oneNodeConfig is a configuration of one node, with extra keys.
+func oneNodeConfig(t *testing.T, extra string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte("active_deployment: a\ndeployments: {a: {buckets: {b1: {n1: [h, 1, 2]}}}}\n" + extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// pollClientsOf returns the poll clients of oneNodeConfig(extra).
+func pollClientsOf(t *testing.T, extra string) pollClients {
+	t.Helper()
+	pc, err := newPollClients(oneNodeConfig(t, extra), "tako.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }
