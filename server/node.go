@@ -363,6 +363,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		Routes:        routes,
 		Metrics:       metrics.NewHTTP(s.metrics),
 		Tokens:        &s.tokens.guard,
+		OpenPaths:     []string{PathReady}, // probes, like /health; /metrics needs a token
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)
