@@ -67,7 +67,8 @@
 // # Access
 //
 // With Config.Tokens holding a tokens file (ParseTokens: one `TOKEN
-// read-only|read-write` per line, # comments), every path but /health needs
+// read-only|read-write` per line, # comments), every path but /health and
+// Config.OpenPaths (a node's /ready) needs
 // `Authorization: Bearer TOKEN`: GET and HEAD a read-only or read-write
 // token, other methods a read-write one. Without a known token: 401 with
 // `WWW-Authenticate: Bearer realm="tako"`; a read-only token that writes:

@@ -115,6 +115,9 @@ type Config struct {
 	// other methods (401 without a known token, 403 for a read-only token
 	// that writes). Nil or empty: no authentication.
 	Tokens *TokenGuard
+	// OpenPaths are further paths (exact match) served without a token,
+	// such as a readiness probe's.
+	OpenPaths []string
 }
 
 // Handler serves the HTTP API. See the package doc.
@@ -230,7 +233,7 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
 	}
-	if !bytes.Equal(uri, pathHealth) && !h.cfg.Tokens.authorize(ctx) {
+	if !h.open(uri) && !h.cfg.Tokens.authorize(ctx) {
 		return
 	}
 	switch {
@@ -262,6 +265,19 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		textError(ctx, fasthttp.StatusNotFound, "no such path; use /values/<key>, /stat/<key> or /health")
 	}
+}
+
+// open reports whether uri is served without a token: /health and OpenPaths.
+func (h *Handler) open(uri []byte) bool {
+	if bytes.Equal(uri, pathHealth) {
+		return true
+	}
+	for _, p := range h.cfg.OpenPaths {
+		if string(uri) == p {
+			return true
+		}
+	}
+	return false
 }
 
 // withKey decodes the raw key and calls serve with it.

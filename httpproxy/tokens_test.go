@@ -11,6 +11,7 @@ import (
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/kv"
+	"github.com/valyala/fasthttp"
 )
 
 const (
@@ -105,7 +106,11 @@ func TestTokenCheck(t *testing.T) {
 // read-only token reads but cannot write (403), a read-write one does both.
 func TestHandlerRequiresTokens(t *testing.T) {
 	s := newStore(t)
-	h := NewHandler(Config{Backend: storeBackend{s}, Local: s, Tokens: testTokens(t)})
+	h := NewHandler(Config{Backend: storeBackend{s}, Local: s, Tokens: testTokens(t), OpenPaths: []string{"/ready"},
+		Routes: map[string]fasthttp.RequestHandler{
+			"/ready":   func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ready") },
+			"/metrics": func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("metrics") },
+		}})
 	serve := func(method, uri, token string) (int, string, string) {
 		ctx := newCtx(method, uri)
 		if token != "" {
@@ -124,6 +129,9 @@ func TestHandlerRequiresTokens(t *testing.T) {
 	}
 	const challenge, scope = `Bearer realm="tako"`, `Bearer realm="tako", error="insufficient_scope"`
 	f("GET", "/health", "", 200, "ok", "")
+	f("GET", "/ready", "", 200, "ready", "")
+	f("GET", "/metrics", "", 401, "authorization required", challenge)
+	f("GET", "/metrics", roToken, 200, "metrics", "")
 	f("POST", "/values/k", "", 401, "authorization required", challenge)
 	f("GET", "/values/k", "", 401, "authorization required", challenge)
 	f("GET", "/replica/k", "", 401, "authorization required", challenge)

@@ -34,9 +34,11 @@ type NodeConfig struct {
 	ConfigPath   string   // -cfg: the configuration file
 	Coordinators []string // -c: coordinators to fetch it from instead
 	VarDir       string   // data and cached configuration live under VarDir/<ID>
-	// ListenHost, when set, is the address both ports bind to instead of the
-	// configured host (a test harness interposes on the configured one).
-	ListenHost string
+	// ListenHost, when set, is the host both ports bind to instead of the
+	// configured host (-listen; a test harness interposes on the configured
+	// one). ListenHTTP and ListenPeer (-listen-http, -listen-peer: HOST or
+	// HOST:PORT, config.ListenAddr) override it for one port each.
+	ListenHost, ListenHTTP, ListenPeer string
 	// ClockOffset is added to this process's clock: a testing aid to inject
 	// clock skew (tako-node -clock-offset). Zero in production.
 	ClockOffset time.Duration
@@ -129,12 +131,12 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 
 	// Both ports are claimed before serving starts, so a taken one is an
 	// error at start-up, not a half-running node.
-	ln, err := httpproxy.Listen(listenAddr(self.HTTPAddr(), nc.ListenHost))
+	ln, err := httpproxy.Listen(nc.listenAddr(self.HTTPAddr(), nc.ListenHTTP))
 	if err != nil {
 		return err
 	}
 	ph := newPeerHandler(store, clock, func(key []byte) (bool, string) { return cluster.mayStore(nc.ID, key) }, log)
-	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: listenAddr(self.PeerAddr(), nc.ListenHost), NodeID: nc.ID, Handler: ph, Logger: log,
+	psrv := eventloop.NewServer(eventloop.ServerConfig{Addr: nc.listenAddr(self.PeerAddr(), nc.ListenPeer), NodeID: nc.ID, Handler: ph, Logger: log,
 		MaxFrame: maxFrame(cfg.Storage), Secrets: auth.secrets, TLS: auth.tls.PeerServer()})
 	if err := psrv.Start(); err != nil {
 		ln.Close()
@@ -294,16 +296,13 @@ func newClock(cfg *config.Config, offset time.Duration) *hlc.Clock {
 	return c
 }
 
-// listenAddr is addr with its host replaced by host, when set.
-func listenAddr(addr, host string) string {
-	if host == "" {
-		return addr
+// listenAddr is where the port configured at addr binds: at the port's own
+// override, else on ListenHost, else at addr.
+func (nc NodeConfig) listenAddr(addr, override string) string {
+	if override == "" {
+		override = nc.ListenHost
 	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr // Listen reports it
-	}
-	return net.JoinHostPort(host, port)
+	return config.ListenAddr(addr, override)
 }
 
 // httpService is the HTTP side shared by nodes and proxies.
@@ -364,6 +363,7 @@ func serveHTTP(ctx context.Context, s httpService) error {
 		Routes:        routes,
 		Metrics:       metrics.NewHTTP(s.metrics),
 		Tokens:        &s.tokens.guard,
+		OpenPaths:     []string{PathReady}, // probes, like /health; /metrics needs a token
 	})
 	srv := h.NewServer()
 	serveErr := make(chan error, 1)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tako-kv/tako/server/config"
 )
 
 func standaloneConfig(t *testing.T, dir string) (cfg string, httpBase string) {
@@ -141,4 +143,32 @@ deployments:
 `, freePorts(t, 1)[0], hold.Addr().(*net.TCPAddr).Port))
 	f("peer server: eventloop: listen on", "-id", "n1", "-cfg", peerTaken, "-v", t.TempDir())
 	f("locked by another process", "-id", "n1", "-cfg", cfg, "-v", dir+"/var")
+}
+
+// TestNodeListenFlags: each port binds the configured host unless told
+// otherwise, per port: -listen-http HOST:PORT moves the HTTP port, and
+// -listen-peer HOST keeps the configured peer port on another host.
+func TestNodeListenFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg, httpBase := standaloneConfig(t, dir)
+	c, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := c.FindNode("n1")
+	moved := fmt.Sprintf("127.0.0.2:%d", freePorts(t, 1)[0])
+	p := start(t, "tako-node", "-id", "n1", "-cfg", cfg, "-v", dir, "-listen-http", moved, "-listen-peer", "127.0.0.3")
+	waitHTTP(t, "http://"+moved+"/health", p)
+	peer := fmt.Sprintf("127.0.0.3:%d", n.PeerPort)
+	if c, err := net.DialTimeout("tcp", peer, time.Second); err != nil {
+		t.Errorf("peer port not on %s: %v", peer, err)
+	} else {
+		c.Close()
+	}
+	for _, addr := range []string{httpBase[len("http://"):], n.PeerAddr()} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("something listens on the configured %s", addr)
+		}
+	}
 }

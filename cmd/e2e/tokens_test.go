@@ -124,6 +124,9 @@ deployments:
 		f("POST", key, e2eWriteToken, []byte("v"), 200, "")
 		f("GET", key, e2eReadToken, nil, 200, "v")
 		f("GET", base+"/health", "", nil, 200, "ok")
+		f("GET", base+"/ready", "", nil, 200, "ready")
+		f("GET", base+"/metrics", "", nil, 401, "authorization required")
+		f("GET", base+"/metrics", e2eReadToken, nil, 200, "# ")
 	}
 	f("GET", nodes["n2"]+"/replica/k-"+strconv.Itoa(len(proxyBase)), e2eReadToken, nil, 200, "v") // written through the proxy
 	f("GET", nodes["n2"]+"/replica/k-"+strconv.Itoa(len(proxyBase)), "", nil, 401, "")

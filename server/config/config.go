@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -332,6 +333,24 @@ func (c *Config) Nodes() []Node {
 	}
 	sortNodes(nodes)
 	return nodes
+}
+
+// ListenAddr is where a server configured at addr (host:port) listens when
+// told override (a -listen flag): override itself when it names a port
+// (HOST:PORT, [V6]:PORT), override's host at addr's port when it names only
+// a host (HOST, V6, [V6]), addr when it is empty.
+func ListenAddr(addr, override string) string {
+	if override == "" {
+		return addr
+	}
+	if _, _, err := net.SplitHostPort(override); err == nil {
+		return override
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // the listener reports it
+	}
+	return net.JoinHostPort(strings.Trim(override, "[]"), port)
 }
 
 func joinHostPort(host string, port int) string {

@@ -99,7 +99,7 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
 	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile, nodes: nodes}
-	c.listen = listenAddr(o.Listen, self)
+	c.listen = config.ListenAddr(self.String(), o.Listen)
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
 	}
@@ -117,19 +117,6 @@ func New(o Options) (*Coordinator, error) {
 	sum := sha256.Sum256(data)
 	c.prevSum, c.actedSum = sum, sum
 	return c, nil
-}
-
-// listenAddr is where a coordinator configured at self listens: at listen
-// when it names a port, on host listen at the configured port when it names
-// only a host, at self when empty.
-func listenAddr(listen string, self config.Addr) string {
-	if listen == "" {
-		return self.String()
-	}
-	if _, _, err := net.SplitHostPort(listen); err == nil {
-		return listen
-	}
-	return config.Addr{Host: strings.Trim(listen, "[]"), Port: self.Port}.String()
 }
 
 func knownIDs(cfg *config.Config) string {

@@ -83,22 +83,6 @@ func TestCoordinatorRequiresTokens(t *testing.T) {
 	}
 }
 
-func TestListenAddr(t *testing.T) {
-	self := config.Addr{Host: "10.0.0.1", Port: 4701}
-	for listen, want := range map[string]string{
-		"":               "10.0.0.1:4701",
-		"127.0.0.2":      "127.0.0.2:4701",
-		"127.0.0.2:9000": "127.0.0.2:9000",
-		"::1":            "[::1]:4701",
-		"[::1]":          "[::1]:4701",
-		"[::1]:9000":     "[::1]:9000",
-	} {
-		if got := listenAddr(listen, self); got != want {
-			t.Errorf("listenAddr(%q) = %q, want %q", listen, got, want)
-		}
-	}
-}
-
 func newTestServer(t *testing.T, c *Coordinator) string {
 	t.Helper()
 	srv := httptest.NewServer(c.Handler())
