@@ -58,16 +58,7 @@ func TestHTTPTokens(t *testing.T) {
 	}
 	writeTokens("# the checker first: reading is all fetching the configuration needs\n" +
 		e2eReadToken + " read-only\n" + e2eWriteToken + " read-write\n")
-	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
-master_coordinator: c1
-coordinators: {c1: [127.0.0.1, %d]}
-active_deployment: d
-http_tokens_file: %s
-deployments:
-    d:
-        buckets:
-            b1: {n1: [127.0.0.1, %d, %d], n2: [127.0.0.1, %d, %d]}
-`, p[0], tokens, p[1], p[2], p[3], p[4]))
+	cfgPath := writeTokensConfig(t, dir, tokens, p)
 	coord := fmt.Sprintf("127.0.0.1:%d", p[0])
 	cp := start(t, "tako-coordinator", "-id", "c1", "-cfg", cfgPath, "-poll", "100ms")
 	waitHTTP(t, "http://"+coord+"/health", cp)
@@ -179,16 +170,7 @@ func TestTakoClusterWithTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := freePorts(t, 6)
-	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
-master_coordinator: c1
-coordinators: {c1: [127.0.0.1, %d]}
-active_deployment: d
-http_tokens_file: %s
-deployments:
-    d:
-        buckets:
-            b1: {n1: [127.0.0.1, %d, %d], n2: [127.0.0.1, %d, %d]}
-`, p[0], tokens, p[1], p[2], p[3], p[4]))
+	cfgPath := writeTokensConfig(t, dir, tokens, p)
 	l := startLauncher(t, cfgPath, "-p", strconv.Itoa(p[5]), "-v", filepath.Join(dir, "var"))
 	if pids := l.waitRunning(60 * time.Second); len(pids) != 4 {
 		t.Fatalf("process table %v, want c1, n1, n2 and the proxy", pids)
@@ -213,4 +195,21 @@ deployments:
 	if code := l.waitExit(30 * time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
+}
+
+// writeTokensConfig writes a configuration of one bucket of two nodes behind
+// the tokens file tokens: the coordinator at p[0], the nodes' HTTP and peer
+// ports at p[1:5].
+func writeTokensConfig(t *testing.T, dir, tokens string, p []int) string {
+	t.Helper()
+	return writeConfig(t, dir, fmt.Sprintf(`
+master_coordinator: c1
+coordinators: {c1: [127.0.0.1, %d]}
+active_deployment: d
+http_tokens_file: %s
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, %d, %d], n2: [127.0.0.1, %d, %d]}
+`, p[0], tokens, p[1], p[2], p[3], p[4]))
 }
