@@ -4,7 +4,8 @@
 // answer. It then follows the configuration: nodes that an edit adds (a
 // target_deployment's) are started, nodes that no live deployment names any
 // more are stopped once they have handed off what they hold (or after
-// -handoff, 10m by default). Ctrl-C (or SIGTERM) stops them all.
+// -handoff, 10m by default). Ctrl-C (or SIGTERM) stops them all; SIGHUP is
+// passed on to every child, which reopens its log file.
 //
 //	tako-cluster CONFIG [-p PORT]... [-s NODE]... [-v VARDIR] [-wait 30s] [-handoff 10m] [-token-file FILE] [-d]
 //	tako-cluster examples/local_cluster.yaml -p 8080

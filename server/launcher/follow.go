@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
@@ -41,6 +42,8 @@ func (c *cluster) follow(ctx context.Context) error {
 			c.apply(ctx, cfg)
 		case e := <-c.handedOff:
 			c.endHandoff(ctx, e)
+		case <-c.hangups:
+			c.forwardHangup()
 		case ch := <-c.exits:
 			if ch.expected {
 				continue
@@ -57,6 +60,17 @@ func (c *cluster) follow(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// forwardHangup passes SIGHUP on to every running child: each reopens its
+// log file (VARDIR/<name>.log), so logrotate can rotate them all through
+// tako-cluster's pid.
+func (c *cluster) forwardHangup() {
+	running := live(c.children)
+	for _, ch := range running {
+		ch.signal(syscall.SIGHUP)
+	}
+	fmt.Fprintf(c.o.Out, "tako-cluster: SIGHUP passed on to %d processes (they reopen their logs)\n", len(running))
 }
 
 // watch sends every configuration that differs from started on configs,

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tako-kv/tako/httpproxy"
@@ -100,6 +102,8 @@ type cluster struct {
 	leaving   map[string]*leaver // node id -> its process, named no more, handing off
 	handedOff chan handoffEnd    // leavers' watches end here, read by follow
 	watches   sync.WaitGroup     // the leavers' watches; follow waits for them
+
+	hangups chan os.Signal // SIGHUP: forwarded to every child (follow)
 }
 
 // Run starts the cluster, follows its configuration until ctx ends (or
@@ -137,7 +141,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("var directory: %w", err)
 	}
 	c := &cluster{o: o, cfg: cfg, plan: newPlanner(cfg, o), status: pc.status, bins: bins, nodes: map[string]*child{},
-		exits: make(chan *child), closed: make(chan struct{}), leaving: map[string]*leaver{}, handedOff: make(chan handoffEnd)}
+		exits: make(chan *child), closed: make(chan struct{}), leaving: map[string]*leaver{}, handedOff: make(chan handoffEnd),
+		hangups: make(chan os.Signal, 1)}
+	// SIGHUP (logrotate's postrotate, a closed terminal) must not stop the
+	// cluster: the children reopen their logs on it, so it is passed on.
+	signal.Notify(c.hangups, syscall.SIGHUP)
+	defer signal.Stop(c.hangups)
 	defer close(c.closed)
 	defer c.stopAll()
 	for _, kind := range []Kind{Coordinator, Node, Proxy} {

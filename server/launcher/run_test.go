@@ -113,12 +113,19 @@ func fakeChild(as string, args []string) int {
 		time.Sleep(time.Minute)
 		return 0
 	}
-	select {
-	case <-term:
-		record("term %d", os.Getpid())
-	case <-time.After(time.Minute):
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for end := time.After(time.Minute); ; {
+		select {
+		case <-hup:
+			record("hup %d", os.Getpid())
+			continue
+		case <-term:
+			record("term %d", os.Getpid())
+		case <-end:
+		}
+		return 0
 	}
-	return 0
 }
 
 // serveConfiguration is the fake coordinator's GET /configuration: the file
@@ -438,6 +445,46 @@ func TestRunStartsAndStops(t *testing.T) {
 	if !strings.Contains(f.out.String(), "stopping 5 processes") {
 		t.Errorf("output:\n%s", f.out)
 	}
+}
+
+// SIGHUP to tako-cluster (logrotate's postrotate) stops nothing: it reaches
+// every child, which reopens its log.
+func TestRunForwardsSIGHUP(t *testing.T) {
+	f := newFixture(t, "")
+	cancel, wait := f.run()
+	f.waitOutput("Ctrl-C")
+	pids, _, _ := f.started()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	f.waitOutput("SIGHUP passed on to 5 processes")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(f.record)
+		missing := []string{}
+		for name, pid := range pids {
+			if !strings.Contains(string(data), fmt.Sprintf("hup %d\n", pid)) {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SIGHUP reached %v", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for name, pid := range pids {
+		if !alive(pid) {
+			t.Errorf("%s stopped on SIGHUP", name)
+		}
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkAllGone(pids)
 }
 
 func TestRunReportsUnexpectedExit(t *testing.T) {
