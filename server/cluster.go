@@ -431,6 +431,7 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 		select {
 		case tk := <-rt.done:
 			returned++
+			rt.back[tk.pos] = true
 			if tk.op == taskGet {
 				rt.vbuf = tk.rec.Value[:0] // keep the grown buffer
 				tk.meta = tk.rec.Meta()
@@ -550,7 +551,7 @@ func noneFound(rt *route, quorum bool) error {
 		switch {
 		case rt.ok[k]:
 			heard++
-		case rt.tasks[k].err != nil:
+		case rt.back[k] && rt.tasks[k].err != nil: // a task still running is not ours to read
 			lastErr = rt.tasks[k].err
 		}
 	}

@@ -168,6 +168,7 @@ type route struct {
 	applied []bool // writes: the acknowledgements that applied the record
 	asked   []bool // reads: the replicas to ask (pickQuorum, then all)
 	sent    []bool // reads: the replicas asked so far
+	back    []bool // reads: the tasks that came back (the others may still be running)
 	done    chan *task
 	vbuf    []byte      // the value task's buffer, so it may outlive the request
 	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
@@ -189,15 +190,16 @@ func (r *route) prepare(n int) {
 		r.applied = make([]bool, n)
 		r.asked = make([]bool, n)
 		r.sent = make([]bool, n)
+		r.back = make([]bool, n)
 		if cap(r.done) < n {
 			r.done = make(chan *task, n)
 		}
 	}
-	r.tasks, r.ok, r.applied, r.asked, r.sent = r.tasks[:n], r.ok[:n], r.applied[:n], r.asked[:n], r.sent[:n]
-	clear(r.ok)
-	clear(r.applied)
-	clear(r.asked)
-	clear(r.sent)
+	r.tasks, r.ok, r.applied = r.tasks[:n], r.ok[:n], r.applied[:n]
+	r.asked, r.sent, r.back = r.asked[:n], r.sent[:n], r.back[:n]
+	for _, b := range [...][]bool{r.ok, r.applied, r.asked, r.sent, r.back} {
+		clear(b)
+	}
 }
 
 // fill computes key's route: every node of the key's buckets in each live
