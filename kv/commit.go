@@ -415,31 +415,32 @@ func (s *Store) summarise(group []*write) {
 	}
 }
 
-// current returns the stored record w competes with, and leaves its
-// RecordHash and kind in w.curHash and w.oldTomb. The stored value is decoded only when the
-// timestamps tie (its bytes decide) or its header carries no value hash (a
-// record written before headers did).
+// current returns the record w competes with, without its value unless the
+// two tie (same timestamp and kind: the value bytes decide), and sets
+// w.curHash and w.oldTomb. It reads the key's index entry, a few bytes,
+// rather than the record: overwriting a large value must not read the old
+// one back (from an sstable, a whole block to load, check and decompress).
 func (s *Store) current(w *write) (Record, bool, error) {
-	var cur Record
-	err := s.lookup(w.key, func(ts int64, flags byte, vhash uint64, payload []byte) error {
-		cur = Record{TS: ts, Tombstone: flags&flagTombstone != 0}
-		w.oldTomb = cur.Tombstone
-		tie := ts == w.rec.TS && cur.Tombstone == w.rec.Tombstone
-		if !tie && flags&flagHashed != 0 {
-			w.curHash = recordHash(w.key, ts, cur.Tombstone, vhash)
-			return nil
-		}
+	m, h, err := s.indexEntry(w.key)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, err
+	}
+	w.oldTomb, w.curHash = m.Tombstone, h
+	cur := Record{TS: m.TS, Tombstone: m.Tombstone}
+	if m.TS != w.rec.TS || m.Tombstone != w.rec.Tombstone {
+		return cur, true, nil
+	}
+	err = s.lookup(w.key, func(_ int64, flags byte, _ uint64, payload []byte) error {
 		var err error
 		w.vbuf, err = decodePayload(w.vbuf[:0], flags, payload)
 		cur.Value = w.vbuf
-		w.curHash = RecordHash(w.key, cur)
-		if !tie {
-			cur.Value = nil
-		}
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
-		return Record{}, false, nil
+		return Record{}, false, fmt.Errorf("%w: index entry of %q without its record", ErrCorrupt, w.key)
 	}
 	return cur, err == nil, err
 }

@@ -130,6 +130,23 @@ func parseIndexValue(v []byte) (m Meta, h uint64, err error) {
 	return Meta{TS: int64(binary.BigEndian.Uint64(v)), Tombstone: v[8]&flagTombstone != 0}, binary.BigEndian.Uint64(v[9:]), nil
 }
 
+// indexEntry reads key's index entry: its record's timestamp, kind and
+// RecordHash; ErrNotFound when the store holds no record of key.
+func (s *Store) indexEntry(key []byte) (Meta, uint64, error) {
+	kb := s.keyBufs.Get().(*[]byte)
+	*kb = appendIndexKey((*kb)[:0], Segment(key), key)
+	v, closer, err := s.db.Get(*kb)
+	s.keyBufs.Put(kb)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Meta{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return Meta{}, 0, fmt.Errorf("kv: get index entry: %w", err)
+	}
+	defer closer.Close()
+	return parseIndexValue(v)
+}
+
 // Records returns how many records the store holds (from the segment
 // summaries: no scan).
 func (s *Store) Records() int64 {
