@@ -77,6 +77,9 @@ type Endpoint struct {
 	// CA verifies the server (HTTP or peer); the certificate and key are this client's,
 	// which the peer port requires (mutual TLS). All "": plaintext.
 	TLSCAFile, TLSCertFile, TLSKeyFile string
+	// TokenFile holds the bearer token a ProtoHTTP target sends with every request (the
+	// target's http_tokens_file, or a file of its own; its first token); "" sends none.
+	TokenFile string
 }
 
 // Run drives cfg's workload against ep and reports.

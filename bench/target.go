@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/tlsconf"
 )
@@ -63,6 +64,14 @@ func NewTarget(ep Endpoint, timeout time.Duration) (Target, error) {
 		t := NewHTTPTarget(addr, timeout)
 		if tlsCfg != nil {
 			t.useTLS(tlsCfg)
+		}
+		if ep.TokenFile != "" {
+			token, err := httpproxy.ReadClientToken(ep.TokenFile)
+			if err != nil {
+				t.Close()
+				return nil, fmt.Errorf("bench: -token-file: %w", err)
+			}
+			t.authorize(token)
 		}
 		return t, nil
 	case ProtoEtcd:

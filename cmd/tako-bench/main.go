@@ -79,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ep.Name, "name", ep.Name, "run: label in the report")
 	fs.IntVar(&ep.Pid, "pid", 0, "run: report CPU and peak RSS of this process and its descendants")
 	fs.StringVar(&ep.SecretFile, "secret-file", "", "run -proto peer: the node's cluster_secret_file, to prove membership")
+	fs.StringVar(&ep.TokenFile, "token-file", "", "run -proto http: send the first bearer token of this `FILE` (a target with http_tokens_file)")
 	fs.StringVar(&ep.TLSCAFile, "tls-ca", "", "run: the target's tls_ca_file: speak TLS (-proto http or peer), verifying the server against it")
 	fs.StringVar(&ep.TLSCertFile, "tls-cert", "", "run -tls-ca: this client's certificate (PEM; the peer port requires one)")
 	fs.StringVar(&ep.TLSKeyFile, "tls-key", "", "run -tls-cert: its key (PEM)")
