@@ -37,10 +37,12 @@ type Cluster struct {
 	log     *slog.Logger
 	scratch sync.Pool // *route
 	workers *workers
-	hints   *hints.Store         // nil: no hinted hand-off
-	hedge   time.Duration        // readHedge; tests that count replicas asked raise it
-	listLog httpproxy.LogLimiter // key listings without a node
-	metrics *metrics.Cluster
+	hints   *hints.Store  // nil: no hinted hand-off
+	hedge   time.Duration // readHedge; tests that count replicas asked raise it
+	// switchReads, set before the first Update; tests shorten it.
+	switchReads time.Duration
+	listLog     httpproxy.LogLimiter // key listings without a node
+	metrics     *metrics.Cluster
 }
 
 // ClusterConfig configures a Cluster.
@@ -74,7 +76,7 @@ func NewCluster(cfg *config.Config, cc ClusterConfig) (*Cluster, error) {
 	if cc.Metrics == nil {
 		cc.Metrics = metrics.NewCluster(nil)
 	}
-	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge, metrics: cc.Metrics}
+	c := &Cluster{self: cc.Self, replica: cc.Replica, timeout: cc.Timeout, log: cc.Logger, hints: cc.Hints, hedge: readHedge, switchReads: switchReads, metrics: cc.Metrics}
 	c.scratch.New = func() any { return &route{done: make(chan *task, 16)} }
 	if err := c.Update(cfg); err != nil {
 		return nil, err
@@ -96,11 +98,38 @@ func (c *Cluster) Update(cfg *config.Config) error {
 		return fmt.Errorf("cluster: configuration %s: %w", cfg.Version, err)
 	}
 	// prev first: mayStore never sees neither the old nor the new one.
-	if old := c.topo.Load(); old != nil && old.cfg.Version != t.cfg.Version {
+	old := c.topo.Load()
+	if old != nil && old.cfg.Version != t.cfg.Version {
 		c.prev.Store(old)
 	}
+	t.askAllUntil = askAllAfter(old, cfg, time.Now(), c.switchReads)
 	c.topo.Store(t)
 	return nil
+}
+
+// switchReads is how long reads ask every replica after the active
+// deployment changed (a migration finished). Writes acknowledged just before
+// counted their quorum in the previous deployment; the new one's replicas
+// got them too, but some may only be on their way (a hint, replayed within
+// about a second; a straggler, within the peer request timeout) or left to
+// anti-entropy, which runs at once after a change. Until then a read quorum
+// of the new deployment alone could miss the newest record, so reads ask
+// them all.
+const switchReads = 30 * time.Second
+
+// askAllAfter is when reads under cfg go back to asking a read quorum: d
+// after now when cfg's active deployment differs from old's, old's own
+// deadline when it still runs, zero (never asked all) otherwise.
+func askAllAfter(old *topology, cfg *config.Config, now time.Time, d time.Duration) time.Time {
+	switch {
+	case old == nil:
+		return time.Time{}
+	case old.cfg.Active != cfg.Active:
+		return now.Add(d)
+	case now.Before(old.askAllUntil):
+		return old.askAllUntil
+	}
+	return time.Time{} // past: reads need not look at the clock
 }
 
 // replicaOf returns the node with id in the configuration in use.
@@ -417,7 +446,12 @@ func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum boo
 	if first < 0 {
 		first = t.preferred(rt.reps)
 	}
-	asked := rt.pickQuorum(first)
+	asked := n
+	if t.askAllUntil.IsZero() || !time.Now().Before(t.askAllUntil) {
+		asked = rt.pickQuorum(first)
+	} else {
+		rt.markAll()
+	}
 	c.askMarked(t, rt, getAt, key)
 	var hedge, grace <-chan time.Time
 	if asked < n {
@@ -481,9 +515,7 @@ func (c *Cluster) askMarked(t *topology, rt *route, getAt int, key []byte) {
 // askRest asks every replica not asked yet for its metadata and returns how
 // many have been asked in all.
 func (c *Cluster) askRest(t *topology, rt *route, key []byte) int {
-	for pos := range rt.asked {
-		rt.asked[pos] = true
-	}
+	rt.markAll()
 	c.askMarked(t, rt, -1, key)
 	return len(rt.asked)
 }

@@ -871,3 +871,61 @@ func TestReadRepairReach(t *testing.T) {
 	}
 	t.Logf("one read per key repaired %d of the %d keys n1 missed (%.0f%%)", len(primary), len(held), 100*float64(len(primary))/float64(len(held)))
 }
+
+// After a migration finishes (the active deployment changes), reads ask every
+// replica for switchReads: a write acknowledged by the previous deployment's
+// quorum may not be on a read quorum of the new one yet. Then a quorum again.
+func TestReadsAskEveryReplicaAfterTheActiveDeploymentChanged(t *testing.T) {
+	const doc = `
+active_deployment: %s
+deployments:
+    old:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+    new:
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`
+	tc := newTestCluster(t, fmt.Sprintf(doc, "old"))
+	tc.hedge = time.Minute
+	key := []byte("k")
+	if _, err := tc.Apply(key, kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	asked := func() (n int) {
+		if _, err := tc.Get(key, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range tc.nodes {
+			m.mu.Lock()
+			if m.reads > 0 {
+				n++
+			}
+			m.reads = 0
+			m.mu.Unlock()
+		}
+		return n
+	}
+	if n := asked(); n != 2 {
+		t.Fatalf("before the change a read asked %d replicas, want 2", n)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(doc, "new")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.switchReads = time.Second // the "just after" read must come within it, even on a loaded machine
+	if err := tc.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := asked(); n != 4 {
+		t.Fatalf("just after the active deployment changed a read asked %d replicas, want all 4", n)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if n := asked(); n != 2 {
+		t.Fatalf("after switchReads a read asked %d replicas, want 2", n)
+	}
+}

@@ -24,6 +24,9 @@ type topology struct {
 	layouts     []layout      // active first, then target when migrating
 	readRepair  bool
 	strictReads bool
+	// askAllUntil: until then reads ask every replica, not a read quorum
+	// (the active deployment changed: Cluster.Update, switchReads).
+	askAllUntil time.Time
 	acks        httpproxy.Acks
 
 	plan     *segmentPlan // built on first use by anti-entropy
@@ -283,9 +286,7 @@ func (r *route) pickQuorum(first int) int {
 	r.asked[first] = true
 	groups := r.active()
 	if groups > 64 { // beyond the bitmask: ask everyone
-		for pos := range r.asked {
-			r.asked[pos] = true
-		}
+		r.markAll()
 		return len(r.asked)
 	}
 	var chosen uint64
@@ -311,6 +312,13 @@ func (r *route) pickQuorum(first int) int {
 		}
 	}
 	return n
+}
+
+// markAll marks every replica to be asked.
+func (r *route) markAll() {
+	for pos := range r.asked {
+		r.asked[pos] = true
+	}
 }
 
 // group returns the positions in reps of group g's members.
