@@ -433,9 +433,11 @@ const readHedge = 20 * time.Millisecond
 
 // ask asks the replicas for their metadata in parallel — the one at getAt
 // (when >= 0) for its whole record, into the route's buffer. It asks a read
-// quorum first (pickQuorum) and the rest only when one of those fails or
-// has not answered within readHedge (c.hedge). It waits until all it asked have
-// returned, or a read quorum has answered and readGrace has passed. Answers
+// quorum first (pickQuorum) and the rest only when one of those fails, has
+// not answered within readHedge (c.hedge), or the quorum holds nothing; it
+// asks them all at once for switchReads after the active deployment
+// changed. It waits until all it asked have returned, or a read quorum has
+// answered and readGrace (after a miss: readHedge) has passed. Answers
 // are the tasks marked in rt.ok: a record or not-found; a replica that
 // failed, or was not asked, has not been heard. It reports whether the
 // answers form a read quorum; release the route with finish.
