@@ -17,12 +17,12 @@ import (
 )
 
 // peerHandler serves the peer protocol from this node's store. It runs on
-// gnet's event loops and never touches the disk there: writes go to the
-// store's group-commit queue (ApplyAsync) and are answered when durable;
-// point reads go to a pool of reader goroutines as pooled jobs (no
-// allocation); scans and digests to the same readers. A full queue answers
-// "unavailable" — except a point read, which then runs on the loop rather
-// than fail a read quorum.
+// gnet's event loops: writes go to the store's group-commit queue
+// (ApplyAsync) and are answered when durable; point reads run on the loop
+// while they are fast (inlineReads) and otherwise go to a pool of reader
+// goroutines as pooled jobs (no allocation); scans and digests always go to
+// the same readers. A full queue answers "unavailable" — except a point
+// read, which then runs on the loop rather than fail a read quorum.
 //
 // Writes (Set, BatchSet) of a key this node does not replicate in any live
 // deployment of its configuration, nor of the one before it, are refused
@@ -42,6 +42,7 @@ type peerHandler struct {
 	points   chan *pointRead
 	reads    chan func()
 	wg       sync.WaitGroup
+	inline   inlineReads
 }
 
 // pointRead is a queued get or stat; pooled with its key buffer.
@@ -148,7 +149,13 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 	case codec.OpBatchSet:
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
-		h.queuePoint(h.newPointRead(req, rw))
+		p := h.newPointRead(req, rw)
+		if start, ok := h.inline.allow(); ok {
+			p.run()
+			h.inline.ran(start, h.log)
+		} else {
+			h.queuePoint(p)
+		}
 	case codec.OpScan:
 		start, end := append([]byte(nil), req.Key...), append([]byte(nil), req.End...)
 		limit, limitBytes, mode := req.Limit, req.LimitBytes, req.Mode
