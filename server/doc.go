@@ -14,7 +14,9 @@
 //   - replica.go: the Replica interface; replica_local.go (this node's
 //     store) and replica_peer.go (a peer over the binary protocol) implement
 //     it, and replica_test.go runs one conformance test against both.
-//   - peer.go: the peer protocol served from the local store; records
+//   - peer.go, inline.go: the peer protocol served from the local store
+//     (point reads on the event loop while the process reads nothing from
+//     the disk, on reader goroutines otherwise); records
 //     from peers beyond max_clock_skew, or of keys this node replicates in
 //     no live deployment of its configuration (nor of the previous one),
 //     are refused (never stored),

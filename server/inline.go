@@ -3,59 +3,89 @@ package server
 import (
 	"log/slog"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // inlineReads decides where a peer point read (Get, Stat) runs: on the
 // event loop that framed it, or on a reader goroutine.
 //
-// Why on the loop: a read served from Pebble's memtable or block cache
-// takes a few microseconds, less than handing it to a reader goroutine
-// (a wake-up) and waking the loop again for its reply (the doorbell: a
-// write, a read and an epoll return). In a cluster each node sees a
-// slice of the proxies' traffic, so those hand-offs are rarely shared
-// between requests: serving reads on the loop made proxied reads of
-// 100 B values through local_cluster.yaml 25% faster (RESULTS.md).
+// Why on the loop: a read served from Pebble's memtable or caches takes a
+// few microseconds, less than handing it to a reader goroutine (a wake-up)
+// and waking the loop again for its reply (the doorbell: a write, a read
+// and an epoll return). In a cluster each node sees a slice of the
+// proxies' traffic, so those hand-offs are rarely shared between requests:
+// serving reads on the loop made proxied reads of 100 B values through
+// local_cluster.yaml about 25% faster (RESULTS.md).
 //
-// Why not always: a read that misses the caches waits for the disk, and
-// the loop serves every connection it owns. A read that takes longer than
-// slowInlineRead sends all point reads to the readers for
-// inlineBackoff; the first read after that runs on the loop again. So a
-// loop blocks on at most about one slow read per inlineBackoff, and a
-// node whose working set does not fit in memory serves from its readers.
+// Why not always: a read that misses the page cache waits for the disk,
+// and the loop serves every connection it owns; reads that each wait for
+// the disk, one after another on a loop, would serialise. So point reads
+// go to the readers for inlineBackoff whenever
+//   - the process read from a block device (getrusage's ru_inblock, checked
+//     every inblockEvery by the first read after it): its working set no
+//     longer fits in memory, or something else (a compaction, a scan) is
+//     reading the disk;
+//   - a read took longer than slowInlineRead on the loop, whatever the
+//     reason (a file system that does not account its reads, a stall).
 //
-// Safe for concurrent use: the state is one atomic deadline shared by
-// the node's loops.
+// A loop therefore waits for the disk during at most inblockEvery before
+// its reads leave it; after inlineBackoff without either signal they
+// come back.
+//
+// Safe for concurrent use: the state is atomics shared by the node's loops.
 type inlineReads struct {
-	offUntil atomic.Int64 // UnixNano; reads go to the readers before it
-	slow     time.Duration
-	backoff  time.Duration
+	offUntil atomic.Int64 // UnixNano; point reads go to the readers before it
+	checkAt  atomic.Int64 // UnixNano of the next ru_inblock check
+	inblock  atomic.Int64 // ru_inblock at the last check
+	// slow and backoff replace slowInlineRead and inlineBackoff when set (tests).
+	slow, backoff time.Duration
 }
 
 const (
-	slowInlineRead = time.Millisecond
+	slowInlineRead = 5 * time.Millisecond
 	inlineBackoff  = time.Second
+	inblockEvery   = 10 * time.Millisecond
 )
 
 // allow reports whether a read may run on the loop now, and when it starts.
-func (r *inlineReads) allow() (start time.Time, ok bool) {
-	now := time.Now()
-	return now, now.UnixNano() >= r.offUntil.Load()
+func (r *inlineReads) allow(log *slog.Logger) (start time.Time, ok bool) {
+	start = time.Now()
+	now := start.UnixNano()
+	if at := r.checkAt.Load(); now >= at && r.checkAt.CompareAndSwap(at, now+int64(inblockEvery)) {
+		if n := blocksRead(); n > r.inblock.Swap(n) && at != 0 {
+			r.turnOff(now, "the process read from the disk", log)
+		}
+	}
+	return start, now >= r.offUntil.Load()
 }
 
-// ran records the time a read that started at start took on the loop.
+// ran records how long a read that started at start took on the loop.
 func (r *inlineReads) ran(start time.Time, log *slog.Logger) {
-	slow, backoff := r.slow, r.backoff
+	slow := r.slow
 	if slow == 0 {
-		slow, backoff = slowInlineRead, inlineBackoff
+		slow = slowInlineRead
 	}
-	took := time.Since(start)
-	if took < slow {
-		return
+	if took := time.Since(start); took >= slow {
+		r.turnOff(start.Add(took).UnixNano(), "a point read was slow on the event loop", log)
 	}
-	until := start.Add(took + backoff).UnixNano()
-	if prev := r.offUntil.Swap(until); prev < start.UnixNano() {
-		log.Debug("a point read was slow on the event loop: point reads go to reader goroutines for a while",
-			"took", took.String(), "for", backoff.String())
+}
+
+func (r *inlineReads) turnOff(now int64, why string, log *slog.Logger) {
+	backoff := r.backoff
+	if backoff == 0 {
+		backoff = inlineBackoff
 	}
+	if prev := r.offUntil.Swap(now + int64(backoff)); prev < now {
+		log.Debug(why+": point reads go to reader goroutines for a while", "for", backoff.String())
+	}
+}
+
+// blocksRead is the process's block input operations so far (ru_inblock).
+func blocksRead() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Inblock)
 }

@@ -150,7 +150,7 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
 		p := h.newPointRead(req, rw)
-		if start, ok := h.inline.allow(); ok {
+		if start, ok := h.inline.allow(h.log); ok {
 			p.run()
 			h.inline.ran(start, h.log)
 		} else {
