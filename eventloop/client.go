@@ -359,9 +359,10 @@ func (c *Client) connect() (*clientConn, error) {
 		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, c.cfg.Addr, err)
 	}
 	cc := newClientConn(c, nc, peerID)
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go cc.readLoop()
 	go cc.writeLoop()
+	go cc.sweepLoop()
 	return cc, nil
 }
 
@@ -469,12 +470,61 @@ func (c *Client) do(ctx context.Context, sizeHint int, encode func(dst []byte, i
 	if err != nil {
 		return nil, err
 	}
+	return checkStatus(c.cfg.Addr, resp)
+}
+
+// checkStatus turns a reply with an error status into a *StatusError, releasing it.
+func checkStatus(addr string, resp *Response) (*Response, error) {
 	if resp.Status.IsError() {
-		err := &StatusError{Addr: c.cfg.Addr, Op: resp.Op, Status: resp.Status, Msg: string(resp.Msg)}
+		err := &StatusError{Addr: addr, Op: resp.Op, Status: resp.Status, Msg: string(resp.Msg)}
 		resp.Release()
 		return nil, err
 	}
 	return resp, nil
+}
+
+// Completion receives the outcome of a request sent with a Start method: the reply
+// (Release it when done) or an error, as Do would return them. Done runs on the goroutine
+// that ends the request — the connection's reader for a reply, the one that saw the
+// connection fail, or the sweep of requests past their deadline — so it must not block.
+type Completion interface {
+	Done(resp *Response, err error)
+}
+
+// start sends the request encode builds on a live connection without waiting for the
+// reply, which goes to cb. It returns false, having sent nothing and with cb not to be
+// called, when no connection is up: the caller then makes a blocking call, which dials.
+// A started request is bounded by RequestTimeout (plus MinRate for its reply's bytes),
+// give or take sweepEvery.
+func (c *Client) start(sizeHint int, encode func(dst []byte, id uint64) []byte, cb Completion) bool {
+	n := uint32(len(c.slots))
+	first := c.next.Add(1)
+	for i := range n {
+		if cc := c.slots[(first+i)%n].live(c); cc != nil {
+			return cc.start(sizeHint, encode, cb)
+		}
+	}
+	return false
+}
+
+// StartGet is Get without waiting: see Completion. False: nothing was sent.
+func (c *Client) StartGet(key []byte, cb Completion) bool {
+	return c.start(256, func(dst []byte, id uint64) []byte { return codec.AppendGet(dst, id, key) }, cb)
+}
+
+// StartStat is Stat without waiting: the Completion gets the reply (Status, TS, Flags).
+func (c *Client) StartStat(key []byte, cb Completion) bool {
+	return c.start(256, func(dst []byte, id uint64) []byte { return codec.AppendStat(dst, id, key) }, cb)
+}
+
+// StartSet is Set without waiting, for values small enough to be copied into the frame
+// (below 8 KiB): false for a larger one, or when nothing was sent.
+func (c *Client) StartSet(key []byte, ts int64, flags uint8, value []byte, cb Completion) bool {
+	if len(value) >= copyBelow {
+		return false
+	}
+	return c.start(codec.HeaderSize+codec.RecordSize(len(key), len(value)),
+		func(dst []byte, id uint64) []byte { return codec.AppendSet(dst, id, key, ts, flags, value) }, cb)
 }
 
 // Do sends the request that encode appends to dst (a codec.AppendXxx call with the given

@@ -40,6 +40,12 @@ type call struct {
 	timer *time.Timer
 	timed bool
 	size  int
+	// cb, when set, receives the outcome instead of done (Client.Start): the call then
+	// belongs to whoever takes it out of pending, who completes it (complete). Such a
+	// call has no value and no timer; deadline (UnixNano) bounds it, swept by sweepLoop.
+	cb       Completion
+	deadline int64
+	op       codec.Op
 }
 
 const (
@@ -58,8 +64,8 @@ func getCall() *call { return callPool.Get().(*call) }
 
 func putCall(c *call) {
 	c.timer.Stop()
-	c.frame, c.value, c.resp, c.err = nil, nil, nil, nil
-	c.timed, c.size = false, 0
+	c.frame, c.value, c.resp, c.err, c.cb = nil, nil, nil, nil, nil
+	c.timed, c.size, c.deadline, c.op = false, 0, 0, codec.OpNone
 	c.state.Store(callQueued)
 	callPool.Put(c)
 }
@@ -149,8 +155,30 @@ func (cc *clientConn) fail(cause error) {
 	cc.nc.Close()
 	for _, c := range pending {
 		c.err = cc.err
-		c.done <- struct{}{}
+		cc.complete(c)
 	}
+}
+
+// complete hands a call taken out of pending its outcome (c.resp or c.err set): a
+// waiting caller is signalled; a started call's Completion runs here, after the call is
+// recycled (a reply, a failure or a deadline can only come once the writer has claimed
+// the call or never will: an unclaimed one is left to the garbage collector).
+func (cc *clientConn) complete(c *call) {
+	cb := c.cb
+	if cb == nil {
+		c.done <- struct{}{}
+		return
+	}
+	resp, err := c.resp, c.err
+	if c.state.CompareAndSwap(callQueued, callAbandoned) {
+		// Never written: the writer skips it (and may still hold the pointer).
+	} else {
+		putCall(c)
+	}
+	if err == nil {
+		resp, err = checkStatus(cc.cl.cfg.Addr, resp)
+	}
+	cb.Done(resp, err)
 }
 
 // roundTrip sends one request and waits for its reply, cc's death or ctx.
@@ -162,21 +190,47 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	op := codec.Op(c.frame[1])
 
 	c.size = len(c.frame) + len(value)
-	timeout := cc.cl.cfg.RequestTimeout
 	c.timed = ctx.Done() == nil // no deadline, no cancel: the timer bounds it
+	timeout, err := cc.send(c, id)
+	if err != nil {
+		return nil, err
+	}
 
+	var expired <-chan time.Time
+	if c.timed {
+		expired = c.timer.C
+	}
+	select {
+	case <-c.done:
+		return cc.finish(c)
+	case <-ctx.Done():
+		return cc.abandon(c, id, op, ctx.Err())
+	case <-expired:
+		return cc.abandon(c, id, op, fmt.Errorf("no reply within %v (%d bytes): %w", timeout, c.size, context.DeadlineExceeded))
+	}
+}
+
+// send registers c (frame built, size set) as request id and writes it, or queues it
+// for the writer. It returns the call's timeout when the call is bounded by one (its
+// timer or its deadline), or cc's error, having recycled c.
+func (cc *clientConn) send(c *call, id uint64) (time.Duration, error) {
+	var timeout time.Duration
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
 		cc.mu.Unlock()
 		putBuf(c.frame)
 		putCall(c)
-		return nil, err
+		return 0, err
 	}
-	if c.timed {
-		// Set with mu held, so that the reader's extension (extendLocked) follows it.
-		timeout = requestTimeout(timeout, cc.queued+c.size, cc.cl.cfg.MinRate)
-		c.timer.Reset(timeout)
+	if c.timed || c.cb != nil {
+		// Set with mu held, so that the reader's extension (extend) follows it.
+		timeout = requestTimeout(cc.cl.cfg.RequestTimeout, cc.queued+c.size, cc.cl.cfg.MinRate)
+		if c.timed {
+			c.timer.Reset(timeout)
+		} else {
+			c.deadline = time.Now().Add(timeout).UnixNano()
+		}
 	}
 	cc.pending[id] = c
 	cc.queued += c.size
@@ -195,19 +249,59 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	} else {
 		cc.kick()
 	}
+	return timeout, nil
+}
 
-	var expired <-chan time.Time
-	if c.timed {
-		expired = c.timer.C
+// start sends a request whose outcome goes to cb (Client.Start); false if cc is dead.
+func (cc *clientConn) start(sizeHint int, encode func([]byte, uint64) []byte, cb Completion) bool {
+	c := getCall()
+	id := cc.nextID.Add(1)
+	c.frame = encode(getBuf(sizeHint), id)
+	c.size = len(c.frame)
+	c.cb, c.op = cb, codec.Op(c.frame[1])
+	_, err := cc.send(c, id)
+	return err == nil
+}
+
+// sweepLoop fails the started calls (Client.Start) whose deadline passed; a waiting
+// caller's call has its own timer instead.
+func (cc *clientConn) sweepLoop() {
+	defer cc.cl.wg.Done()
+	every := min(sweepEvery, max(cc.cl.cfg.RequestTimeout/4, time.Millisecond))
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var expired []*call
+	for {
+		select {
+		case <-cc.closing:
+			return
+		case now := <-tick.C:
+			expired = cc.expired(now.UnixNano(), expired[:0])
+			for i, c := range expired {
+				c.err = fmt.Errorf("eventloop: %s %s: no reply in time (%d bytes): %w",
+					cc.cl.cfg.Addr, c.op, c.size, context.DeadlineExceeded)
+				cc.complete(c)
+				expired[i] = nil
+			}
+		}
 	}
-	select {
-	case <-c.done:
-		return cc.finish(c)
-	case <-ctx.Done():
-		return cc.abandon(c, id, op, ctx.Err())
-	case <-expired:
-		return cc.abandon(c, id, op, fmt.Errorf("no reply within %v (%d bytes): %w", timeout, c.size, context.DeadlineExceeded))
+}
+
+// sweepEvery is how often a connection looks for started calls past their deadline.
+const sweepEvery = 100 * time.Millisecond
+
+// expired takes the started calls past their deadline out of pending.
+func (cc *clientConn) expired(now int64, dst []*call) []*call {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for id, c := range cc.pending {
+		if c.cb != nil && now >= c.deadline {
+			delete(cc.pending, id)
+			cc.queued -= c.size
+			dst = append(dst, c)
+		}
 	}
+	return dst
 }
 
 // kick wakes the writer.
@@ -221,10 +315,14 @@ func (cc *clientConn) kick() {
 // writeDirect writes one call from its caller's goroutine. REQUIRES: the
 // caller set cc.writing.
 func (cc *clientConn) writeDirect(c *call) {
+	// A started call (Client.Start) may be answered, completed and recycled as soon
+	// as it is written: nothing here reads c after the write but for wrote, which only
+	// a waiting caller's call with a value has.
+	frame, value := c.frame, c.value
 	c.state.Store(callWriting)
-	cc.diov = [2][]byte{c.frame, c.value}
+	cc.diov = [2][]byte{frame, value}
 	cc.dbufs = cc.diov[:1]
-	if c.value != nil {
+	if value != nil {
 		cc.dbufs = cc.diov[:2]
 	}
 	err := cc.nc.SetWriteDeadline(time.Now().Add(cc.cl.cfg.WriteTimeout))
@@ -232,9 +330,8 @@ func (cc *clientConn) writeDirect(c *call) {
 		err = writeBuffers(cc.nc, &cc.dbufs, cc.gather)
 	}
 	cc.diov = [2][]byte{}
-	putBuf(c.frame)
-	c.frame = nil
-	if c.value != nil {
+	putBuf(frame)
+	if value != nil {
 		c.wrote <- struct{}{}
 	}
 	cc.doneWriting()
@@ -425,8 +522,14 @@ func (cc *clientConn) readLoop() {
 // its caller (abandon removes it under mu before recycling it), so its timer is its own.
 func (cc *clientConn) extend(id uint64, n int) {
 	cc.mu.Lock()
-	if c := cc.pending[id]; c != nil && c.timed {
-		c.timer.Reset(requestTimeout(cc.cl.cfg.RequestTimeout, n, cc.cl.cfg.MinRate))
+	if c := cc.pending[id]; c != nil {
+		timeout := requestTimeout(cc.cl.cfg.RequestTimeout, n, cc.cl.cfg.MinRate)
+		switch {
+		case c.timed:
+			c.timer.Reset(timeout)
+		case c.cb != nil:
+			c.deadline = time.Now().Add(timeout).UnixNano()
+		}
 	}
 	cc.mu.Unlock()
 }
@@ -457,7 +560,7 @@ func (cc *clientConn) deliver(buf []byte) error {
 		return nil
 	}
 	c.resp = resp
-	c.done <- struct{}{}
+	cc.complete(c)
 	return nil
 }
 

@@ -148,6 +148,16 @@ instead of piling up behind a dead peer. A request whose context carries no dead
 waits RequestTimeout plus the time its bytes and those queued ahead of it take at MinRate
 (20 MB/s); a large reply restarts it with time for the reply's bytes.
 
+StartGet, StartStat and StartSet (a value under 8 KiB, copied into the frame) send a request
+on a live connection and return at once; the reply goes to a Completion, called on the
+connection's reader goroutine (or where the call ends: the connection's failure, or the
+sweep that fails started calls past RequestTimeout, every 100ms or RequestTimeout/4). A
+coordinator fanning a request out to several replicas thus needs no goroutine per call,
+waiting. Ownership: whoever takes a call out of the pending map (reader, failure, sweep)
+completes it, under the connection's mutex, so it completes exactly once; with no
+connection up, Start sends nothing and returns false, and the caller uses the blocking
+call, which dials.
+
 The client is built on net.Conn with two goroutines per connection rather than on
 gnet.NewClient, because that is both simpler and faster here:
   - Callers are goroutines that block for their reply. A reader goroutine reads replies

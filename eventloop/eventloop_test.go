@@ -396,13 +396,20 @@ func TestDeadline(t *testing.T) {
 
 // TestConnDeathFailsPending stops the server under a request that would never be answered:
 // the request fails promptly with ErrConnLost instead of waiting for its context.
-func TestConnDeathFailsPending(t *testing.T) {
+// startHoldingServer starts a server that answers nothing: each request's
+// ReplyWriter goes to held. The test stops it.
+func startHoldingServer(t *testing.T) (*Server, chan *ReplyWriter) {
 	held := make(chan *ReplyWriter, 1)
 	srv := NewServer(ServerConfig{Addr: "127.0.0.1:0", Logger: testLogger(), NumLoops: 1,
 		Handler: HandlerFunc(func(req *codec.Request, rw *ReplyWriter) { held <- rw })})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return srv, held
+}
+
+func TestConnDeathFailsPending(t *testing.T) {
+	srv, held := startHoldingServer(t)
 	c := newTestClient(t, srv.Addr().String())
 	errc := make(chan error, 1)
 	go func() {

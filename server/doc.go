@@ -9,8 +9,11 @@
 //     deployment's ring, a key's replicas and bucket groups, the quorum rules
 //     (acked for writes, readQuorum for reads).
 //   - cluster.go, fanout.go: the Backend of the HTTP API. Replica calls run
-//     in parallel on pooled workers as pooled tasks, so the read path
-//     allocates nothing.
+//     in parallel as pooled tasks, so the read path allocates nothing: a
+//     call to a connected peer (a Get, a Stat, a write of a value under
+//     8 KiB) is sent by the request's goroutine and completed on the peer
+//     connection's reader goroutine (eventloop.Completion); the others run
+//     on pooled workers.
 //   - replica.go: the Replica interface; replica_local.go (this node's
 //     store) and replica_peer.go (a peer over the binary protocol) implement
 //     it, and replica_test.go runs one conformance test against both.

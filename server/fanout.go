@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/kv"
 )
 
@@ -48,6 +49,36 @@ func (t *task) run() {
 	case taskApply:
 		t.res, t.err = t.r.Apply(ctx, t.key, t.rec)
 	}
+	t.finish()
+}
+
+// Done implements eventloop.Completion: the reply to a task started on a
+// peer's connection (peerReplica.start), on that connection's reader
+// goroutine (or whichever ended the call).
+func (t *task) Done(resp *eventloop.Response, err error) {
+	switch t.op {
+	case taskGet:
+		t.rec, t.err = getReply(resp, err, t.dst)
+	case taskStat:
+		if err == nil {
+			t.meta, err = statReply(resp.Status, resp.TS, resp.Flags)
+			resp.Release()
+		}
+		t.err = err
+	case taskApply:
+		if err == nil {
+			t.res = setReply(resp.Status, resp.TS)
+			resp.Release()
+		}
+		t.err = err
+	}
+	t.finish()
+}
+
+// finish hands the task back to its request. A hint for a failed write may
+// be stored here (drain); that is a Pebble write without sync, which does
+// not wait for the disk.
+func (t *task) finish() {
 	// A replica that answered not-found has not failed.
 	if t.err != nil && !errors.Is(t.err, kv.ErrNotFound) {
 		t.c.metrics.ReplicaError(t.node, errorKind(t.err))

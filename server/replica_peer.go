@@ -18,6 +18,12 @@ var _ Replica = peerReplica{}
 
 func (p peerReplica) Get(ctx context.Context, key, dst []byte) (kv.Record, error) {
 	resp, err := p.c.Get(ctx, key)
+	return getReply(resp, err, dst)
+}
+
+// getReply is a Get's record from its reply, the value appended to dst[:0];
+// it releases resp.
+func getReply(resp *eventloop.Response, err error, dst []byte) (kv.Record, error) {
 	if err != nil {
 		return kv.Record{}, err
 	}
@@ -33,10 +39,14 @@ func (p peerReplica) Stat(ctx context.Context, key []byte) (kv.Meta, error) {
 	if err != nil {
 		return kv.Meta{}, err
 	}
-	if m.Status == codec.StatusNotFound {
+	return statReply(m.Status, m.TS, m.Flags)
+}
+
+func statReply(status codec.Status, ts int64, flags uint8) (kv.Meta, error) {
+	if status == codec.StatusNotFound {
 		return kv.Meta{}, kv.ErrNotFound
 	}
-	return kv.Meta{TS: m.TS, Tombstone: m.Flags&codec.Tombstone != 0}, nil
+	return kv.Meta{TS: ts, Tombstone: flags&codec.Tombstone != 0}, nil
 }
 
 func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.Result, error) {
@@ -44,7 +54,26 @@ func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.R
 	if err != nil {
 		return kv.Result{}, err
 	}
-	return kv.Result{TS: m.TS, Applied: m.Status == codec.StatusApplied}, nil
+	return setReply(m.Status, m.TS), nil
+}
+
+func setReply(status codec.Status, ts int64) kv.Result {
+	return kv.Result{TS: ts, Applied: status == codec.StatusApplied}
+}
+
+// start sends t's call without a goroutine waiting for it: t.Done runs when
+// the reply comes. False: nothing was sent (no connection is up, or the
+// value is too large to be copied into the frame), run t on a worker.
+func (p peerReplica) start(t *task) bool {
+	switch t.op {
+	case taskGet:
+		return p.c.StartGet(t.key, t)
+	case taskStat:
+		return p.c.StartStat(t.key, t)
+	case taskApply:
+		return p.c.StartSet(t.key, t.rec.TS, flagsOf(t.rec.Tombstone), t.rec.Value, t)
+	}
+	return false
 }
 
 // Ping implements Replica: a round trip on the peer's connection (dialled
