@@ -19,6 +19,7 @@ type write struct {
 	drop    bool // Drop: delete the key if its record is still rec
 	cb      func(Result, error)
 	stripe  uint32 // the lock that serialises this key's writes
+	khash   uint64 // keyHash(key)
 	res     Result
 	err     error
 
@@ -227,7 +228,8 @@ func (s *Store) prepare(key []byte, rec Record, copyIn bool) (*write, error) {
 		rec.Value = nil
 	}
 	w.key, w.rec, w.payload, w.flags = key, rec, rec.Value, 0
-	w.stripe = uint32(keyHash(key) % stripes)
+	w.khash = keyHash(key)
+	w.stripe = uint32(w.khash % stripes)
 	w.vhash = ValueHash(rec.Value)
 	w.flags = flagHashed
 	if rec.Tombstone {
@@ -408,8 +410,12 @@ func (s *Store) summarise(group []*write) {
 		if w.hadOld {
 			s.segs.update(w.seg, w.oldHash, w.oldTomb, -1)
 		}
-		if !w.drop {
+		st := &s.stripes[w.stripe]
+		if w.drop {
+			st.forget(w.khash, w.key)
+		} else {
 			s.segs.update(w.seg, w.newHash, w.rec.Tombstone, 1)
+			st.remember(w.khash, w.key, Meta{TS: w.rec.TS, Tombstone: w.rec.Tombstone}, w.newHash)
 		}
 		w.indexed = false
 	}
@@ -421,19 +427,23 @@ func (s *Store) summarise(group []*write) {
 // rather than the record: overwriting a large value must not read the old
 // one back (from an sstable, a whole block to load, check and decompress).
 func (s *Store) current(w *write) (Record, bool, error) {
-	m, h, err := s.indexEntry(w.key)
-	if errors.Is(err, ErrNotFound) {
-		return Record{}, false, nil
-	}
-	if err != nil {
-		return Record{}, false, err
+	m, h, ok := s.stripes[w.stripe].lookup(w.khash, w.key)
+	if !ok {
+		var err error
+		m, h, err = s.indexEntry(w.key)
+		if errors.Is(err, ErrNotFound) {
+			return Record{}, false, nil
+		}
+		if err != nil {
+			return Record{}, false, err
+		}
 	}
 	w.oldTomb, w.curHash = m.Tombstone, h
 	cur := Record{TS: m.TS, Tombstone: m.Tombstone}
 	if m.TS != w.rec.TS || m.Tombstone != w.rec.Tombstone {
 		return cur, true, nil
 	}
-	err = s.lookup(w.key, func(_ int64, flags byte, _ uint64, payload []byte) error {
+	err := s.lookup(w.key, func(_ int64, flags byte, _ uint64, payload []byte) error {
 		var err error
 		w.vbuf, err = decodePayload(w.vbuf[:0], flags, payload)
 		cur.Value = w.vbuf

@@ -86,9 +86,9 @@ type Store struct {
 	// and ApplyAsync while queueing, so Close (exclusive) waits for them.
 	mu       sync.RWMutex
 	closed   bool
-	async    chan *write // ApplyAsync's queue to the async writers
-	stripes  [stripes]sync.Mutex
-	stopped  chan struct{} // closed when the async writers and syncer exit
+	async    chan *write     // ApplyAsync's queue to the async writers
+	stripes  [stripes]stripe // write locks, and the index entries they made last (recent.go)
+	stopped  chan struct{}   // closed when the async writers and syncer exit
 	stopSync chan struct{}
 
 	keyBufs sync.Pool // *[]byte scratch for Pebble keys on the read path
