@@ -167,20 +167,26 @@ func BenchmarkApplyAsync(b *testing.B) {
 	for _, inflight := range []int{16, 256} {
 		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
 			s := openBench(b)
-			sem := make(chan struct{}, inflight)
-			var wg sync.WaitGroup
 			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				sem <- struct{}{}
-				wg.Add(1)
-				var key [8]byte
-				binary.BigEndian.PutUint64(key[:], uint64(i%10000))
-				s.ApplyAsync(key[:], Record{TS: int64(i + 1), Value: benchValue}, func(Result, error) { <-sem; wg.Done() })
-			}
-			wg.Wait()
+			overwrite(b, s, inflight, 10000, benchValue)
 		})
 	}
+}
+
+// overwrite writes b.N records of value with inflight ApplyAsync writes in
+// flight, over keys keys in turn, each newer than the last.
+func overwrite(b *testing.B, s *Store, inflight, keys int, value []byte) {
+	sem := make(chan struct{}, inflight)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], uint64(i%keys))
+		s.ApplyAsync(key[:], Record{TS: int64(i + 1), Value: value}, func(Result, error) { <-sem; wg.Done() })
+	}
+	wg.Wait()
 }
 
 // BenchmarkOverwriteLarge overwrites 2,000 keys of 180 KiB (random bytes,
@@ -194,18 +200,8 @@ func BenchmarkOverwriteLarge(b *testing.B) {
 	for i := range big {
 		big[i] = byte(rand.Uint32())
 	}
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
 	b.SetBytes(int64(len(big)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		sem <- struct{}{}
-		wg.Add(1)
-		var key [8]byte
-		binary.BigEndian.PutUint64(key[:], uint64(i%2000))
-		s.ApplyAsync(key[:], Record{TS: int64(i + 1), Value: big}, func(Result, error) { <-sem; wg.Done() })
-	}
-	wg.Wait()
+	overwrite(b, s, 16, 2000, big)
 }
 
 // BenchmarkOverwriteUnsynced overwrites 10,000 keys of 100 B with 256
@@ -218,16 +214,6 @@ func BenchmarkOverwriteUnsynced(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	sem := make(chan struct{}, 256)
-	var wg sync.WaitGroup
 	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		sem <- struct{}{}
-		wg.Add(1)
-		var key [8]byte
-		binary.BigEndian.PutUint64(key[:], uint64(i%10000))
-		s.ApplyAsync(key[:], Record{TS: int64(i + 1), Value: benchValue}, func(Result, error) { <-sem; wg.Done() })
-	}
-	wg.Wait()
+	overwrite(b, s, 256, 10000, benchValue)
 }
