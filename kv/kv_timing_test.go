@@ -217,3 +217,36 @@ func BenchmarkOverwriteUnsynced(b *testing.B) {
 	b.ReportAllocs()
 	overwrite(b, s, 256, 10000, benchValue)
 }
+
+// BenchmarkStatLarge stats 500 keys of 180 KiB (random bytes, in blob
+// files once flushed): a read quorum's second replica answers a Stat, and
+// its cost must not grow with the value.
+func BenchmarkStatLarge(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{Sync: SyncNone, CacheBytes: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	big := make([]byte, 180<<10)
+	for i := range big {
+		big[i] = byte(rand.Uint32())
+	}
+	var key [8]byte
+	for i := range 500 {
+		binary.BigEndian.PutUint64(key[:], uint64(i))
+		if _, err := s.Apply(key[:], Record{TS: 1, Value: big}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		binary.BigEndian.PutUint64(key[:], uint64(i%500))
+		if _, err := s.Stat(key[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

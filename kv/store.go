@@ -213,11 +213,13 @@ func (s *Store) Stat(key []byte) (Meta, error) {
 	if s.closed {
 		return Meta{}, ErrClosed
 	}
-	var m Meta
-	err := s.lookup(key, func(ts int64, flags byte, _ uint64, _ []byte) error {
-		m = Meta{TS: ts, Tombstone: flags&flagTombstone != 0}
-		return nil
-	})
+	if err := CheckKey(key); err != nil {
+		return Meta{}, err
+	}
+	// The key's index entry holds what Stat returns in a few bytes, and
+	// changes with the record in one batch: a large value is not read back
+	// (from its blob file) for its timestamp.
+	m, _, err := s.indexEntry(key)
 	return m, err
 }
 

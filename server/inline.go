@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tako-kv/tako/codec"
 )
 
 // inlineReads decides where a peer point read (Get, Stat) runs: on the
@@ -29,55 +31,70 @@ import (
 //   - a read took longer than slowInlineRead on the loop, whatever the
 //     reason (a file system that does not account its reads, a stall).
 //
+// And Gets (not Stats) go to the readers for inlineBackoff after one read
+// a value of largeInlineValue or more: copying large values out of Pebble
+// is work the readers spread over every core, where a node has one loop
+// per two.
+//
 // A loop therefore waits for the disk during at most inblockEvery before
 // its reads leave it; after inlineBackoff without either signal they
 // come back.
 //
 // Safe for concurrent use: the state is atomics shared by the node's loops.
 type inlineReads struct {
-	offUntil atomic.Int64 // UnixNano; point reads go to the readers before it
-	checkAt  atomic.Int64 // UnixNano of the next ru_inblock check
-	inblock  atomic.Int64 // ru_inblock at the last check
+	offUntil     atomic.Int64 // UnixNano; point reads go to the readers before it
+	getsOffUntil atomic.Int64 // UnixNano; Gets go to the readers before it
+	checkAt      atomic.Int64 // UnixNano of the next ru_inblock check
+	inblock      atomic.Int64 // ru_inblock at the last check
 	// slow and backoff replace slowInlineRead and inlineBackoff when set (tests).
 	slow, backoff time.Duration
 }
 
 const (
-	slowInlineRead = 5 * time.Millisecond
-	inlineBackoff  = time.Second
-	inblockEvery   = 10 * time.Millisecond
+	slowInlineRead   = 5 * time.Millisecond
+	largeInlineValue = 64 << 10
+	inlineBackoff    = time.Second
+	inblockEvery     = 10 * time.Millisecond
 )
 
-// allow reports whether a read may run on the loop now, and when it starts.
-func (r *inlineReads) allow(log *slog.Logger) (start time.Time, ok bool) {
+// allow reports whether a read of op (Get or Stat) may run on the loop
+// now, and when it starts.
+func (r *inlineReads) allow(op codec.Op, log *slog.Logger) (start time.Time, ok bool) {
 	start = time.Now()
 	now := start.UnixNano()
 	if at := r.checkAt.Load(); now >= at && r.checkAt.CompareAndSwap(at, now+int64(inblockEvery)) {
 		if n := blocksRead(); n > r.inblock.Swap(n) && at != 0 {
-			r.turnOff(now, "the process read from the disk", log)
+			r.turnOff(&r.offUntil, now, "the process read from the disk: point reads", log)
 		}
 	}
-	return start, now >= r.offUntil.Load()
+	ok = now >= r.offUntil.Load() && (op != codec.OpGet || now >= r.getsOffUntil.Load())
+	return start, ok
 }
 
-// ran records how long a read that started at start took on the loop.
-func (r *inlineReads) ran(start time.Time, log *slog.Logger) {
+// ran records a read that started at start on the loop and replied with
+// a value of valueBytes.
+func (r *inlineReads) ran(start time.Time, valueBytes int, log *slog.Logger) {
 	slow := r.slow
 	if slow == 0 {
 		slow = slowInlineRead
 	}
-	if took := time.Since(start); took >= slow {
-		r.turnOff(start.Add(took).UnixNano(), "a point read was slow on the event loop", log)
+	took := time.Since(start)
+	now := start.Add(took).UnixNano()
+	if took >= slow {
+		r.turnOff(&r.offUntil, now, "a point read was slow on the event loop: point reads", log)
+	}
+	if valueBytes >= largeInlineValue {
+		r.turnOff(&r.getsOffUntil, now, "a large value was read on the event loop: Gets", log)
 	}
 }
 
-func (r *inlineReads) turnOff(now int64, why string, log *slog.Logger) {
+func (r *inlineReads) turnOff(until *atomic.Int64, now int64, what string, log *slog.Logger) {
 	backoff := r.backoff
 	if backoff == 0 {
 		backoff = inlineBackoff
 	}
-	if prev := r.offUntil.Swap(now + int64(backoff)); prev < now {
-		log.Debug(why+": point reads go to reader goroutines for a while", "for", backoff.String())
+	if prev := until.Swap(now + int64(backoff)); prev < now {
+		log.Debug(what+" go to reader goroutines for a while", "for", backoff.String())
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/tako-kv/tako/codec"
 )
 
 var discardLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -27,14 +29,14 @@ func TestInlineReads(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := inlineReads{slow: tc.slow, backoff: tc.backoff}
-			start, ok := r.allow(discardLog)
+			start, ok := r.allow(codec.OpGet, discardLog)
 			if !ok {
 				t.Fatal("a fresh node does not serve reads on the loop")
 			}
 			time.Sleep(time.Millisecond) // the read
-			r.ran(start, discardLog)
+			r.ran(start, 100, discardLog)
 			time.Sleep(time.Millisecond)
-			if _, ok := r.allow(discardLog); ok != tc.wantInline {
+			if _, ok := r.allow(codec.OpGet, discardLog); ok != tc.wantInline {
 				t.Fatalf("after a read of 1ms (slow %v, backoff %v): inline %v, want %v", tc.slow, tc.backoff, ok, tc.wantInline)
 			}
 		})
@@ -45,7 +47,7 @@ func TestInlineReads(t *testing.T) {
 // reads from a block device, point reads go to the readers.
 func TestInlineReadsLeaveTheLoopWhenTheProcessReadsTheDisk(t *testing.T) {
 	r := inlineReads{slow: time.Hour, backoff: time.Hour}
-	if _, ok := r.allow(discardLog); !ok {
+	if _, ok := r.allow(codec.OpGet, discardLog); !ok {
 		t.Fatal("a fresh node does not serve reads on the loop")
 	}
 	before := blocksRead()
@@ -54,7 +56,7 @@ func TestInlineReadsLeaveTheLoopWhenTheProcessReadsTheDisk(t *testing.T) {
 		t.Skip("skipped: reads with O_DIRECT in the test's temp dir do not show in ru_inblock here (tmpfs, or a file system that does not account them)")
 	}
 	time.Sleep(inblockEvery)
-	if _, ok := r.allow(discardLog); ok {
+	if _, ok := r.allow(codec.OpGet, discardLog); ok {
 		t.Fatal("point reads stay on the loop after the process read from the disk")
 	}
 }
@@ -78,5 +80,26 @@ func readUncached(t *testing.T, n int) {
 	buf := raw[off%align : off%align+n]
 	if _, err := syscall.Read(fd, buf); err != nil {
 		t.Skipf("skipped: O_DIRECT read: %v", err)
+	}
+}
+
+// TestInlineReadsSendLargeGetsToTheReaders: after a Get of a large value
+// on the loop, Gets go to the readers for the backoff; Stats stay.
+func TestInlineReadsSendLargeGetsToTheReaders(t *testing.T) {
+	r := inlineReads{slow: time.Hour, backoff: time.Hour}
+	start, ok := r.allow(codec.OpGet, discardLog)
+	if !ok {
+		t.Fatal("a fresh node does not serve reads on the loop")
+	}
+	r.ran(start, largeInlineValue-1, discardLog)
+	if _, ok := r.allow(codec.OpGet, discardLog); !ok {
+		t.Fatal("a Get below largeInlineValue sent Gets to the readers")
+	}
+	r.ran(start, largeInlineValue, discardLog)
+	if _, ok := r.allow(codec.OpGet, discardLog); ok {
+		t.Fatal("Gets stay on the loop after a large value was read there")
+	}
+	if _, ok := r.allow(codec.OpStat, discardLog); !ok {
+		t.Fatal("Stats left the loop after a large Get")
 	}
 }

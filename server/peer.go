@@ -80,13 +80,14 @@ func (h *peerHandler) queuePoint(p *pointRead) {
 // run answers the read and returns p to its pool. A Get waits for room in its
 // connection's reply budget (rw.Admit calls p.retry then) and is dropped with its
 // connection, before the store is read.
-func (p *pointRead) run() {
+func (p *pointRead) run() (valueBytes int) {
 	if p.op == codec.OpGet && !p.rw.Admit(p.retry) {
-		return // parked (p is the connection's until retry) or dropped (left to the GC)
+		return 0 // parked (p is the connection's until retry) or dropped (left to the GC)
 	}
-	p.h.read(p.op, p.key, p.rw)
+	n := p.h.read(p.op, p.key, p.rw)
 	p.key, p.rw, p.h = p.key[:0], nil, nil
 	pointReads.Put(p)
+	return n
 }
 
 const (
@@ -150,9 +151,9 @@ func (h *peerHandler) Handle(req *codec.Request, rw *eventloop.ReplyWriter) {
 		h.batchSet(req, rw)
 	case codec.OpGet, codec.OpStat:
 		p := h.newPointRead(req, rw)
-		if start, ok := h.inline.allow(h.log); ok {
-			p.run()
-			h.inline.ran(start, h.log)
+		if start, ok := h.inline.allow(req.Op, h.log); ok {
+			n := p.run()
+			h.inline.ran(start, n, h.log)
 		} else {
 			h.queuePoint(p)
 		}
@@ -324,7 +325,8 @@ func (h *peerHandler) batchSet(req *codec.Request, rw *eventloop.ReplyWriter) {
 	}
 }
 
-func (h *peerHandler) read(op codec.Op, key []byte, rw *eventloop.ReplyWriter) {
+// read answers a Get or a Stat and returns the bytes of the value it sent.
+func (h *peerHandler) read(op codec.Op, key []byte, rw *eventloop.ReplyWriter) (valueBytes int) {
 	if op == codec.OpStat {
 		m, err := h.store.Stat(key)
 		switch {
@@ -357,6 +359,7 @@ func (h *peerHandler) read(op codec.Op, key []byte, rw *eventloop.ReplyWriter) {
 		// A large value goes out from our buffer without another copy.
 		rw.GetRef(codec.StatusOK, rec.TS, flagsOf(rec.Tombstone), rec.Value, func() { putBuf(buf) })
 	}
+	return len(rec.Value)
 }
 
 var valueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
