@@ -117,6 +117,7 @@ func TestHotKeys(t *testing.T)     { runNamed(t, "hot-keys", 6*time.Second) }
 func TestDiskFull(t *testing.T)    { runNamed(t, "disk-full", 8*time.Second) }
 func TestPause(t *testing.T)       { runNamed(t, "pause", 8*time.Second) }
 func TestMixed(t *testing.T)       { runNamed(t, "mixed", 10*time.Second) }
+func TestSecure(t *testing.T)      { runNamed(t, "secure", 10*time.Second) }
 func TestSoak(t *testing.T)        { runNamed(t, "soak", 8*time.Second) }
 
 // TestCheckerCatchesWipedReplicas is the checker's negative control on a real cluster: after

@@ -19,16 +19,17 @@ const errTimeout = "timeout"
 type client struct {
 	id      int
 	hc      *http.Client
+	sec     *security
 	hist    *History
 	timeout time.Duration
 }
 
-func newClient(id int, hist *History, timeout time.Duration) *client {
+func newClient(id int, hist *History, timeout time.Duration, sec *security) *client {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 2,
 		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
 	}
-	return &client{id: id, hc: &http.Client{Transport: tr}, hist: hist, timeout: timeout}
+	return &client{id: id, hc: sec.httpClient(tr, 0), sec: sec, hist: hist, timeout: timeout}
 }
 
 func (c *client) close() { c.hc.CloseIdleConnections() }
@@ -56,7 +57,7 @@ func (c *client) send(ctx context.Context, op *Op) {
 	case OpDelete:
 		method = "DELETE"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+op.Entry+"/values/"+url.PathEscape(op.Key), body)
+	req, err := http.NewRequestWithContext(ctx, method, c.sec.url(op.Entry, "/values/"+url.PathEscape(op.Key)), body)
 	if err != nil {
 		op.Err = err.Error()
 		return

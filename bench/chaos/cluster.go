@@ -36,6 +36,9 @@ type Layout struct {
 	// Grow > 0 gives the cluster a coordinator, which every process takes its configuration
 	// from, and a migration (SetPhase) to a deployment with Grow more buckets.
 	Grow int
+	// Secure runs the cluster with TLS on every port, a cluster secret and bearer tokens
+	// (secure.go); the harness's clients use all three.
+	Secure bool
 }
 
 // Node is one tako-node of the cluster.
@@ -71,8 +74,9 @@ type Cluster struct {
 	why   string   // why loopback mode, when namespaces were not used
 
 	layout             Layout
-	httpPort, peerPort int      // of every node
-	coord              *process // nil without a migration
+	sec                *security // nil unless layout.Secure
+	httpPort, peerPort int       // of every node
+	coord              *process  // nil without a migration
 	log                *slog.Logger
 	tmpfs              string // mounted dir, "" if none
 
@@ -89,11 +93,17 @@ func (c *Cluster) Mode() string {
 	case c.Interposer == nil:
 		return "loopback-direct (no -listen: no partitions; " + c.why + ")"
 	}
+	if c.sec != nil {
+		return "loopback (127.0.0.x hosts, interposer on 127.0.1.x; TLS: no partitions; " + c.why + ")"
+	}
 	return "loopback (127.0.0.x hosts, interposer on 127.0.1.x; " + c.why + ")"
 }
 
-// CanPartition reports whether the nemesis can partition this cluster.
-func (c *Cluster) CanPartition() bool { return c.netns != nil || c.Interposer != nil }
+// CanPartition reports whether the nemesis can partition this cluster: in namespaces, or
+// behind the interposer unless TLS hides the peers' Hellos from it.
+func (c *Cluster) CanPartition() bool {
+	return c.netns != nil || (c.Interposer != nil && c.sec == nil)
+}
 
 func realHost(i int) string  { return "127.0.1." + strconv.Itoa(10+i) }
 func proxyHost(i int) string { return "127.0.2." + strconv.Itoa(10+i) }
@@ -149,6 +159,11 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 		return nil, err
 	}
 	c.httpPort, c.peerPort = ports[0], ports[1]
+	if l.Secure {
+		if c.sec, err = newSecurity(s.dir, c.tlsHosts(n)); err != nil {
+			return nil, err
+		}
+	}
 	if s.bins.Listen && ns == nil {
 		c.Interposer = NewInterposer(s.log)
 	}
@@ -183,6 +198,18 @@ func startCluster(ctx context.Context, s clusterSpec) (c *Cluster, err error) {
 	return c, nil
 }
 
+// tlsHosts is every address a process of a cluster of n nodes may be reached at.
+func (c *Cluster) tlsHosts(n int) []string {
+	var hosts []string
+	for i := 1; i <= n; i++ {
+		hosts = append(hosts, c.hosts.nodeHost(i), realHost(i))
+	}
+	for i := range c.layout.Proxies {
+		hosts = append(hosts, proxyHost(i+1))
+	}
+	return append(hosts, c.hosts.coordHost())
+}
+
 // source returns the flags that tell a process where its configuration comes from.
 func (c *Cluster) source() []string {
 	if c.coord != nil {
@@ -210,7 +237,9 @@ func (c *Cluster) addNode(bins *binaries, i int, nd *Node, offset time.Duration)
 		if err := c.Interposer.Forward(nd.HTTP, nd.RealHTTP, nd.ID, false); err != nil {
 			return err
 		}
-		if err := c.Interposer.Forward(nd.Peer, nd.RealPeer, nd.ID, true); err != nil {
+		// The interposer tells peers apart by their Hello, which TLS hides: a secure
+		// cluster's peer connections pass as a client's (and it cannot be partitioned).
+		if err := c.Interposer.Forward(nd.Peer, nd.RealPeer, nd.ID, c.sec == nil); err != nil {
 			return err
 		}
 	}
@@ -288,9 +317,9 @@ const readyWait = 20 * time.Second
 func (c *Cluster) waitHealthy(ctx context.Context, p *process, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
-	hc := &http.Client{Timeout: time.Second}
+	hc := c.sec.httpClient(nil, time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.sec.url(addr, "/health"), nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()

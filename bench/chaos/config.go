@@ -87,7 +87,7 @@ type placement struct {
 // writeConfig writes phase p's configuration and loads it back: the harness reads it
 // exactly as the processes do.
 func (c *Cluster) writeConfig(p Phase) error {
-	if err := os.WriteFile(c.CfgPath, []byte(c.layout.configYAML(p, c.hosts, c.httpPort, c.peerPort)), 0o644); err != nil {
+	if err := os.WriteFile(c.CfgPath, []byte(c.layout.configYAML(p, c.hosts, c.httpPort, c.peerPort)+c.sec.yaml()), 0o644); err != nil {
 		return fmt.Errorf("chaos: write config: %w", err)
 	}
 	cfg, err := config.Load(c.CfgPath)
@@ -190,10 +190,10 @@ func (c *Cluster) SetPhase(ctx context.Context, p Phase) error {
 func (c *Cluster) waitVersion(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, versionWait)
 	defer cancel()
-	hc := &http.Client{Timeout: time.Second}
+	hc := c.sec.httpClient(nil, time.Second)
 	got := ""
 	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.sec.url(addr, "/health"), nil)
 		if resp, err := hc.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

@@ -18,7 +18,7 @@ type replicaReader struct {
 func (c *Cluster) newReplicaReader() *replicaReader {
 	r := &replicaReader{clients: map[string]*eventloop.Client{}}
 	for _, nd := range c.Nodes {
-		r.clients[nd.ID] = eventloop.NewClient(eventloop.ClientConfig{Addr: nd.RealPeer, Conns: 1, Logger: c.log})
+		r.clients[nd.ID] = eventloop.NewClient(c.sec.peer(eventloop.ClientConfig{Addr: nd.RealPeer, Conns: 1, Logger: c.log}))
 	}
 	return r
 }

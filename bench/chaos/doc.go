@@ -21,7 +21,9 @@
 //     the harness made, and it touches no interface or namespace it did not make.
 //   - Interposer and Partition: the TCP forwarder of loopback mode; the first frame of a peer
 //     connection (the Hello) names the connecting node, an empty name is a proxy or other
-//     client.
+//     client. Under TLS (Layout.Secure, secure.go: certificates, a cluster secret and a
+//     token made for the run, used by every client of the harness) the Hello is hidden, so
+//     a secure cluster in loopback mode is not partitioned.
 //   - Nemesis: SIGKILL and restart, SIGSTOP/SIGCONT, partitions, a wiped var dir, and a full
 //     disk (the node's var dir on a tmpfs the harness mounts, filled by a filler file).
 //     Clock skew is a process flag (-clock-offset) chosen when the cluster starts. Every

@@ -107,6 +107,7 @@ func (e *Env) Start(ctx context.Context, w Workload) (stop func()) {
 	w.Seed = cmp.Or(w.Seed, e.seed)
 	e.touch(w.Keys...)
 	e.logf("workload: %d clients on %d keys via %v, %d%% writes %d%% deletes", w.Clients, len(w.Keys), w.Entries, w.WritePct, w.DeletePct)
+	w.sec = e.C.sec
 	return w.Start(ctx, e.hist, e.clientIDs(w.Clients))
 }
 
@@ -115,7 +116,7 @@ func (e *Env) Client() *Direct { return e.ClientTimeout(directTimeout) }
 
 // ClientTimeout is Client with another per-request timeout.
 func (e *Env) ClientTimeout(d time.Duration) *Direct {
-	return &Direct{e: e, c: newClient(e.clientIDs(1), e.hist, d)}
+	return &Direct{e: e, c: newClient(e.clientIDs(1), e.hist, d, e.C.sec)}
 }
 
 // Direct is a client a scenario drives itself.

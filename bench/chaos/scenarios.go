@@ -61,6 +61,13 @@ func shortGrace() Layout {
 	return l
 }
 
+// secured is mirrored with TLS, a cluster secret and bearer tokens.
+func secured() Layout {
+	l := mirrored()
+	l.Secure = true
+	return l
+}
+
 // nodeBehind is mirrored with n1's clock 2 s behind.
 func nodeBehind() Layout {
 	l := mirrored()
@@ -106,6 +113,8 @@ var Scenarios = []Scenario{
 		Layout: mirrored(), Default: 10 * time.Second, Run: PauseRotation},
 	{Name: "mixed", About: "one random fault at a time on a random node: SIGKILL, SIGSTOP or a partition, held 1-3 s",
 		Layout: mirrored(), Default: 12 * time.Second, Run: Mixed},
+	{Name: "secure", About: "mixed faults (SIGKILL, SIGSTOP, partitions) on a cluster with TLS on every port, a cluster secret and bearer tokens",
+		Layout: secured(), Default: 12 * time.Second, Run: Mixed},
 	{Name: "soak", About: "mixed load through the proxy and two nodes' HTTP ports, a random node killed every tenth of the run (every minute with -d 10m); throughput and RSS each tenth",
 		Layout: mirrored(), Default: time.Minute, Run: Soak},
 }

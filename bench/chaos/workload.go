@@ -19,6 +19,7 @@ type Workload struct {
 	Acks      string        // X-Write-Acks on writes and deletes ("" for the deployment's)
 	Timeout   time.Duration // per request
 	Seed      uint64
+	sec       *security // the cluster's (Env.Start sets it)
 }
 
 // Keys returns n key names with a prefix.
@@ -39,7 +40,7 @@ func (w Workload) Start(ctx context.Context, hist *History, firstID int) (stop f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.loop(ctx, newClient(firstID+i, hist, w.Timeout), uint64(firstID+i))
+			w.loop(ctx, newClient(firstID+i, hist, w.Timeout, w.sec), uint64(firstID+i))
 		}()
 	}
 	return func() { cancel(); wg.Wait() }

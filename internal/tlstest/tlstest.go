@@ -77,13 +77,14 @@ func (l Leaf) TLS(t testing.TB) tls.Certificate {
 	return c
 }
 
-// Generate writes a fresh CA and one leaf it signed, named name, into dir.
-func Generate(dir, name string) (Files, error) {
+// Generate writes a fresh CA and one leaf it signed, named name, into dir; the leaf is
+// valid for the loopback names and for ips besides.
+func Generate(dir, name string, ips ...net.IP) (Files, error) {
 	ca, err := newCA(name + " CA")
 	if err != nil {
 		return Files{}, err
 	}
-	l, err := ca.sign(name)
+	l, err := ca.sign(name, ips...)
 	if err != nil {
 		return Files{}, err
 	}
@@ -119,7 +120,7 @@ func newCA(name string) (*CA, error) {
 	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-func (ca *CA) sign(name string) (Leaf, error) {
+func (ca *CA) sign(name string, ips ...net.IP) (Leaf, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Leaf{}, fmt.Errorf("tlstest: key: %w", err)
@@ -129,7 +130,7 @@ func (ca *CA) sign(name string) (Leaf, error) {
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 	}
 	der, err := sign(tmpl, ca.Cert, key, ca.key)
 	if err != nil {
