@@ -46,7 +46,10 @@ type NodeConfig struct {
 	// TokenFile (-token-file) holds the bearer token sent to coordinators
 	// (httpproxy.ReadClientToken); "" sends none.
 	TokenFile string
-	Logger    *slog.Logger
+	// CAFile (-cacert) is the coordinators' tls_ca_file: with -c, the
+	// configuration is fetched over HTTPS, verified against it.
+	CAFile string
+	Logger *slog.Logger
 	// Ready, when set, is called once the node accepts requests.
 	Ready func()
 }
@@ -69,7 +72,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	}
 	src, cfg, err := configsource.Open(ctx, configsource.Options{
 		File: nc.ConfigPath, Coordinators: nc.Coordinators,
-		CachePath: filepath.Join(dir, "config.json"), Token: token, Logger: log,
+		CachePath: filepath.Join(dir, "config.json"), Token: token, CAFile: nc.CAFile, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type ProxyConfig struct {
 	// clock skew (tako-proxy -clock-offset). Zero in production.
 	ClockOffset time.Duration
 	TokenFile   string // -token-file, as NodeConfig.TokenFile
+	CAFile      string // -cacert, as NodeConfig.CAFile
 	Logger      *slog.Logger
 	Ready       func()
 }
@@ -47,7 +48,7 @@ func RunProxy(ctx context.Context, pc ProxyConfig) error {
 	}
 	src, cfg, err := configsource.Open(ctx, configsource.Options{
 		File: pc.ConfigPath, Coordinators: pc.Coordinators,
-		CachePath: filepath.Join(pc.VarDir, "proxy-"+port, "config.json"), Token: token, Logger: log,
+		CachePath: filepath.Join(pc.VarDir, "proxy-"+port, "config.json"), Token: token, CAFile: pc.CAFile, Logger: log,
 	})
 	if err != nil {
 		return err

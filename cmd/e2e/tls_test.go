@@ -148,8 +148,10 @@ func TestTLSCluster(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := freePorts(t, 8)
+	p := freePorts(t, 9)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
+coordinators:
+    c1: [127.0.0.1, %d]
 active_deployment: d
 cluster_secret_file: %s
 %s
@@ -167,18 +169,27 @@ deployments:
             b2:
                 n3: [127.0.0.1, %d, %d]
                 n4: [127.0.0.1, %d, %d]
-`, secret, tlsKeys(files), p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
+`, p[8], secret, tlsKeys(files), p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := httpsClient(ca)
 	nodes := cfg.Nodes()
-	// tako-cluster starts them and waits until each answers its HTTPS health check.
+	// tako-cluster starts them and waits until each answers its HTTPS health check;
+	// the nodes and the proxy fetch the configuration from the coordinator over HTTPS
+	// (-cacert).
 	port := strconv.Itoa(freePorts(t, 1)[0])
 	l := startLauncher(t, cfgPath, "-p", port, "-v", filepath.Join(dir, "var"))
-	if pids := l.waitRunning(60 * time.Second); len(pids) != len(nodes)+1 {
-		t.Fatalf("process table %v, want %d nodes and a proxy", pids, len(nodes))
+	if pids := l.waitRunning(60 * time.Second); len(pids) != len(nodes)+2 {
+		t.Fatalf("process table %v, want a coordinator, %d nodes and a proxy", pids, len(nodes))
+	}
+	coord := fmt.Sprintf("127.0.0.1:%d", p[8])
+	if code, _, err := getWith(hc, "https://"+coord+"/configuration"); err != nil || code != 200 {
+		t.Fatalf("GET /configuration over HTTPS: %d %v", code, err)
+	}
+	if code, _, err := getWith(http.DefaultClient, "http://"+coord+"/configuration"); err == nil && code == 200 {
+		t.Fatal("the coordinator of a TLS cluster serves its configuration over plain HTTP")
 	}
 	pbase := "https://127.0.0.1:" + port
 	const keys = 20

@@ -28,7 +28,10 @@
 //
 // With Options.Token every request to a coordinator carries it as a bearer
 // token (Authorization: Bearer); a 401 is an unreachable coordinator, its
-// reason quoted in the error.
+// reason quoted in the error. With Options.CAFile (-cacert) coordinators are
+// asked over HTTPS, their certificates verified against that file; a
+// coordinator that speaks TLS to a client without it answers 400, and the
+// error says to pass -cacert.
 //
 // Versions are content hashes (config.Config.Version), so "newer" means
 // "different from the current one": the coordinator is the authority.

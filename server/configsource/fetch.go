@@ -31,7 +31,7 @@ var errBadDocument = errors.New("configsource: broken document")
 // fetch asks one coordinator for its configuration. With version set it
 // sends If-None-Match and reports notModified on 304.
 func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.Config, notModified bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pathConfig, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.scheme+addr+pathConfig, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("coordinator %s: %w", addr, err)
 	}
@@ -54,8 +54,11 @@ func (s *Source) fetch(ctx context.Context, addr, version string) (cfg *config.C
 	default:
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		hint := ""
-		if resp.StatusCode == http.StatusUnauthorized && token == "" {
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && token == "":
 			hint = " (the coordinator requires a bearer token: pass -token-file)"
+		case resp.StatusCode == http.StatusBadRequest && s.scheme == "http://" && strings.Contains(string(snippet), "HTTPS"):
+			hint = " (the coordinator speaks TLS: pass -cacert with its tls_ca_file)"
 		}
 		return nil, false, fmt.Errorf("coordinator %s: HTTP %s: %s%s", addr, resp.Status, strings.TrimSpace(string(snippet)), hint)
 	}

@@ -3,6 +3,7 @@ package configsource
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/server/config"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // ErrNoConfiguration is wrapped by Open when no source gave a configuration.
@@ -36,7 +38,10 @@ type Options struct {
 	OpenWait     time.Duration // how long Open tries coordinators; DefaultOpenWait when zero
 	// Token, when set, is sent to coordinators as a bearer token (their
 	// http_tokens_file; -token-file); SetToken replaces it.
-	Token  string
+	Token string
+	// CAFile (-cacert), when set, makes the coordinators' address HTTPS,
+	// their certificates verified against this PEM file (their tls_ca_file).
+	CAFile string
 	Logger *slog.Logger
 }
 
@@ -45,6 +50,7 @@ type Source struct {
 	o      Options
 	log    *slog.Logger
 	client *http.Client
+	scheme string // of the coordinators' URLs: "https://" with Options.CAFile
 	cur    atomic.Pointer[config.Config]
 	token  atomic.Pointer[string] // Options.Token, or SetToken's
 	origin string
@@ -66,13 +72,16 @@ func Open(ctx context.Context, o Options) (*Source, *config.Config, error) {
 	if o.OpenWait <= 0 {
 		o.OpenWait = DefaultOpenWait
 	}
-	s := &Source{o: o, log: o.Logger, client: newClient()}
+	client, scheme, err := newClient(o.CAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &Source{o: o, log: o.Logger, client: client, scheme: scheme}
 	s.token.Store(&o.Token)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	var cfg *config.Config
-	var err error
 	switch {
 	case o.File != "":
 		cfg, err = s.openFile()
@@ -100,15 +109,24 @@ func (s *Source) Current() *config.Config { return s.cur.Load() }
 // "coordinator HOST:PORT" or "cache PATH".
 func (s *Source) Origin() string { return s.origin }
 
-func newClient() *http.Client {
-	return &http.Client{
-		Timeout: requestTimeout,
-		Transport: &http.Transport{ // no environment proxy: coordinators are cluster-internal
-			DialContext:         (&net.Dialer{Timeout: requestTimeout}).DialContext,
-			MaxIdleConnsPerHost: 1,
-			IdleConnTimeout:     time.Minute,
-		},
+// newClient returns the client for coordinators and their URLs' scheme:
+// HTTPS verified against caFile when it is set.
+func newClient(caFile string) (*http.Client, string, error) {
+	tr := &http.Transport{ // no environment proxy: coordinators are cluster-internal
+		DialContext:         (&net.Dialer{Timeout: requestTimeout}).DialContext,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     time.Minute,
 	}
+	scheme := "http://"
+	if caFile != "" {
+		pool, err := tlsconf.LoadCA("-cacert", caFile)
+		if err != nil {
+			return nil, "", err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https://"
+	}
+	return &http.Client{Timeout: requestTimeout, Transport: tr}, scheme, nil
 }
 
 func (s *Source) openFile() (*config.Config, error) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/coordinator"
 	"github.com/tako-kv/tako/server/internal/logbuf"
@@ -368,5 +369,56 @@ func TestCoordinatorTokens(t *testing.T) {
 	s.SetToken("new-0123456789abcdef")
 	if _, _, err := s.fetch(context.Background(), addr, ""); err != nil {
 		t.Fatalf("fetch with the new token: %v", err)
+	}
+}
+
+// TestCoordinatorTLS: a coordinator whose configuration sets TLS serves it
+// over HTTPS only; a node or proxy fetches it with -cacert (Options.CAFile),
+// is told to pass it when it does not, and refuses a coordinator its CA did
+// not sign.
+func TestCoordinatorTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	files := ca.WriteFiles(t, dir, ca.Leaf(t, "c1"))
+	other := tlstest.NewCA(t, "other")
+	otherCA := filepath.Join(t.TempDir(), "other.pem")
+	if err := os.WriteFile(otherCA, other.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "tako.yaml")
+	writeFile(t, file, doc("yes")+fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", files.Cert, files.Key, files.CA))
+	c, err := coordinator.New(coordinator.Options{ID: "c1", File: file, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := c.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- c.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
+	addr := ln.Addr().String()
+
+	o := Options{Coordinators: []string{addr}, OpenWait: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	if _, _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), "pass -cacert") {
+		t.Fatalf("Open over plain HTTP from a TLS coordinator: %v", err)
+	}
+	o.CAFile = otherCA
+	if _, _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Open trusting another CA: %v", err)
+	}
+	o.CAFile = files.CA
+	s, cfg, err := Open(context.Background(), o)
+	if err != nil || cfg.TLSCertFile != files.Cert {
+		t.Fatalf("Open with -cacert: %v %v", cfg, err)
+	}
+	if got := s.Origin(); got != "coordinator "+addr {
+		t.Fatalf("origin %q", got)
+	}
+	o.CAFile = filepath.Join(dir, "missing.pem")
+	if _, _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), "-cacert") {
+		t.Fatalf("Open with a missing -cacert file: %v", err)
 	}
 }

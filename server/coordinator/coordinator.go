@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/metrics"
+	"github.com/tako-kv/tako/server/tlsconf"
 )
 
 // ErrUnknownID is wrapped by New when the coordinator id is not one of the
@@ -58,8 +60,9 @@ type Coordinator struct {
 	tokenFile string                 // Options.TokenFile
 	token     atomic.Pointer[string] // what it sends to nodes
 
-	track   tracker    // migration progress between looks (migration.go)
-	nodes   nodeClient // asks nodes for their reports (migration.go)
+	tls     *tls.Config // HTTPS, when the start-up configuration sets tls_cert_file; else nil
+	track   tracker     // migration progress between looks (migration.go)
+	nodes   nodeClient  // asks nodes for their reports (migration.go)
 	metrics *metrics.Registry
 	changes atomic.Int64                  // configurations served after the first
 	refused atomic.Int64                  // edits refused
@@ -99,6 +102,16 @@ func New(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
 	c := &Coordinator{id: o.ID, file: o.File, listen: o.Listen, poll: o.Poll, log: o.Logger, tokenFile: o.TokenFile, nodes: nodes}
+	// With TLS the configuration is served over HTTPS like every other port
+	// (nodes and proxies fetch it with -cacert): a forged configuration would
+	// otherwise reach them from whoever sits on the path.
+	if files := cfg.TLSFiles(filepath.Dir(o.File)); files.Cert != "" {
+		set, err := tlsconf.Load(files)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.File, err)
+		}
+		c.tls = set.HTTPServer()
+	}
 	c.listen = config.ListenAddr(self.String(), o.Listen)
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
@@ -155,6 +168,9 @@ func (c *Coordinator) Listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator %s: %w", c.id, err)
 	}
+	if c.tls != nil {
+		ln = tls.NewListener(ln, c.tls)
+	}
 	return ln, nil
 }
 
@@ -205,7 +221,7 @@ func (c *Coordinator) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer close(watchDone); c.Watch(watchCtx) }()
 	defer func() { stopWatch(); <-watchDone }()
 
-	c.log.Info("coordinator serving", "id", c.id, "addr", ln.Addr().String(),
+	c.log.Info("coordinator serving", "id", c.id, "addr", ln.Addr().String(), "tls", c.tls != nil,
 		"file", c.file, "version", c.Config().Version)
 	select {
 	case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/internal/logbuf"
 )
@@ -218,6 +219,12 @@ func TestNewErrors(t *testing.T) {
 	f(Options{ID: "c9", File: good}, ErrUnknownID, `unknown id "c9": not among the coordinators of `+good+" (known: c1)")
 	f(Options{ID: "c1", File: bad}, config.ErrInvalid, bad+": config:")
 	f(Options{ID: "c1", File: filepath.Join(dir, "missing.yaml")}, fs.ErrNotExist, "missing.yaml")
+	// TLS files it cannot use stop it at start, the key named.
+	noCert := filepath.Join(dir, "tls.yaml")
+	ca := tlstest.NewCA(t, "ca")
+	files := ca.WriteFiles(t, dir, ca.Leaf(t, "c1"))
+	writeFile(t, noCert, doc("yes")+"tls_cert_file: nope.pem\ntls_key_file: "+files.Key+"\ntls_ca_file: "+files.CA+"\n")
+	f(Options{ID: "c1", File: noCert}, fs.ErrNotExist, "tls_cert_file")
 }
 
 func TestRunListensAndStops(t *testing.T) {

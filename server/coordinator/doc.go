@@ -51,6 +51,10 @@
 // again when a new configuration is served and on SIGHUP; an unusable file
 // is logged and the tokens in use stay.
 //
+// With tls_cert_file in the configuration it starts with, it serves HTTPS
+// only, with tls_cert_file and tls_key_file (read at start; a restart takes
+// new ones): whoever fetches a layout from it must be able to trust it.
+//
 // # Watching the file
 //
 // The coordinator re-reads its file every Options.Poll (default 500ms; the

@@ -79,7 +79,7 @@ func (c *cluster) forwardHangup() {
 // served), else the file. It runs in its own goroutine and shares nothing
 // with the cluster but configs.
 func watch(ctx context.Context, o Options, started *config.Config, configs chan<- *config.Config) {
-	so := configsource.Options{Poll: o.Poll, Logger: o.Logger, Token: o.token}
+	so := configsource.Options{Poll: o.Poll, Logger: o.Logger, Token: o.token, CAFile: coordinatorCA(started, o.ConfigPath)}
 	for _, id := range coordinatorIDs(started) {
 		so.Coordinators = append(so.Coordinators, started.Coordinators[id].String())
 	}

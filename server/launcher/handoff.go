@@ -191,7 +191,7 @@ func coordinatorStatusURLs(cfg *config.Config) []string {
 	var urls []string
 	for _, id := range coordinatorIDs(cfg) {
 		a := cfg.Coordinators[id]
-		urls = append(urls, localURL("http://", a.Host, a.Port, coordinator.PathStatus))
+		urls = append(urls, localURL(httpScheme(cfg), a.Host, a.Port, coordinator.PathStatus))
 	}
 	return urls
 }

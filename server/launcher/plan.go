@@ -53,7 +53,7 @@ func Plan(cfg *config.Config, o Options) ([]Spec, error) {
 	var specs []Spec
 	for _, id := range coordinatorIDs(cfg) {
 		a := cfg.Coordinators[id]
-		specs = append(specs, p.spec(id, Coordinator, "http://"+a.String()+"/configuration", localURL("http://", a.Host, a.Port, "/health"),
+		specs = append(specs, p.spec(id, Coordinator, p.scheme+a.String()+"/configuration", localURL(p.scheme, a.Host, a.Port, "/health"),
 			"-id", id, "-cfg", o.ConfigPath))
 	}
 	for _, n := range cfg.Nodes() {
@@ -89,6 +89,19 @@ func newPlanner(cfg *config.Config, o Options) planner {
 		common = append(common, "-token-file", o.TokenFile)
 	}
 	return planner{scheme: httpScheme(cfg), varDir: o.VarDir, source: configSourceArgs(cfg, o.ConfigPath), common: common}
+}
+
+// coordinatorCA is the CA file children verify coordinators against (-cacert): the
+// configuration's tls_ca_file, absolute, when it sets TLS and names coordinators; else "".
+func coordinatorCA(cfg *config.Config, cfgPath string) string {
+	if cfg.TLSCertFile == "" || len(cfg.Coordinators) == 0 {
+		return ""
+	}
+	ca := cfg.TLSFiles(filepath.Dir(cfgPath)).CA
+	if abs, err := filepath.Abs(ca); err == nil {
+		ca = abs
+	}
+	return ca
 }
 
 func (p planner) spec(name string, kind Kind, listen, health string, args ...string) Spec {
@@ -130,6 +143,9 @@ func configSourceArgs(cfg *config.Config, path string) []string {
 	var args []string
 	for _, id := range ids {
 		args = append(args, "-c", cfg.Coordinators[id].String())
+	}
+	if ca := coordinatorCA(cfg, path); ca != "" {
+		args = append(args, "-cacert", ca)
 	}
 	return args
 }
