@@ -247,13 +247,22 @@ func checkReads(key string, ops []Op, opts CheckOptions) []Violation {
 			best[i] = best[i-1]
 		}
 	}
+	// A read's value can only be a write's of that value (values are unique per write, and
+	// a value is no delete's): index the writes by value, so that each read looks at its
+	// own write, not at every operation on the key.
+	writes := make(map[string][]*Op)
+	for i := range ops {
+		if o := &ops[i]; o.Kind == OpWrite {
+			writes[o.Value] = append(writes[o.Value], o)
+		}
+	}
 	var out []Violation
 	for i := range ops {
 		r := &ops[i]
 		if r.Kind != OpRead {
 			continue
 		}
-		if rec := (Record{Present: true, TS: r.TS, Value: r.Value}); r.Status == 200 && !slices.ContainsFunc(ops, func(o Op) bool { return o.made(rec) }) {
+		if rec := (Record{Present: true, TS: r.TS, Value: r.Value}); r.Status == 200 && !slices.ContainsFunc(writes[r.Value], func(o *Op) bool { return o.made(rec) }) {
 			out = append(out, Violation{Kind: KindUnknown, Key: key, Detail: fmt.Sprintf("%s returned %q at ts %d: no write that may have happened made it", opString(r), r.Value, r.TS)})
 		}
 		if (r.Status != 200 && r.Status != 404) || r.ReadQuorum == "no" {
