@@ -48,9 +48,17 @@ func versionOf(t *testing.T, text string) string {
 	return cfg.Version
 }
 
+// writeFile replaces path's content at once (a temporary file renamed over
+// it): a watcher polling every 10ms must not see it half-written (truncated,
+// then written), which under load it did, logging a refusal for the empty
+// file besides the one for a broken edit.
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
