@@ -32,7 +32,9 @@ Handler; the event is logged with the remote address, at most once a second. The
 state lives in the connection and is touched only by its loop. ReadSecretFile reads a
 secret and refuses a file that group or others may read.
 
-Concurrency: Handler.Handle runs on the event loop and must not block; its request points
+Concurrency: Handler.Handle runs on the event loop and must not block (every connection of
+the loop waits meanwhile: Tako's node serves only reads from memory there, and hands them
+to goroutines while its process reads the disk, server/inline.go); its request points
 into gnet's read buffer and is valid only during the call. It replies at once, or copies
 what it needs, hands the work to another goroutine and replies from there: ReplyWriter
 methods are safe from any goroutine. Replies are encoded into the connection's write queue
