@@ -229,7 +229,7 @@ func (m nodeMode) security(dir string, ep *Endpoint) (string, error) {
 			return "", err
 		}
 		ep.TLSCAFile, ep.TLSCertFile, ep.TLSKeyFile = f.CA, f.Cert, f.Key
-		text += fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+		text += f.ConfigKeys()
 	}
 	return text, nil
 }

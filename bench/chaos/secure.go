@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/eventloop"
+	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/tlsconf"
@@ -48,8 +47,8 @@ func newSecurity(dir string, hosts []string) (*security, error) {
 	}
 	s := &security{files: files, tls: set,
 		secretFile: filepath.Join(dir, "cluster.secret"), tokensFile: filepath.Join(dir, "tokens")}
-	s.secret = []byte(randomHex())
-	s.token = randomHex()
+	s.secret = []byte(randHex(64))
+	s.token = randHex(64)
 	for _, f := range []struct {
 		path string
 		body string
@@ -61,19 +60,12 @@ func newSecurity(dir string, hosts []string) (*security, error) {
 	return s, nil
 }
 
-func randomHex() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // yaml is the configuration's top-level keys for s.
 func (s *security) yaml() string {
 	if s == nil {
 		return ""
 	}
-	return fmt.Sprintf("cluster_secret_file: %s\nhttp_tokens_file: %s\ntls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n",
-		s.secretFile, s.tokensFile, s.files.Cert, s.files.Key, s.files.CA)
+	return fmt.Sprintf("cluster_secret_file: %s\nhttp_tokens_file: %s\n", s.secretFile, s.tokensFile) + s.files.ConfigKeys()
 }
 
 // url is the harness's URL of path on addr.
@@ -113,6 +105,6 @@ type bearer struct {
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
+	r.Header.Set("Authorization", httpproxy.BearerHeader(b.token))
 	return b.next.RoundTrip(r)
 }

@@ -20,10 +20,6 @@ import (
 )
 
 // tlsKeys returns the configuration lines of files f.
-func tlsKeys(f tlstest.Files) string {
-	return fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
-}
-
 // httpsClient trusts only ca.
 func httpsClient(ca *tlstest.CA) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -57,7 +53,7 @@ func TestTLSNodeAndProxy(t *testing.T) {
 	ca := tlstest.NewCA(t, "tako e2e CA")
 	files := ca.WriteFiles(t, dir, ca.Leaf(t, "n1"))
 	cfgPath, base := standaloneConfig(t, dir)
-	appendFile(t, cfgPath, tlsKeys(files))
+	appendFile(t, cfgPath, files.ConfigKeys())
 	base = strings.Replace(base, "http://", "https://", 1)
 	hc := httpsClient(ca)
 	node := start(t, "tako-node", "-id", "n1", "-cfg", cfgPath, "-v", dir+"/var")
@@ -169,7 +165,7 @@ deployments:
             b2:
                 n3: [127.0.0.1, %d, %d]
                 n4: [127.0.0.1, %d, %d]
-`, p[8], secret, tlsKeys(files), p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
+`, p[8], secret, files.ConfigKeys(), p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +226,7 @@ func TestTLSBadFiles(t *testing.T) {
 		{"cert of another CA", tlstest.Files{Cert: good.Cert, Key: good.Key, CA: stranger.CA}, "tls_cert_file " + good.Cert + " does not verify"},
 	} {
 		cfgPath, _ := standaloneConfig(t, t.TempDir())
-		appendFile(t, cfgPath, tlsKeys(c.files))
+		appendFile(t, cfgPath, c.files.ConfigKeys())
 		for _, args := range [][]string{
 			{"tako-node", "-id", "n1", "-cfg", cfgPath, "-v", t.TempDir()},
 			{"tako-proxy", "-host", "127.0.0.1", "-p", strconv.Itoa(freePorts(t, 1)[0]), "-cfg", cfgPath, "-v", t.TempDir()},

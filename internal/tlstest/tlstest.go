@@ -38,6 +38,12 @@ type Leaf struct {
 // Files are PEM files written by WriteFiles.
 type Files struct{ Cert, Key, CA string }
 
+// ConfigKeys is the configuration's tls_cert_file, tls_key_file and tls_ca_file naming f,
+// as YAML lines.
+func (f Files) ConfigKeys() string {
+	return fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+}
+
 // NewCA returns a fresh self-signed CA named name.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()

@@ -394,7 +394,7 @@ func TestCoordinatorTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "tako.yaml")
-	writeFile(t, file, doc("yes")+fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", files.Cert, files.Key, files.CA))
+	writeFile(t, file, doc("yes")+files.ConfigKeys())
 	c, err := coordinator.New(coordinator.Options{ID: "c1", File: file, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -181,7 +181,7 @@ func TestStatusOverTLS(t *testing.T) {
 		dir := t.TempDir()
 		f := ca.WriteFiles(t, dir, ca.Leaf(t, "c1"))
 		text := fmt.Sprintf(twoLayouts(n1, n1, false), "old") +
-			fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+			f.ConfigKeys()
 		coord, _, _, _ := newCoordinator(t, text, time.Hour)
 		st := coord.status(t.Context(), coord.Config())
 		if v := st.Nodes[0]; v.Up != c.up || (!c.up && !strings.Contains(v.Error, "certificate")) {

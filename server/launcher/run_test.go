@@ -646,7 +646,7 @@ func TestHTTPSHealth(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "n1").TLS(t)}}
 	srv.StartTLS()
 	defer srv.Close()
-	keys := fmt.Sprintf("tls_cert_file: %s\ntls_key_file: %s\ntls_ca_file: %s\n", f.Cert, f.Key, f.CA)
+	keys := f.ConfigKeys()
 	pc := pollClientsOf(t, keys)
 	if err := pc.health(context.Background(), srv.URL+"/health"); err != nil {
 		t.Fatal(err)
