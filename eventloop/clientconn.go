@@ -170,9 +170,9 @@ func (cc *clientConn) complete(c *call) {
 		return
 	}
 	resp, err := c.resp, c.err
-	if c.state.CompareAndSwap(callQueued, callAbandoned) {
-		// Never written: the writer skips it (and may still hold the pointer).
-	} else {
+	// A call never written is left to the garbage collector: the writer skips it but
+	// may still hold the pointer.
+	if !c.state.CompareAndSwap(callQueued, callAbandoned) {
 		putCall(c)
 	}
 	if err == nil {

@@ -368,14 +368,7 @@ func TestClockSkewAndStrictReads(t *testing.T) {
 		t.Fatalf("explicit defaults changed the version: %s vs %s", v, def.Version)
 	}
 	c := parse("max_clock_skew: 2s, strict_reads: yes, ")
-	js, err := c.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := Parse(js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := reparse(t, c)
 	if d := back.ActiveDeployment(); d.MaxClockSkew != 2*time.Second || !d.StrictReads || back.Version != c.Version {
 		t.Fatalf("after JSON: skew %s strict %v version %s want %s", d.MaxClockSkew, d.StrictReads, back.Version, c.Version)
 	}
