@@ -190,7 +190,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, sizeHint int, encode func([
 	op := codec.Op(c.frame[1])
 
 	c.size = len(c.frame) + len(value)
-	c.timed = ctx.Done() == nil // no deadline, no cancel: the timer bounds it
+	_, hasDeadline := ctx.Deadline()
+	c.timed = !hasDeadline // the timer bounds it, whether or not ctx can be cancelled
 	timeout, err := cc.send(c, id)
 	if err != nil {
 		return nil, err

@@ -156,7 +156,10 @@ connection's reader goroutine (or where the call ends: the connection's failure,
 sweep that fails started calls past RequestTimeout, every 100ms or RequestTimeout/4). A
 coordinator fanning a request out to several replicas thus needs no goroutine per call,
 waiting. Ownership: whoever takes a call out of the pending map (reader, failure, sweep)
-completes it, under the connection's mutex, so it completes exactly once; with no
+completes it; the removal is under the connection's mutex, so it completes exactly once,
+and the completion runs after the mutex is released, so it may start calls itself. A
+failed direct write fails the connection on the Start caller's goroutine, so completions
+(this call's and others') can run there before Start returns; with no
 connection up, Start sends nothing and returns false, and the caller uses the blocking
 call, which dials.
 

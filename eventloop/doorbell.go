@@ -51,11 +51,21 @@ func (b *doorbell) ring(pc *peerConn) bool {
 		return true
 	}
 	if _, err := b.w.Write(bellByte); err != nil {
-		// Only pc can be pending (the bell was quiet): take it back.
+		// The bell is dead. pc falls back to Execute (false); connections
+		// queued behind it since b.mu was released were told they would be
+		// flushed, so they are handed to Execute here (without their locks:
+		// pc's is held). Execute fails only when the engine stops, and then
+		// OnClose releases their queues.
 		b.mu.Lock()
 		b.dead, b.rung = true, false
-		b.pending = b.pending[:0]
+		stranded := b.pending
+		b.pending = nil
 		b.mu.Unlock()
+		for _, other := range stranded {
+			if other != pc {
+				_ = b.loop.Execute(context.Background(), other)
+			}
+		}
 		return false
 	}
 	return true

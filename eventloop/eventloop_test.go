@@ -546,25 +546,35 @@ func TestCloseFailsPending(t *testing.T) {
 	_ = rw.Stat(codec.StatusNotFound, 0, 0) // the server side may still answer: no harm
 }
 
-// TestRequestTimeout: a request whose context has no deadline is bounded by
-// ClientConfig.RequestTimeout, and the connection keeps serving afterwards.
+// TestRequestTimeout: a request whose context has no deadline, cancellable
+// or not, is bounded by ClientConfig.RequestTimeout, and the connection keeps
+// serving afterwards.
 func TestRequestTimeout(t *testing.T) {
 	store := newFakeStore()
 	store.slowKey, store.slowDelay = "slow", 300*time.Millisecond
 	srv := startServer(t, store, "")
 	c := NewClient(ClientConfig{Addr: srv.Addr().String(), RequestTimeout: 30 * time.Millisecond})
 	defer c.Close()
-	start := time.Now()
-	_, err := c.Get(context.Background(), []byte("slow"))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
-	}
-	if el := time.Since(start); el > 250*time.Millisecond {
-		t.Fatalf("timeout honoured after %v", el)
-	}
-	time.Sleep(350 * time.Millisecond)
-	if err := c.Ping(context.Background()); err != nil {
-		t.Fatal(err)
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"background", context.Background()}, {"cancellable, no deadline", cancellable}} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := c.Get(tc.ctx, []byte("slow"))
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v", err)
+			}
+			if el := time.Since(start); el > 250*time.Millisecond {
+				t.Fatalf("timeout honoured after %v", el)
+			}
+			time.Sleep(350 * time.Millisecond)
+			if err := c.Ping(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -142,25 +142,8 @@ func (s *Store) asyncWriter() {
 				return
 			}
 		}
-		group := []*write{w}
-		taken[w.stripe] = true
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case w2, ok := <-s.async:
-				if !ok {
-					break drain // closed: commit this group, exit on the next receive
-				}
-				if taken[w2.stripe] {
-					carry = w2
-					break drain
-				}
-				taken[w2.stripe] = true
-				group = append(group, w2)
-			default:
-				break drain
-			}
-		}
+		var group []*write
+		group, carry = s.takeGroup(w, &taken, maxGroupBytes)
 		a := s.applyGroup(group)
 		for _, w := range group {
 			taken[w.stripe] = false
@@ -169,14 +152,54 @@ func (s *Store) asyncWriter() {
 	}
 }
 
+// takeGroup returns the writes to commit with first as one batch: first,
+// then whatever has queued up, up to maxGroup writes of distinct stripes
+// (taken marks them) holding at most maxBytes of keys and payloads together
+// (first alone may hold more). carry is the write it drained that did not fit,
+// the first of the next group. A closed queue ends the group too: the writer
+// exits on its next receive.
+func (s *Store) takeGroup(first *write, taken *[stripes]bool, maxBytes int) (group []*write, carry *write) {
+	group = []*write{first}
+	taken[first.stripe] = true
+	size := first.size()
+	for len(group) < maxGroup {
+		select {
+		case w, ok := <-s.async:
+			if !ok {
+				return group, nil
+			}
+			if taken[w.stripe] || size+w.size() > maxBytes {
+				return group, w
+			}
+			taken[w.stripe] = true
+			size += w.size()
+			group = append(group, w)
+		default:
+			return group, nil
+		}
+	}
+	return group, nil
+}
+
+// size is what w adds to a batch, but for a few bytes of framing per entry:
+// its key, twice (the record's and the index entry's), and its payload.
+func (w *write) size() int { return 2*len(w.key) + len(w.payload) }
+
 // appliedGroup is a group on its way from an async writer to its completer.
 type appliedGroup struct {
 	a     applied
 	group []*write
 }
 
-// maxGroup bounds the writes an async writer commits as one batch.
-const maxGroup = 256
+// maxGroup bounds the writes an async writer commits as one batch, and
+// maxGroupBytes their bytes: Pebble panics on a batch of 4 GiB, and values
+// may be up to 1 GiB each (config.MaxValueBytesCap), so a few large values
+// queued together would take the node down. 64 MiB is a default memtable;
+// groups of 180 KiB values stay far below it.
+const (
+	maxGroup      = 256
+	maxGroupBytes = 64 << 20
+)
 
 // Drop removes key's record if it is still rec (timestamp, kind and value):
 // a node hands off a key it no longer owns and drops its copy without

@@ -42,13 +42,23 @@ import (
 //
 // Safe for concurrent use: the state is atomics shared by the node's loops.
 type inlineReads struct {
-	offUntil     atomic.Int64 // UnixNano; point reads go to the readers before it
-	getsOffUntil atomic.Int64 // UnixNano; Gets go to the readers before it
-	checkAt      atomic.Int64 // UnixNano of the next ru_inblock check
+	offUntil     atomic.Int64 // mono; point reads go to the readers before it
+	getsOffUntil atomic.Int64 // mono; Gets go to the readers before it
+	checkAt      atomic.Int64 // mono of the next ru_inblock check
 	inblock      atomic.Int64 // ru_inblock at the last check
-	// slow and backoff replace slowInlineRead and inlineBackoff when set (tests).
+	// slow, backoff and blocks replace slowInlineRead, inlineBackoff and
+	// blocksRead when set (tests).
 	slow, backoff time.Duration
+	blocks        func() int64
 }
+
+// monoEpoch anchors mono, the clock of inlineReads' deadlines: nanoseconds
+// since it on Go's monotonic clock, so that a step of the wall clock (NTP,
+// a VM restored from a snapshot) neither stops the ru_inblock check nor
+// stretches a backoff by the size of the step.
+var monoEpoch = time.Now()
+
+func mono(t time.Time) int64 { return int64(t.Sub(monoEpoch)) }
 
 const (
 	slowInlineRead   = 5 * time.Millisecond
@@ -61,9 +71,13 @@ const (
 // now, and when it starts.
 func (r *inlineReads) allow(op codec.Op, log *slog.Logger) (start time.Time, ok bool) {
 	start = time.Now()
-	now := start.UnixNano()
+	now := mono(start)
 	if at := r.checkAt.Load(); now >= at && r.checkAt.CompareAndSwap(at, now+int64(inblockEvery)) {
-		if n := blocksRead(); n > r.inblock.Swap(n) && at != 0 {
+		blocks := r.blocks
+		if blocks == nil {
+			blocks = blocksRead
+		}
+		if n := blocks(); n > r.inblock.Swap(n) && at != 0 {
 			r.turnOff(&r.offUntil, now, "the process read from the disk: point reads", log)
 		}
 	}
@@ -79,7 +93,7 @@ func (r *inlineReads) ran(start time.Time, valueBytes int, log *slog.Logger) {
 		slow = slowInlineRead
 	}
 	took := time.Since(start)
-	now := start.Add(took).UnixNano()
+	now := mono(start.Add(took))
 	if took >= slow {
 		r.turnOff(&r.offUntil, now, "a point read was slow on the event loop: point reads", log)
 	}

@@ -28,7 +28,8 @@ func TestInlineReads(t *testing.T) {
 		{"and they come back after the backoff", time.Nanosecond, time.Nanosecond, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := inlineReads{slow: tc.slow, backoff: tc.backoff}
+			// The process's disk reads (other tests') must not decide.
+			r := inlineReads{slow: tc.slow, backoff: tc.backoff, blocks: noDiskReads}
 			start, ok := r.allow(codec.OpGet, discardLog)
 			if !ok {
 				t.Fatal("a fresh node does not serve reads on the loop")
@@ -42,6 +43,8 @@ func TestInlineReads(t *testing.T) {
 		})
 	}
 }
+
+func noDiskReads() int64 { return 0 }
 
 // TestInlineReadsLeaveTheLoopWhenTheProcessReadsTheDisk: once the process
 // reads from a block device, point reads go to the readers.
@@ -86,7 +89,7 @@ func readUncached(t *testing.T, n int) {
 // TestInlineReadsSendLargeGetsToTheReaders: after a Get of a large value
 // on the loop, Gets go to the readers for the backoff; Stats stay.
 func TestInlineReadsSendLargeGetsToTheReaders(t *testing.T) {
-	r := inlineReads{slow: time.Hour, backoff: time.Hour}
+	r := inlineReads{slow: time.Hour, backoff: time.Hour, blocks: noDiskReads}
 	start, ok := r.allow(codec.OpGet, discardLog)
 	if !ok {
 		t.Fatal("a fresh node does not serve reads on the loop")
