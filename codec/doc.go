@@ -85,7 +85,8 @@ connection. Other bodies, by op:
 	9 Sums        shift u8 (0..16)                     u32 count, then per group that holds a
 	              u32 count, then per range:             requested segment, in group order:
 	                lo u16, hi u16 (segments,            group u16 (segment >> shift),
-	                inclusive, lo <= hi)                 count u64, xor u64
+	                inclusive, lo <= hi; ranges          count u64, xor u64
+	                ascending, none overlapping)
 	10 SegmentScan segment u16                         as Scan's reply; each record's value is
 	              after bytes32 (exclusive; empty =      its 8-byte record hash
 	                from the first key)

@@ -67,15 +67,25 @@ func BeginSegmentScanReply(dst []byte, id uint64) ScanReplyWriter {
 	return w
 }
 
-// ranges reads a counted list of segment ranges, each with Lo <= Hi.
+// ranges reads a counted list of segment ranges, each with Lo <= Hi, in
+// ascending order without overlap: so a request names each segment at most
+// once and its reply holds at most NumSegments sums, however many ranges it
+// lists (overlapping ranges let a few hundred bytes ask for gigabytes).
 func (r *body) ranges(field string) SegmentRanges {
 	n := r.u32(field)
 	b := r.bytes(uint64(n)*segmentRangeSize, field)
+	next := 0 // the lowest segment the next range may start at
 	for i := 0; i < len(b); i += segmentRangeSize {
-		if binary.BigEndian.Uint16(b[i:]) > binary.BigEndian.Uint16(b[i+2:]) {
+		lo, hi := int(binary.BigEndian.Uint16(b[i:])), int(binary.BigEndian.Uint16(b[i+2:]))
+		switch {
+		case lo > hi:
 			r.fail(field, "hold a range that ends before it starts")
 			return SegmentRanges{}
+		case lo < next:
+			r.fail(field, "overlap or are out of order")
+			return SegmentRanges{}
 		}
+		next = hi + 1
 	}
 	return SegmentRanges{b: b}
 }
