@@ -98,13 +98,14 @@ func (c *ipConns) give(ip netip.Addr) {
 }
 
 // ip is the connection's remote IP, as the per-IP cap counted it at accept (for a TLS
-// connection, its TCP address, not the bridge's).
+// connection, its TCP address, not the bridge's): without the zone an IPv6 link-local
+// address carries in pc.remote, which remoteIP never has.
 func (pc *peerConn) ip() netip.Addr {
 	ap, err := netip.ParseAddrPort(pc.remote)
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return ap.Addr().Unmap().WithZone("")
 }
 
 // remoteIP is a connection's remote IP address (IPv4-mapped addresses unmapped); the zero

@@ -188,6 +188,9 @@ func (h *Handler) NewServer() *fasthttp.Server {
 		CloseOnShutdown: true,
 		Logger:          slogPrinter{h.cfg.Logger},
 		ErrorHandler:    h.parseError,
+		// fasthttp quotes the raw request headers in its parse errors,
+		// bearer tokens included: neither the log nor the 400 may.
+		SecureErrorLogMessage: true,
 	}
 }
 

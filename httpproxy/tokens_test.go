@@ -1,13 +1,19 @@
 package httpproxy
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/kv"
@@ -225,3 +231,50 @@ func TestReadTokenFiles(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestMalformedRequestKeepsTokenSecret: a request fasthttp cannot parse is
+// answered 400 without echoing its headers, and the log does not keep them
+// either: they hold the bearer token (fasthttp quotes the raw header buffer
+// in its parse errors unless told not to).
+func TestMalformedRequestKeepsTokenSecret(t *testing.T) {
+	var logs syncBuffer
+	base := serveConfig(t, Config{Backend: storeBackend{newStore(t)}, Tokens: testTokens(t), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "POST /values/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + rwToken + "\r\nContent-Length: x1\r\n\r\n"
+	if _, err := nc.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(nc) // fasthttp closes after a parse error
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 400") {
+		t.Fatalf("reply %q, want a 400", reply)
+	}
+	if strings.Contains(string(reply), rwToken) {
+		t.Errorf("the 400 echoes the token: %q", reply)
+	}
+	if strings.Contains(logs.String(), rwToken) {
+		t.Errorf("the log holds the token:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger on the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

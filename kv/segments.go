@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -174,6 +175,37 @@ func (s *Store) MarkAlive(now time.Time) error {
 		return fmt.Errorf("kv: mark alive: %w", err)
 	}
 	return nil
+}
+
+// placementKey holds the configuration the node last ran with.
+var placementKey = []byte{metaPrefix, 'p', 'l', 'a', 'c', 'e'}
+
+// SetPlacement records cfg (opaque to the store: the node's configuration)
+// as the one the store's node runs with, for Placement after a restart.
+func (s *Store) SetPlacement(cfg []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.db.Set(placementKey, cfg, pebble.Sync); err != nil {
+		return fmt.Errorf("kv: set placement: %w", err)
+	}
+	return nil
+}
+
+// Placement returns what SetPlacement recorded last; ok is false for a
+// store that never had one.
+func (s *Store) Placement() (cfg []byte, ok bool, err error) {
+	v, closer, err := s.db.Get(placementKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("kv: placement: %w", err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
 }
 
 // LastAlive returns the time MarkAlive last recorded; ok is false for a

@@ -664,9 +664,10 @@ func TestHintedHandOff(t *testing.T) {
 	defer c.Close()
 	nodes["n1"].setDown(true)
 	written := 0
+	now := time.Now().UnixMicro() // hints older than tombstone_grace are dropped
 	for i := range 200 {
 		key := []byte(fmt.Sprintf("k%d", i))
-		if _, err := c.Apply(key, kv.Record{TS: int64(i + 1), Value: key}, httpproxy.AcksQuorum); err != nil {
+		if _, err := c.Apply(key, kv.Record{TS: now + int64(i), Value: key}, httpproxy.AcksQuorum); err != nil {
 			t.Fatal(err)
 		}
 		rt := route{}
@@ -679,7 +680,7 @@ func TestHintedHandOff(t *testing.T) {
 	}
 	// k0 again, at write_acks all: refused, and n1's copy hinted once more
 	// (when n1 replicates k0), synchronously since the write waits for all.
-	_, err = c.Apply([]byte("k0"), kv.Record{TS: 1, Value: []byte("v")}, httpproxy.AcksAll)
+	_, err = c.Apply([]byte("k0"), kv.Record{TS: now, Value: []byte("v")}, httpproxy.AcksAll)
 	extra := 0
 	if errors.Is(err, httpproxy.ErrUnavailable) {
 		extra = 1
@@ -700,6 +701,68 @@ func TestHintedHandOff(t *testing.T) {
 	}
 	if st := hs.Stats(); st.Pending != 0 || st.Replayed < int64(written) {
 		t.Fatalf("after hand-off: %+v", st)
+	}
+}
+
+// TestHintsOlderThanTheGraceAreDropped: a hinted record older than
+// tombstone_grace (less the clock skew allowed) is dropped at hand-off, not
+// written back: the tombstone that replaced it on the other replicas may
+// have been collected since, and the value would come back from the dead.
+func TestHintsOlderThanTheGraceAreDropped(t *testing.T) {
+	hs, err := hints.Open("hints", hints.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	cfg, err := config.Parse([]byte(`
+active_deployment: d
+deployments:
+    d:
+        background_healing_interval: 1m
+        tombstone_grace: 1h
+        max_clock_skew: 1m
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := &memReplica{recs: map[string]kv.Record{}}
+	c, err := NewCluster(cfg, ClusterConfig{Hints: hs, Replica: func(n config.Node) Replica {
+		if n.ID == "n1" {
+			return n1
+		}
+		return &memReplica{recs: map[string]kv.Record{}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Now()
+	for _, tc := range []struct {
+		key string
+		age time.Duration
+	}{
+		{"fresh", 0},
+		{"inside the grace", 58 * time.Minute},
+		{"within the skew of the grace", 59*time.Minute + 30*time.Second},
+		{"older than the grace", 2 * time.Hour},
+	} {
+		hs.Add("n1", []byte(tc.key), now.Add(-tc.age).UnixMicro(), 0, []byte("v"))
+	}
+	handOff(context.Background(), hs, c, slog.Default(), "n1", nil)
+	for _, key := range []string{"fresh", "inside the grace"} {
+		if _, ok := n1.recs[key]; !ok {
+			t.Errorf("hint of %q was not replayed", key)
+		}
+	}
+	for _, key := range []string{"within the skew of the grace", "older than the grace"} {
+		if _, ok := n1.recs[key]; ok {
+			t.Errorf("hint of %q was replayed", key)
+		}
+	}
+	if st := hs.Stats(); st.Pending != 0 {
+		t.Errorf("hints left after hand-off: %+v", st)
 	}
 }
 
@@ -738,9 +801,10 @@ deployments:
 	defer c.Close()
 	nodes["n1"].setDown(true)
 	hinted := 0
+	now := time.Now().UnixMicro()
 	for i := range 200 {
 		key := []byte(fmt.Sprintf("k%d", i))
-		_, err := c.Apply(key, kv.Record{TS: int64(i + 1), Value: key}, httpproxy.AcksAll)
+		_, err := c.Apply(key, kv.Record{TS: now + int64(i), Value: key}, httpproxy.AcksAll)
 		if ok, _ := c.replicates("n1", key); ok {
 			if !errors.Is(err, httpproxy.ErrUnavailable) {
 				t.Fatalf("write_acks all of a key of n1, down: %v", err)

@@ -49,14 +49,21 @@ func handOff(ctx context.Context, hs *hints.Store, c *Cluster, log *slog.Logger,
 		return
 	}
 	began := time.Now()
-	moved := 0
+	moved, old := 0, 0
+	horizon := purgeHorizon(c.Config(), began)
 	sent, err := hs.Replay(node, func(batch []codec.Record) error {
 		// A node refuses writes of keys it does not replicate: the hints of
 		// keys a newer configuration moved away from it are dropped (their
 		// owners get the records from anti-entropy), not left to block the
-		// batch.
+		// batch. So are records older than the purge horizon: a tombstone
+		// that replaced one may have been collected since, and the replayed
+		// value would come back from the dead.
 		owned := batch[:0]
 		for _, rec := range batch {
+			if rec.TS < horizon {
+				old++
+				continue
+			}
 			if ok, _ := c.replicates(node, rec.Key); ok {
 				owned = append(owned, rec)
 			}
@@ -71,11 +78,15 @@ func handOff(ctx context.Context, hs *hints.Store, c *Cluster, log *slog.Logger,
 		moved += len(batch) - len(owned)
 		return nil
 	})
+	moved -= old
 	if moved > 0 {
 		log.Info("hints dropped: their keys moved to other nodes", "node", node, "records", moved)
 	}
+	if old > 0 {
+		log.Info("hints dropped: older than tombstone_grace, they might undo a delete", "node", node, "records", old)
+	}
 	if sent > 0 {
-		log.Info("hints replayed", "node", node, "records", sent-moved, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
+		log.Info("hints replayed", "node", node, "records", sent-moved-old, "took", time.Since(began).Round(time.Millisecond).String(), "err", err)
 		if onReturn != nil {
 			onReturn(node)
 		}

@@ -99,16 +99,19 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 			log.Error("close store", "err", err)
 		}
 	})
+	// Before anything is served or handed off: a node away for long must
+	// not push back values whose tombstones its peers have collected.
+	if err := rejoin(store, cfg, nc.ID, log); err != nil {
+		return err
+	}
 	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, auth, log); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting to be named
 		}
 		return err
 	}
+	rememberPlacement(store, cfg, log)
 	self, _ := cfg.FindNode(nc.ID)
-	if err := rejoin(store, cfg, nc.ID, log); err != nil {
-		return err
-	}
 
 	hs, err := openHints(filepath.Join(dir, "hints"), log)
 	if err != nil {
@@ -166,7 +169,7 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 		ln: ln, tls: auth.tls.HTTPServer(), backend: cluster, local: store, keys: localKeys{store}, clock: clock, storage: cfg.Storage, pprof: nc.PprofAddr, log: log, shutdown: sd,
 		src: src, cluster: cluster, ready: nc.Ready, name: "node " + nc.ID, self: nc.ID, started: cfg, metrics: reg,
 		tokens: tokens, tokenFile: nc.TokenFile,
-		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke() },
+		onUpdate: func(cfg *config.Config) { peers.retain(cfg); heal.poke(); rememberPlacement(store, cfg, log) },
 		routes: map[string]fasthttp.RequestHandler{
 			nodestatus.Path: statusHandler(func() nodestatus.Status { return heal.status(nc.ID, hs) }),
 			PathRepair:      repairHandler(heal.poke),
@@ -229,20 +232,56 @@ func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cf
 }
 
 // rejoin quarantines a node that was away longer than tombstone_grace (see
-// quarantine) and marks it alive.
+// quarantine), records cfg as the configuration it runs with, and marks it
+// alive.
 func rejoin(store *kv.Store, cfg *config.Config, id string, log *slog.Logger) error {
 	t, err := newTopology(cfg, id, func(config.Node) Replica { return nil })
 	if err != nil {
 		return err
 	}
-	n, err := quarantine(store, t, cfg.ActiveDeployment().TombstoneGrace, log)
+	n, err := quarantine(store, t, lastTopology(store, id, log), cfg.ActiveDeployment().TombstoneGrace, log)
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	if n > 0 {
 		log.Warn("discarded records after a long absence", "records", n)
 	}
+	rememberPlacement(store, cfg, log)
 	return store.MarkAlive(time.Now())
+}
+
+// lastTopology is the topology of the configuration the node last ran with
+// (rememberPlacement), or nil when there is none or it no longer parses.
+func lastTopology(store *kv.Store, id string, log *slog.Logger) *topology {
+	js, ok, err := store.Placement()
+	if err != nil || !ok {
+		if err != nil {
+			log.Warn("the configuration this node last ran with is unreadable", "err", err)
+		}
+		return nil
+	}
+	cfg, err := config.Parse(js)
+	if err == nil {
+		var t *topology
+		if t, err = newTopology(cfg, id, func(config.Node) Replica { return nil }); err == nil {
+			return t
+		}
+	}
+	log.Warn("the configuration this node last ran with no longer loads", "err", err)
+	return nil
+}
+
+// rememberPlacement records cfg as the configuration the node runs with,
+// for quarantine after a long absence. A failure is logged: a later long
+// absence is then judged against the configuration recorded before.
+func rememberPlacement(store *kv.Store, cfg *config.Config, log *slog.Logger) {
+	js, err := cfg.JSON()
+	if err == nil {
+		err = store.SetPlacement(js)
+	}
+	if err != nil {
+		log.Warn("record the configuration this node runs with", "version", cfg.Version, "err", err)
+	}
 }
 
 // markAlive records, until ctx ends and once more then, that the node is

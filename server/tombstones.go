@@ -10,6 +10,7 @@ import (
 
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/server/config"
 )
 
 // Tombstone GC. A tombstone goes once it is older than the deployment's
@@ -21,10 +22,22 @@ import (
 // missed the delete still gets it from anti-entropy when it returns, and
 // cannot push back the deleted value.
 //
-// A node that was away (down, or cut off) for longer than the grace is the
-// other danger: its peers may have purged tombstones for values it still
-// holds. Such a node discards, before it serves, every record that other
-// nodes also replicate (see quarantine), and anti-entropy refills it.
+// A node that was down for longer than the grace is the other danger: its
+// peers may have purged tombstones for values it still holds, of keys it did
+// not replicate for a while. Such a node discards those records before it
+// serves or hands anything off (see quarantine), and anti-entropy refills
+// them. Not covered: a node cut off while running, that the configuration
+// removed meanwhile; once it hears again, it hands off what it holds.
+
+// purgeHorizon is the timestamp below which a record may be older than a
+// tombstone some node has collected by now: collect purges tombstones below
+// now - tombstone_grace on its own clock, which may run up to max_clock_skew
+// ahead of this one. A record below it must not be written back to a
+// replica by hinted hand-off: it could be a deleted value.
+func purgeHorizon(cfg *config.Config, now time.Time) int64 {
+	d := cfg.ActiveDeployment()
+	return now.Add(-d.TombstoneGrace + d.MaxClockSkew).UnixMicro()
+}
 
 // collect purges the tombstones of t that are older than grace and held by
 // every replica; it returns how many it purged.
@@ -135,34 +148,43 @@ func (h *healer) collectSegment(ctx context.Context, t *topology, seg int, horiz
 
 // quarantine makes a node that was away for longer than grace safe to
 // rejoin: its peers may have purged tombstones for values it still holds,
-// which it would push back. It discards every record that another node
-// also replicates under t (anti-entropy refills it from them) and keeps
-// those it alone holds. It returns how many it discarded.
-func quarantine(store *kv.Store, t *topology, grace time.Duration, log *slog.Logger) (int, error) {
-	last, ok, err := store.LastAlive()
-	if err != nil || !ok || time.Since(last) <= grace {
+// which it would push back. A peer purges only once every replica of the key
+// holds the tombstone (collect), so while this node replicates a key it
+// cannot miss that key's purge: what it must discard is what it held
+// without replicating it at some time while it was away. It knows two of
+// the configurations of that time: last, the one it last ran with (nil if
+// unknown), and t, the one it starts with. It keeps the records of keys it
+// replicates under both (a whole cluster restarted after a long stop keeps
+// its data) and those no other node replicates under t (there is nothing to
+// refill them from), and discards the rest: anti-entropy refills them from
+// the other replicas. Not seen: a configuration that took a key from this
+// node and gave it back while it was away. It returns how many it discarded.
+func quarantine(store *kv.Store, t, last *topology, grace time.Duration, log *slog.Logger) (int, error) {
+	away, ok, err := store.LastAlive()
+	if err != nil || !ok || time.Since(away) <= grace {
 		return 0, err
 	}
-	log.Warn("this node was away longer than tombstone_grace: discarding the records other nodes also hold, anti-entropy refills them",
-		"last_alive", last.Format(time.RFC3339), "away", time.Since(last).Round(time.Second).String(), "tombstone_grace", grace.String())
+	log.Warn("this node was away longer than tombstone_grace: discarding the records of keys it may not have replicated meanwhile, anti-entropy refills them",
+		"last_alive", away.Format(time.RFC3339), "away", time.Since(away).Round(time.Second).String(), "tombstone_grace", grace.String(),
+		"last_configuration_known", last != nil)
 	discarded := 0
 	var start []byte
 	errChunk := errors.New("chunk full")
+	var rt route
 	for {
 		var keys [][]byte
 		var recs []kv.Record
-		var rt route
 		err := store.Scan(start, nil, func(key []byte, rec kv.Record) error {
 			if len(keys) == 10_000 {
 				start = append(start[:0], key...)
 				return errChunk
 			}
-			t.fill(&rt, key)
-			if slices.ContainsFunc(rt.reps, func(n int) bool { return n != t.self }) {
-				keys = append(keys, append([]byte(nil), key...))
-				rec.Value = append([]byte(nil), rec.Value...)
-				recs = append(recs, rec)
+			if !mayHaveMissedPurge(key, t, last, &rt) {
+				return nil
 			}
+			keys = append(keys, append([]byte(nil), key...))
+			rec.Value = append([]byte(nil), rec.Value...)
+			recs = append(recs, rec)
 			return nil
 		})
 		if err != nil && !errors.Is(err, errChunk) {
@@ -178,4 +200,19 @@ func quarantine(store *kv.Store, t *topology, grace time.Duration, log *slog.Log
 			return discarded, nil
 		}
 	}
+}
+
+// mayHaveMissedPurge reports whether a node away for long must discard its
+// record of key (see quarantine): another node replicates key under t, and
+// this node does not replicate it under both last and t.
+func mayHaveMissedPurge(key []byte, t, last *topology, rt *route) bool {
+	t.fill(rt, key)
+	if !slices.ContainsFunc(rt.reps, func(n int) bool { return n != t.self }) {
+		return false // no other copy to refill it from
+	}
+	if last == nil || !slices.Contains(rt.reps, t.self) {
+		return true
+	}
+	last.fill(rt, key)
+	return !slices.Contains(rt.reps, last.self)
 }

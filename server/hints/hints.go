@@ -189,7 +189,7 @@ func (s *Store) Replay(target string, send func([]codec.Record) error) (sent int
 				return sent, err
 			}
 		}
-		if err := s.db.DeleteRange(keys[0], append(keys[len(keys)-1], 0), pebble.NoSync); err != nil {
+		if err := s.deleteKeys(keys); err != nil {
 			return sent, fmt.Errorf("hints: delete replayed: %w", err)
 		}
 		s.forget(target, len(keys), size)
@@ -198,6 +198,21 @@ func (s *Store) Replay(target string, send func([]codec.Record) error) (sent int
 		sent += len(batch)
 		lower = append(keys[len(keys)-1], 0)
 	}
+}
+
+// deleteKeys deletes exactly the hints read, not the range they span: Add
+// takes its sequence number before its write commits, so a hint numbered
+// inside the range may have become visible only after the read, and must
+// stay for the next Replay.
+func (s *Store) deleteKeys(keys [][]byte) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range keys {
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.NoSync)
 }
 
 // readBatch copies up to a batch of hints from lower on; keys are their
