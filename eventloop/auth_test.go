@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/internal/logbuf"
 )
 
 var (
@@ -33,24 +33,6 @@ type countingHandler struct {
 func (c *countingHandler) Handle(req *codec.Request, rw *ReplyWriter) {
 	c.n.Add(1)
 	c.h.Handle(req, rw)
-}
-
-// syncBuffer is a log sink tests can read while the server writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func withSecrets(secrets ...[]byte) func(*ServerConfig) {
@@ -131,7 +113,7 @@ func TestSecretMemberServed(t *testing.T) {
 // logged with the remote address.
 func TestSecretNonMembersRefused(t *testing.T) {
 	h := &countingHandler{h: newFakeStore()}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	srv := startServer(t, h, "", withSecrets(secretA), func(cfg *ServerConfig) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/internal/tlstest"
 )
 
@@ -99,7 +100,7 @@ func TestTLSRefused(t *testing.T) {
 	tt := sharedTLS(t)
 	other := newTestTLS(t)
 	h := &countingHandler{h: newFakeStore()}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	srv := startServer(t, h, "", withServerTLS(tt.server), func(cfg *ServerConfig) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		cfg.HandshakeTimeout = time.Second

@@ -1,21 +1,19 @@
 package httpproxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tako-kv/tako/eventloop"
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/kv"
 	"github.com/valyala/fasthttp"
 )
@@ -237,8 +235,8 @@ func second[T any](_ T, err error) error { return err }
 // either: they hold the bearer token (fasthttp quotes the raw header buffer
 // in its parse errors unless told not to).
 func TestMalformedRequestKeepsTokenSecret(t *testing.T) {
-	var logs syncBuffer
-	base := serveConfig(t, Config{Backend: storeBackend{newStore(t)}, Tokens: testTokens(t), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	logger, logs := logbuf.Logger()
+	base := serveConfig(t, Config{Backend: storeBackend{newStore(t)}, Tokens: testTokens(t), Logger: logger})
 	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -259,22 +257,4 @@ func TestMalformedRequestKeepsTokenSecret(t *testing.T) {
 	if strings.Contains(logs.String(), rwToken) {
 		t.Errorf("the log holds the token:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger on the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/codec"
 	"github.com/tako-kv/tako/eventloop"
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/server/config"
-	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // A record stamped beyond max_clock_skew (year 3000, MaxInt64) would lock

@@ -12,39 +12,22 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tako-kv/tako/internal/logbuf"
 )
 
 // These tests run tako-cluster itself: the seed's local cluster with flags
 // after the configuration file, a stop by SIGTERM, a SIGKILL that must take
 // every child with it, and the missing-binary error.
 
-// launchBuffer is tako-cluster's output, read while it is written.
-type launchBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *launchBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *launchBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // launch is a running tako-cluster.
 type launch struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *launchBuffer
+	out  *logbuf.Buffer
 	done chan struct{}
 }
 
@@ -52,7 +35,7 @@ type launch struct {
 // cleanup as a safety net; the tests themselves signal only tako-cluster.
 func startLauncher(t *testing.T, args ...string) *launch {
 	t.Helper()
-	l := &launch{t: t, cmd: exec.Command(filepath.Join(binDir, "tako-cluster"), args...), out: &launchBuffer{}, done: make(chan struct{})}
+	l := &launch{t: t, cmd: exec.Command(filepath.Join(binDir, "tako-cluster"), args...), out: &logbuf.Buffer{}, done: make(chan struct{})}
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := l.cmd.Start(); err != nil {

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
-	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // doc returns a valid configuration; readRepair tells versions apart.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/server/config"
-	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // followFixture is a fixture whose configuration the test rewrites while

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tako-kv/tako/internal/logbuf"
 	"github.com/tako-kv/tako/internal/tlstest"
 	"github.com/tako-kv/tako/server/config"
-	"github.com/tako-kv/tako/server/internal/logbuf"
 )
 
 // The test binary doubles as the fake tako-coordinator/node/proxy (scripts
