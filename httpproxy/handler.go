@@ -232,7 +232,7 @@ var (
 // Serve is the fasthttp request handler.
 func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	defer h.cfg.Metrics.Observe(ctx, time.Now())
-	uri := ctx.Request.Header.RequestURI()
+	uri := originForm(ctx.Request.Header.RequestURI())
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
 	}
@@ -268,6 +268,25 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		textError(ctx, fasthttp.StatusNotFound, "no such path; use /values/<key>, /stat/<key> or /health")
 	}
+}
+
+// originForm is a request target's path and query: an absolute-form target
+// (http://host/values/k, which RFC 9112 says a server must accept) less its
+// scheme and authority. Other targets are returned as they are.
+func originForm(uri []byte) []byte {
+	rest, ok := bytes.CutPrefix(uri, []byte("http://"))
+	if !ok {
+		if rest, ok = bytes.CutPrefix(uri, []byte("https://")); !ok {
+			return uri
+		}
+	}
+	if i := bytes.IndexAny(rest, "/?"); i >= 0 {
+		if rest[i] == '?' {
+			return append([]byte("/"), rest[i:]...)
+		}
+		return rest[i:]
+	}
+	return []byte("/")
 }
 
 // open reports whether uri is served without a token: /health and OpenPaths.

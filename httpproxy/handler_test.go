@@ -238,6 +238,29 @@ func TestReadQuorumMarked(t *testing.T) {
 	}
 }
 
+// TestAbsoluteFormTarget: a request target in absolute form (what a client
+// sends through a forward proxy; RFC 9112 requires servers to accept it)
+// reaches the same key as the origin form.
+func TestAbsoluteFormTarget(t *testing.T) {
+	base := startServer(t, 1024)
+	if r := rawDo(t, base, "POST", "http://tako.example:8080/values/a%2Fb", []byte("v")); r.status != 200 {
+		t.Fatalf("absolute-form POST: %d %q", r.status, r.body)
+	}
+	if r := rawDo(t, base, "GET", "/values/a%2Fb", nil); r.status != 200 || string(r.body) != "v" {
+		t.Fatalf("origin-form GET of the key: %d %q", r.status, r.body)
+	}
+	for _, target := range []string{"http://tako.example/values/a%2Fb", "https://tako.example:1/values/a%2Fb"} {
+		if r := rawDo(t, base, "GET", target, nil); r.status != 200 || string(r.body) != "v" {
+			t.Errorf("GET %s: %d %q", target, r.status, r.body)
+		}
+	}
+	for target, want := range map[string]string{"http://h": "/", "http://h?x=1": "/?x=1", "http://h/health": "/health", "/values/k": "/values/k", "*": "*"} {
+		if got := string(originForm([]byte(target))); got != want {
+			t.Errorf("originForm(%q) = %q, want %q", target, got, want)
+		}
+	}
+}
+
 // rawDo sends one request as written, for URLs net/http refuses to send.
 func rawDo(t *testing.T, base, method, path string, body []byte, hdr ...string) reply {
 	t.Helper()

@@ -448,6 +448,11 @@ const readHedge = 20 * time.Millisecond
 // failed, or was not asked, has not been heard. It reports whether the
 // answers form a read quorum; release the route with finish.
 func (c *Cluster) ask(t *topology, rt *route, getAt int, key []byte) (quorum bool) {
+	// A read answers once a quorum has, and the caller may then reuse its
+	// key buffer while a straggler's task still waits for a worker: the
+	// tasks read the route's copy, which lives until the last comes back.
+	rt.kbuf = append(rt.kbuf[:0], key...)
+	key = rt.kbuf
 	n := len(rt.reps)
 	rt.prepare(n)
 	first := getAt

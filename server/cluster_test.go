@@ -993,3 +993,82 @@ deployments:
 		t.Fatalf("after switchReads a read asked %d replicas, want 2", n)
 	}
 }
+
+// keySpy records the keys its replica's Stats were asked, once each Stat has
+// run (after the replica's delay).
+type keySpy struct {
+	*memReplica
+	mu   sync.Mutex
+	seen []string
+}
+
+func (s *keySpy) Stat(ctx context.Context, key []byte) (kv.Meta, error) {
+	m, err := s.memReplica.Stat(ctx, key)
+	s.mu.Lock()
+	s.seen = append(s.seen, string(key))
+	s.mu.Unlock()
+	return m, err
+}
+
+// TestReadStragglersOwnTheKey: a read answers once a read quorum has, while
+// a slow replica's Stat may still be queued; the caller then reuses its key
+// buffer (the HTTP handler pools it). The straggler must still ask for the
+// key it was given.
+func TestReadStragglersOwnTheKey(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+active_deployment: d
+deployments:
+    d:
+        read_repair: yes
+        hash: {buckets_per_key: 2}
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+            b2: {n3: [127.0.0.1, 9003, 9103], n4: [127.0.0.1, 9004, 9104]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &keySpy{memReplica: &memReplica{recs: map[string]kv.Record{}, delay: 150 * time.Millisecond}}
+	others := map[string]*memReplica{}
+	c, err := NewCluster(cfg, ClusterConfig{Replica: func(n config.Node) Replica {
+		if n.ID == "n2" {
+			return slow
+		}
+		others[n.ID] = &memReplica{recs: map[string]kv.Record{}}
+		return others[n.ID]
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A key whose read asks n1 for the value and n2, its mirror, for a Stat:
+	// n2 is slow, so the read hedges to b2 and answers without n2.
+	var key string
+	for i := 0; key == "" && i < 10_000; i++ {
+		k := fmt.Sprintf("k%d", i)
+		top, rt := c.route([]byte(k))
+		if top.nodes[rt.reps[top.preferred(rt.reps)]].ID == "n1" {
+			key = k
+		}
+		c.release(rt)
+	}
+	if key == "" {
+		t.Fatal("no key is read from n1 first")
+	}
+	rec := kv.Record{TS: time.Now().UnixMicro(), Value: []byte("v")}
+	for _, r := range others {
+		r.recs[key] = rec
+	}
+	slow.recs[key] = rec
+	buf := []byte(key)
+	if got, err := c.Get(buf, nil); err != nil || string(got.Value) != "v" {
+		t.Fatalf("get: %q %v", got.Value, err)
+	}
+	for i := range buf {
+		buf[i] = 'X' // the next request's key
+	}
+	waitFor(t, func() bool { slow.mu.Lock(); defer slow.mu.Unlock(); return len(slow.seen) > 0 })
+	if slow.seen[0] != key {
+		t.Fatalf("the straggling Stat asked for %q, want %q", slow.seen[0], key)
+	}
+}

@@ -174,6 +174,7 @@ type route struct {
 	back    []bool // reads: the tasks that came back (the others may still be running)
 	done    chan *task
 	vbuf    []byte      // the value task's buffer, so it may outlive the request
+	kbuf    []byte      // reads: the key the tasks ask for, so it may outlive the request
 	grace   *time.Timer // bounds the wait for replicas beyond a read quorum
 	hedge   *time.Timer // bounds the wait for a read quorum's replicas
 	// refs counts the route's holders: the request, and each task it
