@@ -461,16 +461,32 @@ func (cc *clientConn) writeLoop() {
 }
 
 // readLoop reads replies and hands each to its waiting call.
+//
+// A reply that has begun to arrive must finish within RequestTimeout plus the time its
+// bytes take at MinRate: a peer that stalls in the middle of a frame (a paused process, a
+// half-dead link that TCP keepalive still answers for) would otherwise hold the reader
+// forever, and every later call on the connection would time out one by one without the
+// connection ever being redialled. Between replies the reader waits without a deadline.
 func (cc *clientConn) readLoop() {
 	defer cc.cl.wg.Done()
 	rb := make([]byte, readBufSize)
-	r, w := 0, 0 // unread bytes are rb[r:w]
+	r, w := 0, 0      // unread bytes are rb[r:w]
+	midFrame := false // a read deadline is set for the frame being read
+	within := func(frameBytes int) {
+		if !midFrame {
+			midFrame = true
+			_ = cc.nc.SetReadDeadline(time.Now().Add(requestTimeout(cc.cl.cfg.RequestTimeout, frameBytes, cc.cl.cfg.MinRate)))
+		}
+	}
 	fill := func(need int) error {
 		if len(rb)-r < need {
 			w = copy(rb, rb[r:w])
 			r = 0
 		}
 		for w-r < need {
+			if w > r {
+				within(need)
+			}
 			n, err := cc.nc.Read(rb[w:])
 			w += n
 			if err != nil && w-r < need {
@@ -478,6 +494,12 @@ func (cc *clientConn) readLoop() {
 			}
 		}
 		return nil
+	}
+	frameDone := func() {
+		if midFrame {
+			midFrame = false
+			_ = cc.nc.SetReadDeadline(time.Time{})
+		}
 	}
 	for {
 		if err := fill(codec.HeaderSize); err != nil {
@@ -505,12 +527,15 @@ func (cc *clientConn) readLoop() {
 			cc.extend(h.ID, n)
 			m := copy(buf, rb[r:w])
 			r, w = 0, 0
+			frameDone() // the header's deadline: the body gets its own
+			within(n)
 			if _, err := io.ReadFull(cc.nc, buf[m:]); err != nil {
 				putBuf(buf)
 				cc.fail(fmt.Errorf("read: %w", err))
 				return
 			}
 		}
+		frameDone()
 		if err := cc.deliver(buf); err != nil {
 			cc.fail(err)
 			return

@@ -521,3 +521,93 @@ func TestMaxConnsPerIP(t *testing.T) {
 		t.Fatalf("a client within the cap: %v", err)
 	}
 }
+
+// TestClientFailsAReplyStalledMidFrame: a peer that stops in the middle of a reply frame
+// (a paused process; TCP still answers for it) costs the connection, not every later call
+// on it: the client fails the connection once the frame is late, and the next call dials
+// anew. Before, the reader waited for the rest forever and the connection was never
+// redialled.
+func TestClientFailsAReplyStalledMidFrame(t *testing.T) {
+	store := newFakeStore()
+	srv := startServer(t, store, "")
+	cut := stallingProxy(t, srv.Addr().String())
+	c := newTestClient(t, cut.addr, func(cfg *ClientConfig) { cfg.Conns, cfg.RequestTimeout = 1, 100*time.Millisecond })
+	if _, err := c.Set(testCtx(t), []byte("k"), 1, 0, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	cut.stallNext.Store(true) // the next reply stops after its first bytes
+	if _, err := c.Get(testCtx(t), []byte("k")); err == nil {
+		t.Fatal("a reply cut in the middle of its frame was delivered")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := c.Get(testCtx(t), []byte("k"))
+		if err == nil {
+			if string(resp.Value) != "v" {
+				t.Fatalf("get after the stall: %q", resp.Value)
+			}
+			resp.Release()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client never recovered from a reply stalled mid-frame: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stallProxy forwards TCP connections to a server; with stallNext set, the next chunk of
+// replies it forwards is cut after its first bytes and that connection forwards nothing
+// more (it stays open).
+type stallProxy struct {
+	addr      string
+	stallNext atomic.Bool
+}
+
+func stallingProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{addr: ln.Addr().String()}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			conns.Add(2)
+			go func() { defer conns.Done(); _, _ = io.Copy(server, client); server.Close() }()
+			go func() { defer conns.Done(); p.forward(client, server); client.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) forward(client, server net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 && p.stallNext.CompareAndSwap(true, false) {
+			_, _ = client.Write(buf[:min(n, 5)])
+			_, _ = io.Copy(io.Discard, server) // forward nothing more, until the server closes
+			return
+		}
+		if n > 0 {
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
