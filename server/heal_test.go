@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/codec"
@@ -321,5 +323,55 @@ deployments:
 				t.Errorf("%s %s = %q %v, want the greater value b", id, key, rec.Value, err)
 			}
 		}
+	}
+}
+
+// TestFailedPassIsRetriedSoon: a pass that could not reach a peer (a
+// migration's target node still starting) is tried again within seconds,
+// not a background_healing_interval later: with the seed's daily interval
+// the copy, and so the migration, waited a day.
+func TestFailedPassIsRetriedSoon(t *testing.T) {
+	ss := newStores(t, "n1", "n2")
+	cfg, err := config.Parse([]byte(`
+active_deployment: d
+deployments:
+    d:
+        background_healing_interval: 1h
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, 9101], n2: [127.0.0.1, 9002, 9102]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2down := new(atomic.Bool)
+	n2down.Store(true)
+	c, err := NewCluster(cfg, ClusterConfig{Self: "n1", Replica: func(n config.Node) Replica {
+		if n.ID == "n2" {
+			return downable{localReplica{ss["n2"]}, n2down}
+		}
+		return localReplica{ss[n.ID]}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := ss["n1"].Apply([]byte("k"), kv.Record{TS: time.Now().UnixMicro(), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHealer(ss["n1"], c, slog.Default())
+	h.minPace, h.retryMin = 0, 50*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.poke()
+	waitFor(t, func() bool { return h.passes.Load() >= 1 })
+	if rep := h.last.Load(); rep.InSync {
+		t.Fatal("a pass with n2 down reported in sync")
+	}
+	n2down.Store(false)
+	waitFor(t, func() bool { rep := h.last.Load(); return rep != nil && rep.InSync })
+	if _, err := ss["n2"].Get([]byte("k"), nil); err != nil {
+		t.Fatalf("n2 after the retried pass: %v", err)
 	}
 }
