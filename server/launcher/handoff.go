@@ -109,15 +109,19 @@ type handoffWatch struct {
 }
 
 // run returns once the node's own report says it holds nothing it must
-// still hand off, or a coordinator says no migration is under way (nothing
-// is left to drop anywhere), or the timeout passed (late: reason then says
-// what the node still held), or ctx ended.
+// still hand off, or, while the node gives no report, a coordinator says no
+// migration is under way, or the timeout passed (late: reason then says
+// what the node still held), or ctx ended. A node that reports is never
+// stopped on a coordinator's word: a coordinator restarted, or one whose
+// file was edited again after the finish, forgets the nodes that were
+// leaving and says none while they still hold records no one else has.
 func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 	deadline := time.Now().Add(w.timeout)
 	held := "an unknown number of records (no report yet)"
 	for {
 		var rep nodestatus.Status
-		if err := getJSON(ctx, w.client, w.node, w.token, &rep); err != nil {
+		err := getJSON(ctx, w.client, w.node, w.token, &rep)
+		if err != nil {
 			held = "an unknown number of records (no report: " + err.Error() + ")"
 		} else if why, done := handedOff(rep); done {
 			return why, false
@@ -125,6 +129,9 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 			held = why
 		}
 		for _, u := range w.coordinators {
+			if err == nil {
+				break
+			}
 			var st coordinator.Status
 			if getJSON(ctx, w.client, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
 				return "the coordinator at configuration " + st.ConfigVersion + " says no migration is under way", false

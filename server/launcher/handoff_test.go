@@ -218,7 +218,10 @@ func TestFollowWaitsForHandoff(t *testing.T) {
 }
 
 // TestFollowHandoffCoordinatorNone: a coordinator whose migration state is
-// none ends the wait, whatever the node's own report says.
+// none ends the wait only while the node gives no report of its own: a
+// coordinator restarted, or edited again after the finish, forgets the
+// leaving nodes and says none while they still hold records no one else
+// has, so a node that reports holding some is not stopped on its word.
 func TestFollowHandoffCoordinatorNone(t *testing.T) {
 	f := newFollowFixture(t, "", true)
 	start, shrunk := f.doc("b1:n1 b2:n2", ""), f.doc("b2:n2", "")
@@ -232,10 +235,15 @@ func TestFollowHandoffCoordinatorNone(t *testing.T) {
 	cs := coordinator.Status{ConfigVersion: v, Migration: coordinator.MigrationStatus{State: coordinator.StateDropping}}
 	f.setStatus("c1", cs)
 	f.inUse(v)
-	f.readTwice("c1")
+	f.readTwice("n1")
 	f.checkNotStopped("the coordinator says dropping")
 	cs.Migration.State = coordinator.StateNone
 	f.setStatus("c1", cs)
+	f.readTwice("n1")
+	f.checkNotStopped("the coordinator says none, the node still holds 5 records")
+	if err := os.Remove(filepath.Join(f.statusDir, "n1.json")); err != nil { // the node stops answering
+		t.Fatal(err)
+	}
 	f.waitOutput(fmt.Sprintf("n1 (pid %d) has handed off what it held (the coordinator at configuration %s says no migration is under way): stopping", pids["n1"], v))
 	f.checkAllGone(map[string]int{"n1": pids["n1"]})
 	cancel()
