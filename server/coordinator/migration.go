@@ -244,10 +244,11 @@ func (c *Coordinator) serveStatus(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(st)
 }
 
-// finishing reports whether next ends the migration old runs: the target
-// becomes the active deployment.
+// finishing reports whether next ends the migration old runs: reads move
+// off its active deployment, to its target (the finish; next may name a new
+// target in the same edit) or elsewhere.
 func finishing(old, next *config.Config) bool {
-	return old.Target != "" && next.Target == "" && next.Active == old.Target
+	return old.Target != "" && next.Active != old.Active
 }
 
 // pendingVersion is the version of a finishing configuration held back, or "".

@@ -189,3 +189,57 @@ func TestStatusOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldBackEdits: what a migration's hold-back does with edits beyond a plain finish.
+// Going back to the configuration served cancels a held-back finish (the file no longer
+// asks for it); a finish that names the next target in the same edit is held back like
+// any finish and applies once ready; making active a deployment the migration does not
+// copy into is held back for good (only a forced finish serves it). Before, the revert
+// left the finish to apply later, and the other two were served at once, before any copy.
+func TestHeldBackEdits(t *testing.T) {
+	n1, n2 := startFakeNode(t, "n1"), startFakeNode(t, "n2")
+	third := fmt.Sprintf("    third:\n        buckets:\n            b1: {n1: [127.0.0.1, %d, 4711]}\n", n1.port())
+	doc := func(active, target string) string {
+		s := fmt.Sprintf(twoLayouts(n1, n2, true), active) + third
+		if target != "" {
+			s += "target_deployment: " + target + "\n"
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		edit       string
+		revert     bool   // then write the migrating configuration back
+		wantActive string // served once the migration is ready
+	}{
+		{"reverted finish", doc("new", ""), true, "old"},
+		{"finish naming the next target", doc("new", "third"), false, "new"},
+		{"another deployment made active", doc("third", ""), false, "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			migrating := doc("old", "new")
+			c, path, _, _ := newCoordinator(t, migrating, time.Hour)
+			v := c.Config().Version
+			n1.report(v, false, 5, 0, 0) // still copying
+			writeFile(t, path, tc.edit)
+			c.check()
+			c.check()
+			if c.Config().Version != v || c.pendingVersion() == "" {
+				t.Fatalf("edit served while copying: active %s target %q, pending %q", c.Config().Active, c.Config().Target, c.pendingVersion())
+			}
+			if tc.revert {
+				writeFile(t, path, migrating)
+				c.check()
+				c.check()
+				if c.pendingVersion() != "" {
+					t.Fatalf("the file went back to the configuration served, and a finish is still pending")
+				}
+			}
+			n1.report(v, true, 0, 0, 5) // ready
+			c.retryPending()
+			if c.Config().Active != tc.wantActive {
+				t.Fatalf("once ready: serving active %s, want %s", c.Config().Active, tc.wantActive)
+			}
+		})
+	}
+}

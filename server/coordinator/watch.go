@@ -59,12 +59,21 @@ func (c *Coordinator) apply(data []byte) {
 			"file", c.file, "err", err, "version", old.Version)
 		return
 	}
+	// A newer edit replaces a held-back finish, and so does going back to
+	// the configuration served: the file no longer asks for the finish.
+	c.pending.Store(nil)
 	if cfg.Version == old.Version {
 		c.log.Info("configuration file rewritten without a change", "version", old.Version)
 		return
 	}
-	c.pending.Store(nil) // a newer edit replaces a held-back one
 	if finishing(old, cfg) {
+		if cfg.Active != old.Target {
+			c.pending.Store(cfg)
+			c.refused.Add(1)
+			c.log.Error("a migration is under way: making active a deployment it does not copy into is refused; finish it first, or POST "+PathForceFinish,
+				"active", old.Active, "target", old.Target, "asked", cfg.Active, "version", old.Version)
+			return
+		}
 		if st := c.status(context.Background(), old); st.Migration.State != StateReady {
 			c.pending.Store(cfg)
 			c.refused.Add(1)
@@ -108,7 +117,11 @@ func (c *Coordinator) retryPending() {
 	if p == nil {
 		return
 	}
-	if st := c.status(context.Background(), c.Config()); st.Migration.State == StateReady && c.pending.CompareAndSwap(p, nil) {
+	cur := c.Config()
+	if p.Active != cur.Target {
+		return // only POST force-finish serves it (apply)
+	}
+	if st := c.status(context.Background(), cur); st.Migration.State == StateReady && c.pending.CompareAndSwap(p, nil) {
 		c.log.Info("the migration is ready: finishing it as the configuration file asks", "version", p.Version)
 		if err := c.serve(p); err != nil {
 			c.log.Error("finish", "err", err)
