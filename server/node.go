@@ -194,21 +194,29 @@ func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cf
 		return nil, err
 	}
 	defer cluster.Close()
-	named := make(chan *config.Config, 1)
+	// latest holds the newest configuration the watch accepted, named or not:
+	// the source counts it as current once delivered, so the node must start
+	// with it, not an older one that named it first (its later Watch would
+	// then never see the newer one again).
+	latest := make(chan *config.Config, 1)
 	watchCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go src.Watch(watchCtx, func(next *config.Config) {
-		if err := cluster.Update(next); err != nil {
-			log.Error("configuration refused", "version", next.Version, "err", err)
-			return
-		}
-		if _, ok := next.FindNode(nc.ID); ok {
-			select {
-			case named <- next:
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		src.Watch(watchCtx, func(next *config.Config) {
+			if err := cluster.Update(next); err != nil {
+				log.Error("configuration refused", "version", next.Version, "err", err)
+				return
+			}
+			select { // the only sender: after the drain the send cannot block
+			case <-latest:
 			default:
 			}
-		}
-	})
+			latest <- next
+		})
+	}()
+	stopWatch := func() { stop(); <-watching }
+	defer stopWatch()
 	h := newHealer(store, cluster, log)
 	empty := false
 	for {
@@ -223,7 +231,20 @@ func awaitNamed(ctx context.Context, nc NodeConfig, src *configsource.Source, cf
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case next := <-named:
+		case next := <-latest:
+			if _, ok := next.FindNode(nc.ID); !ok {
+				continue
+			}
+			stopWatch() // so nothing newer is delivered unseen
+			select {
+			case newer := <-latest:
+				if _, ok := newer.FindNode(nc.ID); ok {
+					next = newer
+				} else {
+					log.Warn("a newer configuration no longer names this node; starting with the one that did", "named_in", next.Version, "newer", newer.Version)
+				}
+			default:
+			}
 			log.Info("named by the configuration", "id", nc.ID, "version", next.Version)
 			return next, nil
 		case <-time.After(time.Second):

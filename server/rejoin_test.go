@@ -231,3 +231,81 @@ deployments:
 		})
 	}
 }
+
+// TestAwaitNamedStartsWithTheNewestConfiguration: configurations that arrive
+// while a node not yet named hands off what it holds are all taken in; the
+// node starts with the newest, which the source already counts as current.
+// Before, awaitNamed kept only the first that named the node: given v2 and
+// then v3 during one hand-off pass, it started with v2, and the node's later
+// Watch, asking for changes since v3, never applied v3.
+func TestAwaitNamedStartsWithTheNewestConfiguration(t *testing.T) {
+	n1, p1 := servePeerStore(t, "n1")
+	_, p2 := servePeerStore(t, "n2")
+	doc := func(withN0 bool, grace string) string {
+		n0 := ""
+		if withN0 {
+			n0 = "n0: [127.0.0.1, 19000, 19100], "
+		}
+		return fmt.Sprintf(`
+active_deployment: d
+deployments:
+    d:
+        tombstone_grace: %s
+        buckets:
+            b1: {%sn1: [127.0.0.1, 19001, %d], n2: [127.0.0.1, 19002, %d]}
+`, grace, n0, p1, p2)
+	}
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path+".tmp", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(doc(false, "10d"))
+	src, cfg, err := configsource.Open(context.Background(), configsource.Options{File: path, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough records that one hand-off pass outlasts both edits.
+	n0, err := kv.Open("db", kv.Options{FS: vfs.NewMem(), Sync: kv.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n0.Close()
+	now := time.Now().UnixMicro()
+	for i := range 20_000 {
+		if _, err := n0.Apply(fmt.Appendf(nil, "k%06d", i), kv.Record{TS: now, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		cfg *config.Config
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := awaitNamed(t.Context(), NodeConfig{ID: "n0"}, src, cfg, n0, peerAuth{}, slog.Default())
+		done <- result{c, err}
+	}()
+	waitFor(t, func() bool { return n1.Records() > 0 }) // the hand-off pass runs
+	v2, v3 := doc(true, "10d"), doc(true, "11d")
+	write(v2)
+	time.Sleep(100 * time.Millisecond)
+	write(v3)
+	want, _ := config.Parse([]byte(v3))
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("awaitNamed did not return")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.cfg.Version != want.Version {
+		t.Fatalf("awaitNamed returned %s, want the newest, %s", res.cfg.Version, want.Version)
+	}
+}
