@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,10 +15,17 @@ import (
 // writes before the disk is full matters: a WAL write that fails with ENOSPC
 // leaves Pebble unable to write until it is reopened.
 type spaceGuard struct {
-	dir  string
-	min  int64
-	log  *slog.Logger
-	free atomic.Int64 // bytes free at the last check
+	dir string
+	min int64
+	log *slog.Logger
+	// walPrealloc is what Pebble reserves (fallocate) for every new WAL file:
+	// 110% of the configured memtable size, 70 MiB by default. A fresh store's
+	// memtables start at 256 KiB and double at each rotation, so its first few
+	// MiB of writes create a handful of WALs within one check period: counted
+	// only as the bytes written, they took a disk from the floor to 0 bytes
+	// free (and Pebble then panics on ENOSPC).
+	walPrealloc int64
+	free        atomic.Int64 // bytes free at the last check
 	// since counts bytes admitted since that check: a burst of large writes
 	// between two checks must not run the disk dry.
 	since atomic.Int64
@@ -28,10 +36,25 @@ type spaceGuard struct {
 
 const spaceCheckEvery = 200 * time.Millisecond
 
-func startSpaceGuard(dir string, min int64, log *slog.Logger) *spaceGuard {
-	g := &spaceGuard{dir: dir, min: min, log: log, stop: make(chan struct{})}
-	if min <= 0 {
-		return g
+// newSpaceGuard returns a guard for a store of memtables of memtableBytes;
+// start it once the store's directory exists.
+func newSpaceGuard(dir string, min, memtableBytes int64, log *slog.Logger) *spaceGuard {
+	return &spaceGuard{dir: dir, min: min, log: log, walPrealloc: memtableBytes + memtableBytes/10, stop: make(chan struct{})}
+}
+
+// walCreated is Pebble's WALCreated event: a new WAL file (not a recycled
+// one, whose space is allocated already) takes walPrealloc until the next
+// check sees it.
+func (g *spaceGuard) walCreated(info pebble.WALCreateInfo) {
+	if info.Err == nil && info.RecycledFileNum == 0 {
+		g.since.Add(g.walPrealloc)
+	}
+}
+
+// start takes the first reading and checks every spaceCheckEvery until close.
+func (g *spaceGuard) start() {
+	if g.min <= 0 {
+		return
 	}
 	g.check()
 	g.wg.Add(1)
@@ -48,7 +71,6 @@ func startSpaceGuard(dir string, min int64, log *slog.Logger) *spaceGuard {
 			}
 		}
 	}()
-	return g
 }
 
 func (g *spaceGuard) check() {

@@ -101,12 +101,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
+	space := newSpaceGuard(dir, opts.MinFreeBytes, opts.MemtableBytes, opts.Logger)
 	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       uint64(opts.MemtableBytes),
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             newPebbleLogger(opts.Logger),
 		FS:                 opts.FS,
+		EventListener:      &pebble.EventListener{WALCreated: space.walCreated},
 	}
 	// Large values go to blob files so compactions do not rewrite them:
 	// this roughly doubles synced throughput of 180 KiB values (BASELINES).
@@ -138,7 +140,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.space = startSpaceGuard(dir, opts.MinFreeBytes, opts.Logger)
+	s.space = space
+	space.start()
 	var wg sync.WaitGroup
 	s.async = make(chan *write, asyncQueue)
 	for range opts.AsyncWriters {
