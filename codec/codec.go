@@ -117,6 +117,7 @@ const (
 	StatusVersion     Status = 0x84 // Hello: no common protocol version; connection closed
 	StatusUnavailable Status = 0x85 // server shutting down or overloaded; retry elsewhere
 	StatusHandshake   Status = 0x86 // a request arrived before the Hello; connection closed
+	StatusDiskFull    Status = 0x87 // write refused: the node's disk is nearly full (min_free_bytes)
 )
 
 // IsError reports whether s is an error status (its reply body is an error message).
@@ -146,6 +147,8 @@ func (s Status) String() string {
 		return "unavailable"
 	case StatusHandshake:
 		return "handshake required"
+	case StatusDiskFull:
+		return "disk full"
 	}
 	return fmt.Sprintf("status(%#x)", uint8(s))
 }

@@ -235,7 +235,7 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	}
 	// Every ack reports a timestamp >= rec.TS: rec.TS when applied, the
 	// stored one when a newer record beat it.
-	count, applied, answered := 0, 0, 0
+	count, applied, answered, full := 0, 0, 0, 0
 	newest := -1 // position of the ack that named the newest record
 	var lastErr error
 	for answered < n && !rt.acked(acks, rt.ok, count) {
@@ -243,6 +243,9 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 		answered++
 		if tk.err != nil {
 			lastErr = tk.err
+			if diskFull(tk.err) {
+				full++
+			}
 			c.hint(tk)
 			continue
 		}
@@ -268,6 +271,12 @@ func (c *Cluster) Apply(key []byte, rec kv.Record, acks httpproxy.Acks) (kv.Resu
 	}
 	c.finish(rt) // stragglers own the route until they finish
 	switch {
+	case !ok && full > 0 && full == answered-count:
+		// Every replica that refused is out of space: say so (507), not
+		// that replicas could not be reached (503).
+		c.metrics.Write(acks.String(), metrics.WriteUnavailable)
+		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s; the others' disks are nearly full (%v)",
+			kv.ErrDiskFull, count, n, acks, lastErr)
 	case !ok:
 		c.metrics.Write(acks.String(), metrics.WriteUnavailable)
 		return kv.Result{}, fmt.Errorf("%w: %d of %d replicas acknowledged the write, not enough for write_acks %s (%v)",

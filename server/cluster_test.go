@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/codec"
+	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
+	"github.com/tako-kv/tako/kv/hlc"
 	"github.com/tako-kv/tako/server/config"
 	"github.com/tako-kv/tako/server/hints"
 )
@@ -1070,5 +1073,69 @@ deployments:
 	waitFor(t, func() bool { slow.mu.Lock(); defer slow.mu.Unlock(); return len(slow.seen) > 0 })
 	if slow.seen[0] != key {
 		t.Fatalf("the straggling Stat asked for %q, want %q", slow.seen[0], key)
+	}
+}
+
+// TestWriteToFullDisksIs507: a write refused by every replica for want of
+// space is ErrDiskFull (HTTP 507), over the peer protocol too; refused by one
+// for space and by one that is down, it is ErrUnavailable (503). Before, any
+// key with more than one replica answered 503: the peer status said only
+// "unavailable".
+func TestWriteToFullDisksIs507(t *testing.T) {
+	full := func(id string) int { // a peer server on a store whose disk is "full"
+		store, err := kv.Open(t.TempDir(), kv.Options{MinFreeBytes: 1 << 62})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		h := newPeerHandler(store, hlc.New(0), nil, slog.Default())
+		srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h})
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Stop(context.Background()); h.close() })
+		return srv.Addr().(*net.TCPAddr).Port
+	}
+	p1, p2 := full("n1"), full("n2")
+	for _, tc := range []struct {
+		name      string
+		n2Down    bool
+		want, not error
+	}{
+		{"every replica full", false, kv.ErrDiskFull, httpproxy.ErrUnavailable},
+		{"one full, one down", true, httpproxy.ErrUnavailable, kv.ErrDiskFull},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port2 := p2
+			if tc.n2Down { // a port nothing listens on
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				port2 = ln.Addr().(*net.TCPAddr).Port
+				ln.Close()
+			}
+			cfg, err := config.Parse([]byte(fmt.Sprintf(`
+active_deployment: d
+deployments:
+    d:
+        buckets:
+            b1: {n1: [127.0.0.1, 9001, %d], n2: [127.0.0.1, 9002, %d]}
+`, p1, port2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			peers := newPeerPool("proxy", 0, slog.Default())
+			defer peers.close()
+			c, err := NewCluster(cfg, ClusterConfig{Timeout: time.Second, Replica: peers.replica})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.Apply([]byte("k"), kv.Record{TS: time.Now().UnixMicro(), Value: []byte("v")}, httpproxy.AcksQuorum)
+			if !errors.Is(err, tc.want) || errors.Is(err, tc.not) {
+				t.Fatalf("write: %v; want %v, not %v", err, tc.want, tc.not)
+			}
+		})
 	}
 }

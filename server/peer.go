@@ -214,7 +214,10 @@ func (h *peerHandler) offload(rw *eventloop.ReplyWriter, job func()) {
 
 // errorStatus is the peer status for a store error.
 func errorStatus(err error) codec.Status {
-	if errors.Is(err, kv.ErrBusy) || errors.Is(err, kv.ErrDiskFull) {
+	switch {
+	case errors.Is(err, kv.ErrDiskFull):
+		return codec.StatusDiskFull // the coordinator answers 507 when every replica says so
+	case errors.Is(err, kv.ErrBusy):
 		return codec.StatusUnavailable
 	}
 	return codec.StatusError

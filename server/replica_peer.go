@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/tako-kv/tako/codec"
@@ -55,6 +56,13 @@ func (p peerReplica) Apply(ctx context.Context, key []byte, rec kv.Record) (kv.R
 		return kv.Result{}, err
 	}
 	return setReply(m.Status, m.TS), nil
+}
+
+// diskFull reports whether a replica refused a write for want of space: a
+// local store's ErrDiskFull, or a peer's StatusDiskFull.
+func diskFull(err error) bool {
+	var se *eventloop.StatusError
+	return errors.Is(err, kv.ErrDiskFull) || errors.As(err, &se) && se.Status == codec.StatusDiskFull
 }
 
 func setReply(status codec.Status, ts int64) kv.Result {
