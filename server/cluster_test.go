@@ -15,7 +15,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/tako-kv/tako/codec"
-	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
@@ -1088,13 +1087,7 @@ func TestWriteToFullDisksIs507(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { store.Close() })
-		h := newPeerHandler(store, hlc.New(0), nil, slog.Default())
-		srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h})
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Stop(context.Background()); h.close() })
-		return srv.Addr().(*net.TCPAddr).Port
+		return startPeerServer(t, id, store, hlc.New(0), nil, slog.Default()).Port
 	}
 	p1, p2 := full("n1"), full("n2")
 	for _, tc := range []struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -32,15 +33,23 @@ func servePeer(t *testing.T, clock *hlc.Clock, owns ownership, log *slog.Logger)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	addr := startPeerServer(t, "n1", store, clock, owns, log)
+	c := eventloop.NewClient(eventloop.ClientConfig{Addr: addr.String(), NodeID: "n2", Conns: 1})
+	t.Cleanup(func() { c.Close() })
+	return store, c
+}
+
+// startPeerServer serves store as node id over the peer protocol on
+// 127.0.0.1 until the end of the test and returns its address.
+func startPeerServer(t *testing.T, id string, store *kv.Store, clock *hlc.Clock, owns ownership, log *slog.Logger) *net.TCPAddr {
+	t.Helper()
 	h := newPeerHandler(store, clock, owns, log)
-	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: "n1", Handler: h})
+	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()); h.close() })
-	c := eventloop.NewClient(eventloop.ClientConfig{Addr: srv.Addr().String(), NodeID: "n2", Conns: 1})
-	t.Cleanup(func() { c.Close() })
-	return store, c
+	return srv.Addr().(*net.TCPAddr)
 }
 
 func TestPeerRefusesRecordsFromTheFuture(t *testing.T) {

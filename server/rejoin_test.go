@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/tako-kv/tako/eventloop"
 	"github.com/tako-kv/tako/httpproxy"
 	"github.com/tako-kv/tako/kv"
 	"github.com/tako-kv/tako/kv/hlc"
@@ -30,13 +28,7 @@ func servePeerStore(t *testing.T, id string) (*kv.Store, int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h := newPeerHandler(store, hlc.New(0), nil, slog.Default())
-	srv := eventloop.NewServer(eventloop.ServerConfig{Addr: "127.0.0.1:0", NodeID: id, Handler: h})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(context.Background()); h.close() })
-	return store, srv.Addr().(*net.TCPAddr).Port
+	return store, startPeerServer(t, id, store, hlc.New(0), nil, slog.Default()).Port
 }
 
 // TestLeavingNodeDiscardsBeforeHandingOff: a node that left the
