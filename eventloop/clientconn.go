@@ -83,6 +83,10 @@ type clientConn struct {
 	closing chan struct{} // closed by fail
 	isDead  atomic.Bool
 
+	// stalledSince is when (UnixNano) the reader began to wait for the rest of a
+	// frame, 0 between frames; stallAllowed is how long it may (readLoop, sweepLoop).
+	stalledSince, stallAllowed atomic.Int64
+
 	mu      sync.Mutex
 	err     error            // REQUIRES: mu held. Set once, by fail.
 	pending map[uint64]*call // REQUIRES: mu held
@@ -277,6 +281,9 @@ func (cc *clientConn) sweepLoop() {
 		case <-cc.closing:
 			return
 		case now := <-tick.C:
+			if since := cc.stalledSince.Load(); since != 0 && now.UnixNano()-since > cc.stallAllowed.Load() {
+				cc.fail(fmt.Errorf("read: a reply stopped in the middle of its frame for over %v", time.Duration(cc.stallAllowed.Load())))
+			}
 			expired = cc.expired(now.UnixNano(), expired[:0])
 			for i, c := range expired {
 				c.err = fmt.Errorf("eventloop: %s %s: no reply in time (%d bytes): %w",
@@ -466,16 +473,20 @@ func (cc *clientConn) writeLoop() {
 // bytes take at MinRate: a peer that stalls in the middle of a frame (a paused process, a
 // half-dead link that TCP keepalive still answers for) would otherwise hold the reader
 // forever, and every later call on the connection would time out one by one without the
-// connection ever being redialled. Between replies the reader waits without a deadline.
+// connection ever being redialled. The reader notes when it began to wait for the rest of
+// a frame and the sweep fails the connection past that allowance, which keeps timer
+// updates (a read deadline set and cleared around every frame that arrives in pieces) off
+// the reader's path. Between replies the reader waits without a bound.
 func (cc *clientConn) readLoop() {
 	defer cc.cl.wg.Done()
 	rb := make([]byte, readBufSize)
 	r, w := 0, 0      // unread bytes are rb[r:w]
-	midFrame := false // a read deadline is set for the frame being read
+	midFrame := false // waiting for the rest of a frame: the sweep watches (stalledSince)
 	within := func(frameBytes int) {
 		if !midFrame {
 			midFrame = true
-			_ = cc.nc.SetReadDeadline(time.Now().Add(requestTimeout(cc.cl.cfg.RequestTimeout, frameBytes, cc.cl.cfg.MinRate)))
+			cc.stallAllowed.Store(int64(requestTimeout(cc.cl.cfg.RequestTimeout, frameBytes, cc.cl.cfg.MinRate)))
+			cc.stalledSince.Store(time.Now().UnixNano())
 		}
 	}
 	fill := func(need int) error {
@@ -498,7 +509,7 @@ func (cc *clientConn) readLoop() {
 	frameDone := func() {
 		if midFrame {
 			midFrame = false
-			_ = cc.nc.SetReadDeadline(time.Time{})
+			cc.stalledSince.Store(0)
 		}
 	}
 	for {

@@ -34,6 +34,7 @@ const (
 // Limits enforced by Validate.
 const (
 	MaxRingPoints    = 10000   // per bucket; the ring holds buckets*points entries
+	MaxRingSize      = 1 << 20 // buckets*points of a deployment: about 16 MiB of ring in every process
 	MaxValueBytesCap = 1 << 30 // values travel in one peer frame
 	MinStoreBytes    = 1 << 20 // floor for cache_bytes and memtable_bytes
 	MaxMemtableBytes = 4<<30 - 1

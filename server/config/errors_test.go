@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -84,12 +85,16 @@ func TestParseErrors(t *testing.T) {
 		{"http equals peer", "n3: [localhost, 5713, 4713]", "n3: [localhost, 5713, 5713]", `http_port and peer_port are both 5713`},
 		{"duplicate address", "n3: [localhost, 5713, 4713]", "n3: [localhost, 5713, 4712]",
 			`deployment "a" bucket "b2" node "n3": peer address localhost:4712 is already used by deployment "a" bucket "b1" node "n2"`},
+		{"one IPv6 address written two ways", "n3: [localhost, 5713, 4713]", "n3: ['::1', 5713, 4713]\n        n4: ['0:0::1', 5714, 4713]",
+			`node "n4": peer address [::1]:4713 is already used by deployment "a" bucket "b2" node "n3"`},
 		{"address taken by coordinator", "n3: [localhost, 5713, 4713]", "n3: [LOCALHOST, 4701, 4713]",
 			`node "n3": http address localhost:4701 is already used by coordinator "c1"`},
 		{"bad id", "      b2:", "      'b 2':", `deployment "a" bucket "b 2": id must be`},
 		{"buckets_per_key zero", "buckets_per_key: 2", "buckets_per_key: 0", `deployment "a": hash.buckets_per_key 0 out of range 1..2`},
 		{"buckets_per_key too big", "buckets_per_key: 2", "buckets_per_key: 3", `hash.buckets_per_key 3 out of range 1..2 (the number of buckets)`},
 		{"points", "points: 120", "points: 0", `hash.points 0 out of range 1..10000`},
+		{"ring too large", "points: 120}\n    buckets:\n", "points: 10000}\n    buckets:\n" + manyBuckets(105),
+			`deployment "a": 107 buckets × hash.points 10000 = 1070000 ring points, more than 1048576`},
 		{"bad interval", "1d 0:00:00", "1 fortnight", `deployment "a": background_healing_interval: interval "1 fortnight": want forms like`},
 		{"clock minutes", "1d 0:00:00", "1d 0:60:00", `minutes and seconds must be below 60`},
 		{"zero interval", "1d 0:00:00", "0:00:00", `background_healing_interval must be positive`},
@@ -170,4 +175,13 @@ func TestValidateBuilt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyBuckets is n more buckets of one node each, for deployment "a".
+func manyBuckets(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "      m%d: {x%d: [localhost, %d, %d]}\n", i, i, 20000+i, 30000+i)
+	}
+	return b.String()
 }

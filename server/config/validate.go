@@ -106,6 +106,10 @@ func validateDeployment(name string, d *Deployment) error {
 		return invalid(0, where, "hash.buckets_per_key %d out of range 1..%d (the number of buckets)", d.BucketsPerKey, len(d.Buckets))
 	case d.RingPoints < 1 || d.RingPoints > MaxRingPoints:
 		return invalid(0, where, "hash.points %d out of range 1..%d", d.RingPoints, MaxRingPoints)
+	case len(d.Buckets)*d.RingPoints > MaxRingSize:
+		// Every node and proxy builds the ring: 50 million points took each
+		// 15 s and 1.3 GiB.
+		return invalid(0, where, "%d buckets × hash.points %d = %d ring points, more than %d", len(d.Buckets), d.RingPoints, len(d.Buckets)*d.RingPoints, MaxRingSize)
 	case d.HealingInterval <= 0:
 		return invalid(0, where, "background_healing_interval must be positive, not %s", FormatInterval(d.HealingInterval))
 	case d.TombstoneGrace <= d.HealingInterval:
@@ -223,11 +227,12 @@ func (c *Config) validateNodeIdentity() error {
 
 // validateAddresses refuses two processes (nodes, by http and peer port, and
 // coordinators) listening on the same host:port. Host names compare
-// case-insensitively; aliases such as localhost/127.0.0.1 are not resolved.
+// case-insensitively and IP addresses by value (::1 is 0:0::1); aliases such
+// as localhost/127.0.0.1 are not resolved.
 func (c *Config) validateAddresses() error {
 	owner := map[string]string{} // host:port -> who listens there
 	claim := func(where, what, host string, port int) error {
-		addr := joinHostPort(strings.ToLower(host), port)
+		addr := joinHostPort(canonicalHost(host), port)
 		if prev, ok := owner[addr]; ok {
 			return invalid(0, where, "%s %s is already used by %s", what, addr, prev)
 		}
@@ -348,4 +353,13 @@ func (c *Config) validateTLSFiles() error {
 		}
 	}
 	return nil
+}
+
+// canonicalHost is host as addresses compare: an IP address in its one
+// textual form, a name in lower case.
+func canonicalHost(host string) string {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().String()
+	}
+	return strings.ToLower(host)
 }
