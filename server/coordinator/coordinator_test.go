@@ -39,7 +39,13 @@ deployments:
 
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	// Written whole, then renamed into place: on a loaded machine a watcher
+	// polling every 10ms could otherwise read the truncated file twice and
+	// act on it (TestPicksUpEditsAndRefusesBrokenOnes saw an empty document).
+	if err := os.WriteFile(path+".tmp", []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
 }
