@@ -104,13 +104,17 @@ func RunNode(ctx context.Context, nc NodeConfig) error {
 	if err := rejoin(store, cfg, nc.ID, log); err != nil {
 		return err
 	}
-	if cfg, err = awaitNamed(ctx, nc, src, cfg, store, auth, log); err != nil {
+	named, err := awaitNamed(ctx, nc, src, cfg, store, auth, log)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting to be named
 		}
 		return err
 	}
-	rememberPlacement(store, cfg, log)
+	if named != cfg {
+		cfg = named
+		rememberPlacement(store, cfg, log)
+	}
 	self, _ := cfg.FindNode(nc.ID)
 
 	hs, err := openHints(filepath.Join(dir, "hints"), log)
@@ -275,10 +279,11 @@ func rejoin(store *kv.Store, cfg *config.Config, id string, log *slog.Logger) er
 // (rememberPlacement), or nil when there is none or it no longer parses.
 func lastTopology(store *kv.Store, id string, log *slog.Logger) *topology {
 	js, ok, err := store.Placement()
-	if err != nil || !ok {
-		if err != nil {
-			log.Warn("the configuration this node last ran with is unreadable", "err", err)
-		}
+	if err != nil {
+		log.Warn("the configuration this node last ran with is unreadable", "err", err)
+		return nil
+	}
+	if !ok {
 		return nil
 	}
 	cfg, err := config.Parse(js)
