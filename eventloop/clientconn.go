@@ -538,7 +538,7 @@ func (cc *clientConn) readLoop() {
 			cc.extend(h.ID, n)
 			m := copy(buf, rb[r:w])
 			r, w = 0, 0
-			frameDone() // the header's deadline: the body gets its own
+			frameDone() // the header's allowance: the body gets its own
 			within(n)
 			if _, err := io.ReadFull(cc.nc, buf[m:]); err != nil {
 				putBuf(buf)

@@ -64,9 +64,11 @@ func handOff(ctx context.Context, hs *hints.Store, c *Cluster, log *slog.Logger,
 				old++
 				continue
 			}
-			if ok, _ := c.replicates(node, rec.Key); ok {
-				owned = append(owned, rec)
+			if ok, _ := c.replicates(node, rec.Key); !ok {
+				moved++
+				continue
 			}
+			owned = append(owned, rec)
 		}
 		if len(owned) > 0 {
 			ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -75,10 +77,8 @@ func handOff(ctx context.Context, hs *hints.Store, c *Cluster, log *slog.Logger,
 				return err
 			}
 		}
-		moved += len(batch) - len(owned)
 		return nil
 	})
-	moved -= old
 	if moved > 0 {
 		log.Info("hints dropped: their keys moved to other nodes", "node", node, "records", moved)
 	}

@@ -120,22 +120,15 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 	held := "an unknown number of records (no report yet)"
 	for {
 		var rep nodestatus.Status
-		err := getJSON(ctx, w.client, w.node, w.token, &rep)
-		if err != nil {
+		if err := getJSON(ctx, w.client, w.node, w.token, &rep); err != nil {
 			held = "an unknown number of records (no report: " + err.Error() + ")"
+			if why, none := w.noMigration(ctx); none {
+				return why, false
+			}
 		} else if why, done := handedOff(rep); done {
 			return why, false
 		} else {
 			held = why
-		}
-		for _, u := range w.coordinators {
-			if err == nil {
-				break
-			}
-			var st coordinator.Status
-			if getJSON(ctx, w.client, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
-				return "the coordinator at configuration " + st.ConfigVersion + " says no migration is under way", false
-			}
 		}
 		if time.Now().After(deadline) {
 			return held, true
@@ -144,6 +137,18 @@ func (w handoffWatch) run(ctx context.Context) (reason string, late bool) {
 			return "", false
 		}
 	}
+}
+
+// noMigration reports whether a coordinator says no migration is under way,
+// and which configuration it says so at.
+func (w handoffWatch) noMigration(ctx context.Context) (string, bool) {
+	for _, u := range w.coordinators {
+		var st coordinator.Status
+		if getJSON(ctx, w.client, u, w.token, &st) == nil && st.Migration.State == coordinator.StateNone {
+			return "the coordinator at configuration " + st.ConfigVersion + " says no migration is under way", true
+		}
+	}
+	return "", false
 }
 
 // handedOff reads a leaving node's report. It is done when the node's
